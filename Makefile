@@ -1,0 +1,30 @@
+# The two set-up commands of the README, and a few conveniences. Each target creates or reuses
+# the virtual environment in .venv by itself (scripts/setup_env.sh).
+
+VENV := .venv
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+CORES ?= 2
+
+.PHONY: env demo test system-deps demo-corpus lint clean
+
+env:
+	scripts/setup_env.sh
+
+demo: env
+	snakemake --cores $(CORES) --configfile config/demo.yaml
+
+test: env system-deps
+	python -m pytest
+
+system-deps:
+	scripts/install_system_deps.sh
+
+demo-corpus: env system-deps
+	python scripts/make_demo_corpus.py --out demo
+
+lint: env
+	snakemake --lint --configfile config/demo.yaml
+	snakemake --lint
+
+clean:
+	rm -rf results logs benchmarks .snakemake

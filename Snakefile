@@ -1,0 +1,24 @@
+# Fine-tune NVIDIA's Arabic FastConformer on Quran recitation and benchmark verse identification.
+#
+#   snakemake -c2                                   # the real run (config/config.yaml)
+#   snakemake -c2 --configfile config/demo.yaml     # the embedded demo corpus
+#
+# The logic lives in the quranft package (src/); rules call its command line. This file and the
+# rule files never import torch or NeMo, so that a dry run stays fast.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: f"{workflow.basedir}/config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+
+
+rule all:
+    input:
+        data_outputs(),
+    default_target: True

@@ -1,0 +1,58 @@
+# Helpers shared by the rule files: config validation, paths, and the inputs derived from config.
+
+import json
+import os
+import sys
+from pathlib import Path
+
+SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, SRC)
+# Jobs (local, or submitted to Slurm, which exports the environment) import quranft from src/ too.
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
+
+from quranft.config import validate_config
+from quranft.corpus import audio_files as benchmark_audio_files
+from quranft.sources import local_files
+
+validate_config(config)
+
+DATA = "results/data"
+
+
+def config_json(*sections, source=None):
+    """The named sections of the validated config (one source of `sources`), as JSON for a CLI."""
+    part = {name: config[name] for name in sections}
+    if source is not None:
+        part["sources"] = {source: config["sources"][source]}
+    return json.dumps(part, ensure_ascii=False, sort_keys=True)
+
+
+def sources_used():
+    """The sources the data stage prepares: the main corpus, and RetaSy when it is blended."""
+    names = ["quran_ayah_corpus"]
+    if config["data"]["include_retasy"]:
+        names.append("retasy")
+    return names
+
+
+def source_files(name):
+    """A local source's files are inputs, so that editing the data re-runs what depends on it."""
+    return local_files(config["sources"][name]) if name in config["sources"] else []
+
+
+def source_manifests():
+    """The per-source manifests the blend reads."""
+    return [
+        f"{DATA}/{name}/{split}.jsonl"
+        for name in sources_used()
+        for split in config["sources"][name]["splits"]
+    ]
+
+
+def benchmark_audio():
+    """The benchmark clips' audio (not its manifest): the leakage guard reads only the audio."""
+    return benchmark_audio_files(config["benchmark"]["corpus"])
+
+
+def data_outputs():
+    return [f"{DATA}/train.jsonl", f"{DATA}/validation.jsonl", f"{DATA}/report.json"]

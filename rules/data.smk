@@ -1,0 +1,85 @@
+# Data stage: raw Hugging Face audio datasets to 16 kHz mono audio and NeMo JSONL manifests.
+
+
+rule fingerprint_benchmark:
+    input:
+        benchmark_audio(),
+    output:
+        f"{DATA}/benchmark_fingerprints.npz",
+    params:
+        corpus=config["benchmark"]["corpus"],
+    log:
+        "logs/data/fingerprint_benchmark.log",
+    conda:
+        "../envs/quranft.yaml"
+    shell:
+        "python -m quranft index-benchmark --corpus {params.corpus:q} --output {output:q}"
+        " > {log:q} 2>&1"
+
+
+# One job per source writes all of its splits: a row repeated across splits is kept only once.
+rule prepare_retasy:
+    input:
+        data=source_files("retasy"),
+        fingerprints=rules.fingerprint_benchmark.output[0],
+    output:
+        train=f"{DATA}/retasy/train.jsonl",
+        report=f"{DATA}/retasy/report.json",
+    params:
+        config=config_json("data", source="retasy"),
+        source="retasy",
+        out_dir=f"{DATA}/retasy",
+    threads: 4
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    log:
+        "logs/data/prepare_retasy.log",
+    benchmark:
+        "benchmarks/data/prepare_retasy.tsv"
+    conda:
+        "../envs/quranft.yaml"
+    shell:
+        "python -m quranft prepare-source --config-json {params.config:q} --source {params.source}"
+        " --out-dir {params.out_dir:q} --benchmark-index {input.fingerprints:q} --workers {threads}"
+        " > {log:q} 2>&1"
+
+
+use rule prepare_retasy as prepare_quran_ayah_corpus with:
+    input:
+        data=source_files("quran_ayah_corpus"),
+        fingerprints=rules.fingerprint_benchmark.output[0],
+    output:
+        train=f"{DATA}/quran_ayah_corpus/train.jsonl",
+        validation=f"{DATA}/quran_ayah_corpus/validation.jsonl",
+        report=f"{DATA}/quran_ayah_corpus/report.json",
+    params:
+        config=config_json("data", source="quran_ayah_corpus"),
+        source="quran_ayah_corpus",
+        out_dir=f"{DATA}/quran_ayah_corpus",
+    log:
+        "logs/data/prepare_quran_ayah_corpus.log",
+    benchmark:
+        "benchmarks/data/prepare_quran_ayah_corpus.tsv"
+
+
+rule blend_manifests:
+    input:
+        reports=expand(f"{DATA}/{{source}}/report.json", source=sources_used()),
+        manifests=source_manifests(),
+    output:
+        train=f"{DATA}/train.jsonl",
+        validation=f"{DATA}/validation.jsonl",
+        report=f"{DATA}/report.json",
+    params:
+        config=config_json("data"),
+        retasy=(f"--retasy {DATA}/retasy" if "retasy" in sources_used() else ""),
+    log:
+        "logs/data/blend_manifests.log",
+    localrule: True
+    conda:
+        "../envs/quranft.yaml"
+    shell:
+        "python -m quranft blend --config-json {params.config:q}"
+        " --quran-ayah-corpus {DATA}/quran_ayah_corpus {params.retasy} --out-dir {DATA}"
+        " > {log:q} 2>&1"

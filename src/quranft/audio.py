@@ -1,0 +1,108 @@
+"""Decoding audio of any common container to mono float32 at a target rate.
+
+soundfile (libsndfile) reads WAV, FLAC, OGG and MP3 without system packages; anything it rejects
+(M4A/AAC phone recordings, for instance) goes through PyAV, whose wheel bundles FFmpeg.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+
+class AudioDecodeError(ValueError):
+    """Audio bytes that no decoder could read."""
+
+
+def _decode_with_soundfile(data: bytes) -> tuple[np.ndarray, int]:
+    samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    return samples, rate
+
+
+def _decode_with_av(data: bytes) -> tuple[np.ndarray, int]:
+    import av  # imported lazily: only containers libsndfile rejects need it
+
+    chunks = []
+    rate = None
+    with av.open(io.BytesIO(data), mode="r") as container:
+        if not container.streams.audio:
+            raise AudioDecodeError("no audio stream")
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="fltp")
+        for frame in container.decode(stream):
+            rate = frame.sample_rate
+            for out in resampler.resample(frame):
+                chunks.append(out.to_ndarray())
+    if not chunks or rate is None:
+        raise AudioDecodeError("no audio frames")
+    planar = np.concatenate(chunks, axis=1)  # (channels, samples)
+    return planar.T.astype(np.float32, copy=False), rate
+
+
+def decode_bytes(data: bytes) -> tuple[np.ndarray, int]:
+    """Decode audio bytes to (samples of shape (frames, channels), sample rate)."""
+    if not data:
+        raise AudioDecodeError("empty audio bytes")
+    try:
+        return _decode_with_soundfile(data)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as sf_error:
+        try:
+            return _decode_with_av(data)
+        except AudioDecodeError:
+            raise
+        except Exception as av_error:  # PyAV raises many FFmpeg error types
+            raise AudioDecodeError(f"soundfile: {sf_error}; ffmpeg: {av_error}") from None
+
+
+def to_mono(samples: np.ndarray) -> np.ndarray:
+    """Down-mix (frames, channels) to (frames,) by averaging the channels."""
+    if samples.ndim == 1:
+        return samples
+    if samples.shape[1] == 1:
+        return samples[:, 0]
+    return samples.mean(axis=1, dtype=np.float32)
+
+
+def resample(samples: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
+    if rate == target_rate:
+        return samples.astype(np.float32, copy=False)
+    return soxr.resample(samples, rate, target_rate, quality="HQ").astype(np.float32, copy=False)
+
+
+def load_audio(source: bytes | str | Path, target_rate: int = 16000) -> np.ndarray:
+    """Decode bytes or a file to mono float32 samples at `target_rate`."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            raise AudioDecodeError(f"{path}: {error.strerror}") from None
+    else:
+        data = source
+    samples, rate = decode_bytes(data)
+    mono = to_mono(samples)
+    if not np.all(np.isfinite(mono)):
+        raise AudioDecodeError("non-finite samples")
+    return resample(mono, rate, target_rate)
+
+
+def pcm16(samples: np.ndarray) -> np.ndarray:
+    """Float samples in [-1, 1] as int16, the form in which audio is written and hashed."""
+    return (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype(np.int16)
+
+
+def content_sha1(pcm: np.ndarray) -> str:
+    """Hash of the decoded 16-bit samples: equal for the same audio in any container."""
+    return hashlib.sha1(np.ascontiguousarray(pcm).tobytes()).hexdigest()
+
+
+def encode(pcm: np.ndarray, rate: int, audio_format: str) -> bytes:
+    """Encode int16 mono samples as FLAC or WAV bytes (deterministic for equal input)."""
+    buffer = io.BytesIO()
+    sf.write(buffer, pcm, rate, format=audio_format.upper(), subtype="PCM_16")
+    return buffer.getvalue()

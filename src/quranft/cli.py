@@ -1,0 +1,111 @@
+"""Command line of every stage: `python -m quranft <command> --help`.
+
+Each Snakemake rule calls one of these commands; each also runs without Snakemake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from quranft.config import ConfigError, load_config
+from quranft.errors import QuranftError
+
+log = logging.getLogger("quranft")
+
+
+def _config(args: argparse.Namespace) -> dict:
+    if args.config_json:
+        return json.loads(args.config_json)
+    if args.config:
+        return load_config(*args.config)
+    raise ConfigError("give --config FILE [FILE ...] or --config-json JSON")
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--config", nargs="+", metavar="FILE", help="YAML config files, later ones override")
+    group.add_argument("--config-json", help="sections of the already validated config, as JSON (what the rules pass)")
+
+
+def cmd_index_benchmark(args: argparse.Namespace) -> None:
+    from quranft.leakage import build_index, write_index
+
+    index, skipped = build_index(args.corpus)
+    for clip in skipped:
+        log.warning("benchmark clip %s (%s) not fingerprinted: %s", clip["id"], clip["file"], clip["error"])
+    write_index(index, args.output)
+    log.info("fingerprinted %d benchmark clips into %s", len(index), args.output)
+
+
+def cmd_prepare_source(args: argparse.Namespace) -> None:
+    from quranft.prepare import prepare_source
+
+    config = _config(args)
+    if args.source not in config["sources"]:
+        raise ConfigError(f"config key 'sources.{args.source}' is missing")
+    report = prepare_source(
+        args.source,
+        config["sources"][args.source],
+        config["data"],
+        args.out_dir,
+        benchmark_index=args.benchmark_index,
+        workers=args.workers,
+    )
+    for split, figures in report["splits"].items():
+        log.info(
+            "%s/%s: kept %d of %s rows (%.2f h); dropped %s",
+            args.source, split, figures["kept"], figures["rows_total"], figures["kept_hours"],
+            {k: v for k, v in figures["dropped"].items() if v},
+        )
+
+
+def cmd_blend(args: argparse.Namespace) -> None:
+    from quranft.blend import blend
+
+    config = _config(args)
+    sources = {"quran_ayah_corpus": args.quran_ayah_corpus}
+    if args.retasy:
+        sources["retasy"] = args.retasy
+    report = blend(sources, config["data"]["include_retasy"], args.out_dir)
+    for split, figures in report["manifests"].items():
+        log.info("%s: %d rows, %.2f h", split, figures["rows"], figures["hours"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="quranft", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    index = commands.add_parser("index-benchmark", help="fingerprint the benchmark corpus's clips")
+    index.add_argument("--corpus", required=True, help="folder with manifest.json")
+    index.add_argument("--output", required=True, help=".npz file to write")
+    index.set_defaults(run=cmd_index_benchmark)
+
+    prepare = commands.add_parser("prepare-source", help="one source to audio files and manifests")
+    _add_config_options(prepare)
+    prepare.add_argument("--source", required=True, choices=["quran_ayah_corpus", "retasy"])
+    prepare.add_argument("--out-dir", required=True)
+    prepare.add_argument("--benchmark-index", help="fingerprints from index-benchmark (leakage guard)")
+    prepare.add_argument("--workers", type=int, default=1, help="decoding processes")
+    prepare.set_defaults(run=cmd_prepare_source)
+
+    blend = commands.add_parser("blend", help="per-source manifests to train.jsonl and validation.jsonl")
+    _add_config_options(blend)
+    blend.add_argument("--quran-ayah-corpus", required=True, help="folder of the main corpus's manifests")
+    blend.add_argument("--retasy", help="folder of the RetaSy manifests")
+    blend.add_argument("--out-dir", required=True)
+    blend.set_defaults(run=cmd_blend)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except QuranftError as error:  # one clear line for the rule's log, then a non-zero exit
+        log.error("%s", error)
+        return 1
+    return 0

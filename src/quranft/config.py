@@ -1,0 +1,148 @@
+"""Loading and validating the workflow configuration against its JSON schema.
+
+Kept free of heavy imports: the Snakefile calls it on every parse, dry runs included.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from quranft.errors import QuranftError
+
+SCHEMA_RESOURCE = "schema/config.schema.yaml"
+
+
+class ConfigError(QuranftError, ValueError):
+    """A configuration that does not satisfy the schema; the message names the key."""
+
+
+def load_schema() -> dict[str, Any]:
+    text = resources.files("quranft").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+def _key(path) -> str:
+    parts = [str(p) for p in path]
+    return ".".join(parts) if parts else "(top level)"
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    """One line naming the offending key and what the schema expected there."""
+    key = _key(error.absolute_path)
+    validator = error.validator
+    if validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        where = _key(list(error.absolute_path) + [extra[0]]) if extra else key
+        return f"config key '{where}' is unknown; expected one of: {', '.join(allowed)}"
+    if validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return f"config key '{_key(list(error.absolute_path) + [missing])}' is missing (required)"
+    if validator == "type":
+        expected = error.validator_value
+        expected = " or ".join(expected) if isinstance(expected, list) else expected
+        return (
+            f"config key '{key}' must be of type {expected}, "
+            f"got {_type_name(error.instance)} {error.instance!r}"
+        )
+    if validator == "enum":
+        return f"config key '{key}' must be one of {error.validator_value}, got {error.instance!r}"
+    if validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        relation = {
+            "minimum": ">=",
+            "maximum": "<=",
+            "exclusiveMinimum": ">",
+            "exclusiveMaximum": "<",
+        }[validator]
+        return f"config key '{key}' must be {relation} {error.validator_value}, got {error.instance!r}"
+    return f"config key '{key}': {error.message}"
+
+
+def _fill_defaults(schema: Mapping[str, Any], instance: Any, root: Mapping[str, Any]) -> None:
+    """Insert the schema's defaults into `instance` in place, recursing through objects."""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        schema = root["$defs"][name]
+    if not isinstance(instance, dict):
+        return
+    for name, sub in schema.get("properties", {}).items():
+        if name not in instance and "default" in sub:
+            instance[name] = copy.deepcopy(sub["default"])
+        if name in instance:
+            _fill_defaults(sub, instance[name], root)
+
+
+def _check_relations(config: Mapping[str, Any]) -> None:
+    """Constraints between keys that a JSON schema cannot express."""
+    data = config["data"]
+    if data["min_duration"] >= data["max_duration"]:
+        raise ConfigError(
+            f"config key 'data.min_duration' ({data['min_duration']}) must be below "
+            f"'data.max_duration' ({data['max_duration']})"
+        )
+    if data["include_retasy"] and "retasy" not in config["sources"]:
+        raise ConfigError(
+            "config key 'sources.retasy' is missing, but 'data.include_retasy' is true; "
+            "add the source or set data.include_retasy: false"
+        )
+    main = config["sources"]["quran_ayah_corpus"]["splits"]
+    for split in ("train", "validation"):
+        if split not in main:
+            raise ConfigError(
+                f"config key 'sources.quran_ayah_corpus.splits.{split}' is missing (required): "
+                "the main corpus gives both the train and the validation manifest"
+            )
+    retasy = config["sources"].get("retasy")
+    if retasy is not None and set(retasy["splits"]) != {"train"}:
+        raise ConfigError(
+            "config key 'sources.retasy.splits' must name only 'train': RetaSy is blended into "
+            f"train only, got {sorted(retasy['splits'])}"
+        )
+
+
+def validate_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Validate `config` in place, fill in the schema's defaults, and return it.
+
+    Raises ConfigError with one line that names the first offending key.
+    """
+    schema = load_schema()
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), e.path))
+    if errors:
+        raise ConfigError(_describe(errors[0]))
+    _fill_defaults(schema, config, schema)
+    _check_relations(config)
+    return config
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge like Snakemake merges --configfile files: nested mappings key by key."""
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
+
+
+def load_config(*paths: str | Path) -> dict[str, Any]:
+    """Read one or more YAML config files, later ones overriding earlier ones, and validate."""
+    config: dict[str, Any] = {}
+    for path in paths:
+        with open(path, encoding="utf-8") as handle:
+            loaded = yaml.safe_load(handle) or {}
+        if not isinstance(loaded, Mapping):
+            raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
+        _merge(config, loaded)
+    return validate_config(config)

@@ -1,0 +1,83 @@
+"""The benchmark corpus of the protocol: a folder with manifest.json and the audio it names."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from quranft.errors import QuranftError
+
+MANIFEST = "manifest.json"
+
+
+class CorpusError(QuranftError, ValueError):
+    """A benchmark manifest that does not follow the protocol; the message names the sample."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    id: str
+    file: str
+    expected_verses: tuple[tuple[int, int], ...]
+    category: str
+    source: str
+    raw: dict[str, Any]
+
+
+def _expected(entry: dict[str, Any], where: str) -> tuple[tuple[int, int], ...]:
+    if "expected_verses" in entry:
+        verses = entry["expected_verses"]
+        if not isinstance(verses, list):
+            raise CorpusError(f"{where}: expected_verses must be a list")
+        try:
+            return tuple((int(v["surah"]), int(v["ayah"])) for v in verses)
+        except (KeyError, TypeError, ValueError):
+            raise CorpusError(f"{where}: every expected verse needs integer surah and ayah") from None
+    try:
+        return ((int(entry["surah"]), int(entry["ayah"])),)
+    except (KeyError, TypeError, ValueError):
+        raise CorpusError(f"{where}: needs expected_verses, or integer surah and ayah") from None
+
+
+def load_samples(corpus_dir: str | Path) -> list[Sample]:
+    """Read and check the corpus manifest; audio files are not opened here."""
+    path = Path(corpus_dir) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CorpusError(f"{path}: benchmark manifest not found") from None
+    except json.JSONDecodeError as error:
+        raise CorpusError(f"{path}: not valid JSON ({error.msg}, line {error.lineno})") from None
+    entries = manifest.get("samples") if isinstance(manifest, dict) else None
+    if not isinstance(entries, list):
+        raise CorpusError(f"{path}: expected an object with a 'samples' list")
+    samples, seen = [], set()
+    for number, entry in enumerate(entries):
+        where = f"{path} sample {number}"
+        if not isinstance(entry, dict) or not entry.get("id") or not entry.get("file"):
+            raise CorpusError(f"{where}: every sample needs an 'id' and a 'file'")
+        where = f"{path} sample {entry['id']!r}"
+        if entry["id"] in seen:
+            raise CorpusError(f"{where}: duplicate id")
+        seen.add(entry["id"])
+        samples.append(
+            Sample(
+                id=str(entry["id"]),
+                file=str(entry["file"]),
+                expected_verses=_expected(entry, where),
+                category=str(entry.get("category", "")),
+                source=str(entry.get("source", "")),
+                raw=entry,
+            )
+        )
+    return samples
+
+
+def audio_files(corpus_dir: str | Path) -> list[str]:
+    """Paths of the audio files the manifest names that exist (missing ones score 0 later)."""
+    corpus_dir = Path(corpus_dir)
+    return [
+        str(corpus_dir / s.file) for s in load_samples(corpus_dir) if (corpus_dir / s.file).is_file()
+    ]

@@ -1,0 +1,366 @@
+"""The data stage for one source: dataset rows to 16 kHz mono audio files and NeMo JSONL manifests.
+
+Rows stream through in dataset order. Cheap checks (empty text, label) run first; the rest
+(decode, down-mix, resample, duration, content hash, leakage fingerprint, encode) runs in worker
+processes, and the results come back in order, so that two runs write byte-identical manifests
+whatever the number of workers. Every dropped row is counted by reason in the report.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from quranft import audio as audio_mod
+from quranft.errors import QuranftError
+from quranft.fileio import write_json, write_jsonl
+from quranft.fingerprint import FingerprintIndex, fingerprint
+from quranft.leakage import read_index
+from quranft.progress import progress
+from quranft.sources import audio_bytes, open_split
+
+REASONS = (
+    "undecodable",
+    "empty_text",
+    "bad_label",
+    "too_short",
+    "too_long",
+    "leaked",
+    "duplicate",
+    "over_cap",
+)
+EXAMPLES_PER_REASON = 5
+SPLIT_ORDER = ("validation", "train")  # validation first: a train row repeating it is the duplicate
+CHUNK_ROWS = 16
+
+
+class DataStageError(QuranftError, RuntimeError):
+    """The data stage cannot produce trustworthy manifests; the message names the source and rows."""
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    sample_rate: int
+    min_duration: float
+    max_duration: float
+    audio_format: str
+    leakage_max_bit_error_rate: float
+
+
+@dataclass
+class Decoded:
+    """What a worker learned about one row."""
+
+    reason: str | None  # None: keep
+    detail: str = ""
+    duration: float = 0.0
+    sha1: str = ""
+    encoded: bytes = b""
+
+
+def normalize_whitespace(text: str) -> str:
+    """Collapse runs of white space (including newlines and tabs) and trim; nothing else."""
+    return " ".join(text.split())
+
+
+def split_cap(source_name: str, split: str, data: Mapping[str, Any]) -> int | None:
+    if source_name == "retasy":
+        return data["max_retasy_samples"]
+    return data["max_train_samples"] if split == "train" else data["max_val_samples"]
+
+
+_worker_index: FingerprintIndex | None = None
+_worker_settings: DecodeSettings | None = None
+
+
+def _init_worker(index_path: str | None, settings: DecodeSettings) -> None:
+    global _worker_index, _worker_settings
+    _worker_settings = settings
+    _worker_index = read_index(index_path) if index_path else None
+
+
+def decode_row(data: bytes) -> Decoded:
+    """Decode one row's audio and decide whether it is kept (runs in a worker)."""
+    settings = _worker_settings
+    assert settings is not None, "worker not initialised"
+    try:
+        samples = audio_mod.load_audio(data, settings.sample_rate)
+    except audio_mod.AudioDecodeError as error:
+        return Decoded("undecodable", str(error))
+    duration = len(samples) / settings.sample_rate
+    if duration < settings.min_duration:
+        return Decoded("too_short", f"{duration:.3f} s", duration)
+    if duration > settings.max_duration:
+        return Decoded("too_long", f"{duration:.3f} s", duration)
+    pcm = audio_mod.pcm16(samples)
+    sha1 = audio_mod.content_sha1(pcm)
+    if _worker_index is not None and len(_worker_index):
+        match = _worker_index.match(
+            fingerprint(samples, settings.sample_rate), settings.leakage_max_bit_error_rate
+        )
+        if match is not None:
+            clip_id, ber = match
+            return Decoded("leaked", f"benchmark clip {clip_id} (bit error rate {ber:.3f})", duration, sha1)
+    return Decoded(
+        None, "", duration, sha1, audio_mod.encode(pcm, settings.sample_rate, settings.audio_format)
+    )
+
+
+def _decode_chunk(chunk: list[bytes]) -> list[Decoded]:
+    return [decode_row(data) for data in chunk]
+
+
+def ordered_map(
+    function: Callable[[list[bytes]], list[Decoded]],
+    chunks: Iterable[list[bytes]],
+    workers: int,
+    initializer: Callable[..., None],
+    initargs: tuple,
+) -> Iterator[list[Decoded]]:
+    """Map over chunks with `workers` processes, in order, holding a bounded number in flight.
+
+    (Pool.imap would read the whole input ahead, audio bytes and all, into memory.)
+    """
+    if workers <= 1:
+        initializer(*initargs)
+        for chunk in chunks:
+            yield function(chunk)
+        return
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=get_context("spawn"),
+        initializer=initializer,
+        initargs=initargs,
+    ) as pool:
+        pending: deque[Future] = deque()
+        for chunk in chunks:
+            pending.append(pool.submit(function, chunk))
+            if len(pending) >= 4 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+@dataclass
+class SplitReport:
+    rows_read: int = 0
+    rows_total: int | None = None
+    kept: int = 0
+    kept_seconds: float = 0.0
+    dropped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    leaked: list[dict[str, str]] = field(default_factory=list)
+
+    def drop(self, reason: str, row_id: str, detail: str = "") -> None:
+        self.dropped[reason] += 1
+        examples = self.examples.setdefault(reason, [])
+        if len(examples) < EXAMPLES_PER_REASON:
+            examples.append(f"{row_id}: {detail}" if detail else row_id)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rows_total": self.rows_total,
+            "rows_read": self.rows_read,
+            "kept": self.kept,
+            "kept_hours": round(self.kept_seconds / 3600, 4),
+            "dropped": self.dropped,
+            "dropped_total": sum(self.dropped.values()),
+            "examples": {reason: self.examples[reason] for reason in REASONS if reason in self.examples},
+            "leaked": self.leaked,
+        }
+
+
+@dataclass
+class _Row:
+    index: int
+    row_id: str
+    text: str
+
+
+def _candidate_rows(rows: Iterable[Mapping[str, Any]], source_name: str, split: str,
+                    source: Mapping[str, Any], report: SplitReport) -> Iterator[tuple[_Row, bytes]]:
+    """Rows that pass the cheap checks, with their audio bytes; the rest are counted as dropped."""
+    text_column = source["text_column"]
+    drop_labels = set(source["drop_labels"])
+    for index, row in enumerate(rows):
+        report.rows_read += 1
+        row_id = str(row[source["id_column"]]) if source["id_column"] else f"{source_name}-{split}-{index:07d}"
+        text = normalize_whitespace(row.get(text_column) or "")
+        if not text:
+            report.drop("empty_text", row_id)
+            continue
+        if source["label_column"]:
+            label = row.get(source["label_column"])
+            if label in drop_labels:
+                report.drop("bad_label", row_id, str(label))
+                continue
+        try:
+            data = audio_bytes(row.get(source["audio_column"]))
+        except (OSError, ValueError) as error:
+            report.drop("undecodable", row_id, str(error))
+            continue
+        yield _Row(index, row_id, text), data
+
+
+def _chunked(pairs: Iterable[tuple[_Row, bytes]], size: int) -> Iterator[tuple[list[_Row], list[bytes]]]:
+    rows: list[_Row] = []
+    datas: list[bytes] = []
+    for row, data in pairs:
+        rows.append(row)
+        datas.append(data)
+        if len(rows) == size:
+            yield rows, datas
+            rows, datas = [], []
+    if rows:
+        yield rows, datas
+
+
+def prepare_source(
+    source_name: str,
+    source: Mapping[str, Any],
+    data: Mapping[str, Any],
+    out_dir: str | Path,
+    benchmark_index: str | Path | None = None,
+    workers: int = 1,
+) -> dict[str, Any]:
+    """Write `<out_dir>/<split>.jsonl`, `<out_dir>/audio/<split>/*` and `<out_dir>/report.json`.
+
+    Returns the report. Raises DataStageError (writing nothing) when too many rows are undecodable.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob(".audio.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = out_dir / f".audio.tmp-{_unique_suffix()}"
+    settings = DecodeSettings(
+        sample_rate=data["sample_rate"],
+        min_duration=data["min_duration"],
+        max_duration=data["max_duration"],
+        audio_format=data["audio_format"],
+        leakage_max_bit_error_rate=data["leakage_max_bit_error_rate"],
+    )
+    seen_sha1: dict[str, str] = {}
+    manifests: dict[str, list[dict[str, Any]]] = {}
+    reports: dict[str, SplitReport] = {}
+    try:
+        for split in (s for s in SPLIT_ORDER if s in source["splits"]):
+            opened = open_split(source, split)
+            report = SplitReport(rows_total=opened.num_rows)
+            reports[split] = report
+            manifests[split] = _prepare_split(
+                source_name, split, source, opened, settings, split_cap(source_name, split, data),
+                staging, str(benchmark_index) if benchmark_index else None, workers,
+                seen_sha1, report,
+            )
+            _check_undecodable(source_name, split, report, data["max_undecodable_fraction"])
+        final_audio = out_dir / "audio"
+        if final_audio.exists():
+            shutil.rmtree(final_audio)
+        staging.mkdir(parents=True, exist_ok=True)
+        staging.rename(final_audio)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+    for split, rows in manifests.items():
+        write_jsonl(out_dir / f"{split}.jsonl", rows)
+    result = {
+        "source": source_name,
+        "dataset": source["dataset"],
+        "settings": {
+            "sample_rate": settings.sample_rate,
+            "min_duration": settings.min_duration,
+            "max_duration": settings.max_duration,
+            "audio_format": settings.audio_format,
+            "leakage_max_bit_error_rate": settings.leakage_max_bit_error_rate,
+            "drop_labels": list(source["drop_labels"]),
+            "caps": {split: split_cap(source_name, split, data) for split in manifests},
+        },
+        "splits": {split: reports[split].as_dict() for split in manifests},
+    }
+    write_json(out_dir / "report.json", result)
+    return result
+
+
+def _unique_suffix() -> str:
+    return f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _prepare_split(source_name, split, source, opened, settings, cap, staging, index_path,
+                   workers, seen_sha1, report) -> list[dict[str, Any]]:
+    audio_dir = staging / split
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    manifest: list[dict[str, Any]] = []
+    pairs = _candidate_rows(opened.rows, source_name, split, source, report)
+    chunks = _chunked(pairs, CHUNK_ROWS)
+    row_chunks: deque[list[_Row]] = deque()
+
+    def data_chunks() -> Iterator[list[bytes]]:
+        for rows, datas in chunks:
+            row_chunks.append(rows)
+            yield datas
+
+    results = ordered_map(_decode_chunk, data_chunks(), workers, _init_worker, (index_path, settings))
+    capped = False
+    for decoded_chunk in progress(results, total=None, desc=f"{source_name}/{split}", unit="chunk"):
+        rows = row_chunks.popleft()
+        for row, decoded in zip(rows, decoded_chunk):
+            if capped:
+                report.drop("over_cap", row.row_id)
+                continue
+            if decoded.reason is None and decoded.sha1 in seen_sha1:
+                decoded = Decoded("duplicate", f"same audio as {seen_sha1[decoded.sha1]}")
+            if decoded.reason is not None:
+                report.drop(decoded.reason, row.row_id, decoded.detail)
+                if decoded.reason == "leaked":
+                    report.leaked.append({"id": row.row_id, "match": decoded.detail})
+                continue
+            seen_sha1[decoded.sha1] = row.row_id
+            relative = f"audio/{split}/{row.index:07d}.{settings.audio_format}"
+            (audio_dir / f"{row.index:07d}.{settings.audio_format}").write_bytes(decoded.encoded)
+            manifest.append(
+                {
+                    "audio_filepath": relative,
+                    "duration": round(decoded.duration, 6),
+                    "text": row.text,
+                    "id": row.row_id,
+                    "source": source_name,
+                    "audio_sha1": decoded.sha1,
+                }
+            )
+            report.kept += 1
+            report.kept_seconds += decoded.duration
+            if cap is not None and report.kept >= cap:
+                capped = True
+        if capped:
+            break
+    if capped:
+        # Rows never read past the cap: counted without decoding them.
+        for rows in row_chunks:
+            for row in rows:
+                report.drop("over_cap", row.row_id)
+        row_chunks.clear()
+        if report.rows_total is not None:
+            unread = report.rows_total - report.rows_read
+            report.dropped["over_cap"] += max(0, unread)
+            report.rows_read += max(0, unread)
+    return manifest
+
+
+def _check_undecodable(source_name: str, split: str, report: SplitReport, max_fraction: float) -> None:
+    attempted = report.rows_read - report.dropped["over_cap"] - report.dropped["empty_text"] - report.dropped["bad_label"]
+    bad = report.dropped["undecodable"]
+    if attempted and bad / attempted > max_fraction:
+        first = "; ".join(report.examples.get("undecodable", []))
+        raise DataStageError(
+            f"source '{source_name}' split '{split}': {bad} of {attempted} rows "
+            f"({100 * bad / attempted:.1f}%) could not be decoded, above "
+            f"data.max_undecodable_fraction={max_fraction}; first bad rows: {first}"
+        )

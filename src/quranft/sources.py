@@ -1,0 +1,132 @@
+"""Opening a configured source split through `datasets`, with the audio left as raw bytes.
+
+A source is a Hub id or a local path (a `save_to_disk` folder, parquet files, an audio folder).
+Audio is cast to Audio(decode=False) so that we decode it ourselves: no torchcodec, and an
+undecodable row becomes a counted drop instead of an exception inside `datasets`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from quranft.errors import QuranftError
+
+
+class SourceError(QuranftError, ValueError):
+    """A source that cannot be opened or lacks a configured column; the message names it."""
+
+
+@dataclass
+class OpenedSplit:
+    rows: Any  # a datasets.Dataset or IterableDataset yielding dict rows
+    num_rows: int | None  # None when a stream does not say how long it is
+    description: str  # what was opened, for messages and reports
+
+
+def resolve_format(source: Mapping[str, Any]) -> str:
+    """The concrete reader for a source: hub, disk, parquet or audiofolder."""
+    declared = source.get("format", "auto")
+    if declared != "auto":
+        return declared
+    path = Path(source["dataset"])
+    if not path.exists():
+        return "hub"
+    if path.is_file():
+        if path.suffix == ".parquet":
+            return "parquet"
+        raise SourceError(f"{path}: a local dataset file must be .parquet")
+    if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
+        return "disk"
+    if any(path.rglob("*.parquet")):
+        return "parquet"
+    return "audiofolder"
+
+
+def local_files(source: Mapping[str, Any]) -> list[str]:
+    """The files of a local source (for Snakemake inputs); empty for a Hub id."""
+    if resolve_format(source) == "hub":
+        return []
+    path = Path(source["dataset"])
+    if path.is_file():
+        return [str(path)]
+    return sorted(str(p) for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+def _num_rows(dataset: Any, split: str) -> int | None:
+    try:
+        return len(dataset)
+    except TypeError:
+        info = getattr(dataset, "info", None)
+        splits = getattr(info, "splits", None) or {}
+        return splits[split].num_examples if split in splits else None
+
+
+def open_split(source: Mapping[str, Any], split: str) -> OpenedSplit:
+    """Open our split `split` ('train' or 'validation') of a configured source."""
+    import datasets
+
+    hf_split = source["splits"][split]
+    kind = resolve_format(source)
+    location = source["dataset"]
+    description = f"{location} [{kind}, split {hf_split}]"
+    try:
+        if kind == "hub":
+            dataset = datasets.load_dataset(
+                location,
+                name=source.get("config_name"),
+                split=hf_split,
+                revision=source.get("revision"),
+                streaming=source.get("streaming", True),
+            )
+        elif kind == "disk":
+            loaded = datasets.load_from_disk(location)
+            if isinstance(loaded, datasets.DatasetDict):
+                if hf_split not in loaded:
+                    raise SourceError(
+                        f"{location}: no split '{hf_split}' (has {', '.join(sorted(loaded))})"
+                    )
+                dataset = loaded[hf_split]
+            else:
+                dataset = loaded
+        elif kind == "parquet" and Path(location).is_file():
+            dataset = datasets.load_dataset(
+                "parquet", data_files={hf_split: location}, split=hf_split
+            )
+        else:
+            # A local folder: datasets infers the splits from file names (train-*.parquet, ...).
+            dataset = datasets.load_dataset(location, split=hf_split)
+    except SourceError:
+        raise
+    except (FileNotFoundError, ValueError, datasets.exceptions.DatasetNotFoundError) as error:
+        raise SourceError(f"cannot open {description}: {error}") from None
+
+    columns = set(dataset.column_names or [])
+    wanted = [source.get("audio_column", "audio"), source.get("text_column", "text")]
+    for optional in ("id_column", "label_column"):
+        if source.get(optional):
+            wanted.append(source[optional])
+    missing = [name for name in wanted if columns and name not in columns]
+    if missing:
+        raise SourceError(
+            f"{description}: column(s) {', '.join(missing)} not found; "
+            f"the dataset has {', '.join(sorted(columns))}"
+        )
+    dataset = dataset.cast_column(
+        source.get("audio_column", "audio"), datasets.Audio(decode=False)
+    )
+    return OpenedSplit(dataset, _num_rows(dataset, hf_split), description)
+
+
+def audio_bytes(value: Any) -> bytes:
+    """Raw bytes of an Audio(decode=False) value, reading the file when only a path is stored."""
+    if isinstance(value, Mapping):
+        if value.get("bytes"):
+            return value["bytes"]
+        if value.get("path"):
+            return Path(value["path"]).read_bytes()
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    raise ValueError(f"no audio bytes or path in {type(value).__name__}")

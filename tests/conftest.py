@@ -1,0 +1,114 @@
+"""Shared fixtures: tones and speech-like audio, small datasets on disk, Snakemake runs in a tmp dir."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "demo"
+sys.path.insert(0, str(REPO / "src"))
+
+
+def synth(seconds: float, rate: int = 16000, seed: int = 0, channels: int = 1) -> np.ndarray:
+    """Speech-like test audio: a random melody of harmonic tones with syllable-rate loudness."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * rate)
+    t = np.arange(n) / rate
+    out = np.zeros(n, np.float32)
+    step = int(0.12 * rate)
+    for start in range(0, n, step):
+        f0 = rng.uniform(110, 260)
+        seg = slice(start, min(n, start + step))
+        for harmonic in range(1, 8):
+            out[seg] += np.sin(2 * np.pi * f0 * harmonic * t[seg] + rng.uniform(0, 6)) / harmonic
+    out *= 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2
+    out = (0.4 * out / np.abs(out).max()).astype(np.float32)
+    if channels == 2:
+        return np.stack([out, 0.5 * out], axis=1)
+    return out
+
+
+def encoded(samples: np.ndarray, rate: int = 16000, fmt: str = "FLAC") -> bytes:
+    buffer = io.BytesIO()
+    subtype = {"WAV": "PCM_16", "FLAC": "PCM_16", "MP3": "MPEG_LAYER_III", "OGG": "VORBIS"}[fmt]
+    sf.write(buffer, samples, rate, format=fmt, subtype=subtype)
+    return buffer.getvalue()
+
+
+def save_dataset(path: Path, splits: dict[str, list[dict]], fmt: str = "disk") -> Path:
+    """Write rows ({audio: bytes, text, ...}) as a save_to_disk folder or HF-layout parquet files."""
+    import datasets
+
+    def build(rows):
+        columns = [k for k in rows[0] if k != "audio"]
+        table = {"audio": [{"bytes": r["audio"], "path": None} for r in rows]}
+        table.update({k: [r[k] for r in rows] for k in columns})
+        features = datasets.Features(
+            {"audio": {"bytes": datasets.Value("binary"), "path": datasets.Value("string")},
+             **{k: datasets.Value("string") for k in columns}}
+        )
+        return datasets.Dataset.from_dict(table, features=features).cast_column("audio", datasets.Audio())
+
+    if fmt == "disk":
+        datasets.DatasetDict({s: build(r) for s, r in splits.items()}).save_to_disk(str(path))
+    else:
+        (path / "data").mkdir(parents=True)
+        for split, rows in splits.items():
+            build(rows).to_parquet(str(path / "data" / f"{split}-00000-of-00001.parquet"))
+    return path
+
+
+def data_config(**data) -> dict:
+    """A validated config for a single local main-corpus source, with `data` overrides."""
+    from quranft.config import validate_config
+
+    return validate_config({
+        "base_model": "unused.nemo",
+        "benchmark": {"corpus": str(DEMO / "benchmark")},
+        "sources": {"quran_ayah_corpus": {"dataset": "unused", "splits": {"train": "train", "validation": "validation"}}},
+        "data": {"include_retasy": False, **data},
+    })
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run the repository's workflow with `workdir` as its working directory."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args],
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def demo_config_file(workdir: Path, **overrides) -> Path:
+    """config/demo.yaml with its relative paths made absolute (the workflow runs in `workdir`)."""
+    config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text(encoding="utf-8"))
+    for source in config["sources"].values():
+        source["dataset"] = str(REPO / source["dataset"])
+    config["benchmark"]["corpus"] = str(REPO / config["benchmark"]["corpus"])
+    for key, value in overrides.items():
+        config.setdefault(key, {}).update(value)
+    path = workdir / "demo.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_data_stage(tmp_path_factory) -> Path:
+    """The demo's data stage, run once through Snakemake; returns the working directory."""
+    workdir = tmp_path_factory.mktemp("demo-data")
+    config = demo_config_file(workdir)
+    snakemake(workdir, "--cores", "2", "--configfile", str(config), "results/data/report.json")
+    return workdir

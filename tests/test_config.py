@@ -1,0 +1,92 @@
+"""The config schema: defaults, and one clear message per kind of mistake, also from `snakemake -n`."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from conftest import REPO, snakemake
+from quranft.config import ConfigError, load_config, validate_config
+
+
+def real_config() -> dict:
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))
+
+
+def test_real_and_demo_configs_validate_and_take_schema_defaults():
+    real = load_config(REPO / "config" / "config.yaml")
+    assert real["data"]["max_train_samples"] == 120000
+    assert real["data"]["max_val_samples"] == 8000
+    assert real["data"]["max_retasy_samples"] == 6000
+    assert (real["data"]["min_duration"], real["data"]["max_duration"]) == (0.6, 30.0)
+    assert real["sources"]["retasy"]["drop_labels"] == ["in_correct", "not_related_quran", "not_match_aya"]
+    assert real["data"]["sample_rate"] == 16000  # not in the file: the schema's default
+    assert real["sources"]["quran_ayah_corpus"]["format"] == "auto"
+    demo = load_config(REPO / "config" / "config.yaml", REPO / "config" / "demo.yaml")
+    assert demo["sources"]["quran_ayah_corpus"]["dataset"] == "demo/quran_ayah_corpus"
+    assert demo["sources"]["retasy"]["text_column"] == "Aya"  # kept from the real config
+
+
+MISTAKES = {
+    "unknown key": (
+        lambda c: c["data"].update(min_durration=1.0),
+        "config key 'data.min_durration' is unknown; expected one of:",
+    ),
+    "wrong type": (
+        lambda c: c["data"].update(max_train_samples="lots"),
+        "config key 'data.max_train_samples' must be of type integer or null, got str 'lots'",
+    ),
+    "min above max": (
+        lambda c: c["data"].update(min_duration=31.0),
+        "config key 'data.min_duration' (31.0) must be below 'data.max_duration' (30.0)",
+    ),
+    "missing source": (
+        lambda c: c["sources"].pop("quran_ayah_corpus"),
+        "config key 'sources.quran_ayah_corpus' is missing (required)",
+    ),
+    "bad enum": (
+        lambda c: c["sources"]["retasy"].update(format="csv"),
+        "config key 'sources.retasy.format' must be one of",
+    ),
+    "retasy blended but absent": (
+        lambda c: c["sources"].pop("retasy"),
+        "config key 'sources.retasy' is missing, but 'data.include_retasy' is true",
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", MISTAKES)
+def test_each_mistake_gives_one_message_naming_the_key(mistake):
+    edit, message = MISTAKES[mistake]
+    config = real_config()
+    edit(config)
+    with pytest.raises(ConfigError) as error:
+        validate_config(config)
+    assert str(error.value).startswith(message)
+    assert "\n" not in str(error.value)
+
+
+def test_validation_does_not_change_a_valid_config_except_for_defaults():
+    config = real_config()
+    before = copy.deepcopy(config)
+    validate_config(config)
+    assert config["sources"]["quran_ayah_corpus"]["dataset"] == before["sources"]["quran_ayah_corpus"]["dataset"]
+    assert all(config["data"][key] == value for key, value in before["data"].items())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mistake", ["unknown key", "min above max", "missing source", "wrong type"])
+def test_snakemake_dry_run_stops_with_the_message(tmp_path, mistake):
+    edit, message = MISTAKES[mistake]
+    config = real_config()
+    edit(config)
+    config["benchmark"]["corpus"] = str(REPO / "demo" / "benchmark")
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    result = snakemake(tmp_path, "-n", "--replace-workflow-config", "--configfile", str(path), check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert message in output
+    assert output.count(message) == 1
