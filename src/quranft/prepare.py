@@ -114,8 +114,9 @@ def decode_row(data: bytes) -> Decoded:
     )
 
 
-def _decode_chunk(chunk: list[bytes]) -> list[Decoded]:
-    return [decode_row(data) for data in chunk]
+def _decode_chunk(chunk: list[bytes | None]) -> list[Decoded | None]:
+    """Decode the rows that passed the cheap checks; None marks a row already dropped."""
+    return [None if data is None else decode_row(data) for data in chunk]
 
 
 def ordered_map(
@@ -151,7 +152,7 @@ def ordered_map(
 
 @dataclass
 class SplitReport:
-    rows_read: int = 0
+    rows_read: int = 0  # rows examined, plus those counted over the cap without reading
     rows_total: int | None = None
     kept: int = 0
     kept_seconds: float = 0.0
@@ -183,36 +184,35 @@ class _Row:
     index: int
     row_id: str
     text: str
+    reason: str | None = None  # set by the cheap checks, before any decoding
+    detail: str = ""
 
 
-def _candidate_rows(rows: Iterable[Mapping[str, Any]], source_name: str, split: str,
-                    source: Mapping[str, Any], report: SplitReport) -> Iterator[tuple[_Row, bytes]]:
-    """Rows that pass the cheap checks, with their audio bytes; the rest are counted as dropped."""
+def _read_rows(rows: Iterable[Mapping[str, Any]], source_name: str, split: str,
+               source: Mapping[str, Any]) -> Iterator[tuple[_Row, bytes | None]]:
+    """Every row with its audio bytes, or with the reason it is dropped without decoding."""
     text_column = source["text_column"]
     drop_labels = set(source["drop_labels"])
     for index, row in enumerate(rows):
-        report.rows_read += 1
         row_id = str(row[source["id_column"]]) if source["id_column"] else f"{source_name}-{split}-{index:07d}"
-        text = normalize_whitespace(row.get(text_column) or "")
-        if not text:
-            report.drop("empty_text", row_id)
-            continue
-        if source["label_column"]:
-            label = row.get(source["label_column"])
-            if label in drop_labels:
-                report.drop("bad_label", row_id, str(label))
+        item = _Row(index, row_id, normalize_whitespace(row.get(text_column) or ""))
+        label = row.get(source["label_column"]) if source["label_column"] else None
+        if not item.text:
+            item.reason = "empty_text"
+        elif label in drop_labels:
+            item.reason, item.detail = "bad_label", str(label)
+        else:
+            try:
+                yield item, audio_bytes(row.get(source["audio_column"]))
                 continue
-        try:
-            data = audio_bytes(row.get(source["audio_column"]))
-        except (OSError, ValueError) as error:
-            report.drop("undecodable", row_id, str(error))
-            continue
-        yield _Row(index, row_id, text), data
+            except (OSError, ValueError) as error:
+                item.reason, item.detail = "undecodable", str(error)
+        yield item, None
 
 
-def _chunked(pairs: Iterable[tuple[_Row, bytes]], size: int) -> Iterator[tuple[list[_Row], list[bytes]]]:
+def _chunked(pairs: Iterable[tuple[_Row, bytes | None]], size: int) -> Iterator[tuple[list[_Row], list[bytes | None]]]:
     rows: list[_Row] = []
-    datas: list[bytes] = []
+    datas: list[bytes | None] = []
     for row, data in pairs:
         rows.append(row)
         datas.append(data)
@@ -295,27 +295,30 @@ def _unique_suffix() -> str:
 
 def _prepare_split(source_name, split, source, opened, settings, cap, staging, index_path,
                    workers, seen_sha1, report) -> list[dict[str, Any]]:
+    """Decode one split into `staging/<split>/`; return its manifest rows, counting every drop.
+
+    All counting happens here, in row order, so that the report does not depend on how many
+    rows the workers had in flight when the cap was reached.
+    """
     audio_dir = staging / split
     audio_dir.mkdir(parents=True, exist_ok=True)
     manifest: list[dict[str, Any]] = []
-    pairs = _candidate_rows(opened.rows, source_name, split, source, report)
-    chunks = _chunked(pairs, CHUNK_ROWS)
     row_chunks: deque[list[_Row]] = deque()
 
-    def data_chunks() -> Iterator[list[bytes]]:
-        for rows, datas in chunks:
+    def data_chunks() -> Iterator[list[bytes | None]]:
+        for rows, datas in _chunked(_read_rows(opened.rows, source_name, split, source), CHUNK_ROWS):
             row_chunks.append(rows)
             yield datas
 
     results = ordered_map(_decode_chunk, data_chunks(), workers, _init_worker, (index_path, settings))
-    capped = False
+    last_index = -1
     for decoded_chunk in progress(results, total=None, desc=f"{source_name}/{split}", unit="chunk"):
-        rows = row_chunks.popleft()
-        for row, decoded in zip(rows, decoded_chunk):
-            if capped:
-                report.drop("over_cap", row.row_id)
-                continue
-            if decoded.reason is None and decoded.sha1 in seen_sha1:
+        for row, decoded in zip(row_chunks.popleft(), decoded_chunk):
+            last_index = row.index
+            report.rows_read += 1
+            if decoded is None:
+                decoded = Decoded(row.reason, row.detail)
+            elif decoded.reason is None and decoded.sha1 in seen_sha1:
                 decoded = Decoded("duplicate", f"same audio as {seen_sha1[decoded.sha1]}")
             if decoded.reason is not None:
                 report.drop(decoded.reason, row.row_id, decoded.detail)
@@ -323,11 +326,11 @@ def _prepare_split(source_name, split, source, opened, settings, cap, staging, i
                     report.leaked.append({"id": row.row_id, "match": decoded.detail})
                 continue
             seen_sha1[decoded.sha1] = row.row_id
-            relative = f"audio/{split}/{row.index:07d}.{settings.audio_format}"
-            (audio_dir / f"{row.index:07d}.{settings.audio_format}").write_bytes(decoded.encoded)
+            name = f"{row.index:07d}.{settings.audio_format}"
+            (audio_dir / name).write_bytes(decoded.encoded)
             manifest.append(
                 {
-                    "audio_filepath": relative,
+                    "audio_filepath": f"audio/{split}/{name}",
                     "duration": round(decoded.duration, 6),
                     "text": row.text,
                     "id": row.row_id,
@@ -338,20 +341,22 @@ def _prepare_split(source_name, split, source, opened, settings, cap, staging, i
             report.kept += 1
             report.kept_seconds += decoded.duration
             if cap is not None and report.kept >= cap:
-                capped = True
-        if capped:
-            break
-    if capped:
-        # Rows never read past the cap: counted without decoding them.
-        for rows in row_chunks:
-            for row in rows:
-                report.drop("over_cap", row.row_id)
-        row_chunks.clear()
-        if report.rows_total is not None:
-            unread = report.rows_total - report.rows_read
-            report.dropped["over_cap"] += max(0, unread)
-            report.rows_read += max(0, unread)
+                _count_over_cap(source_name, split, source, last_index, report)
+                return manifest
     return manifest
+
+
+def _count_over_cap(source_name, split, source, last_index, report) -> None:
+    """The rows after the one that filled the cap: counted, never read or decoded."""
+    if report.rows_total is None:  # a stream of unknown length: the rest is simply not read
+        return
+    unread = report.rows_total - last_index - 1
+    report.dropped["over_cap"] += unread
+    report.rows_read += unread
+    for index in range(last_index + 1, min(report.rows_total, last_index + 1 + EXAMPLES_PER_REASON)):
+        report.examples.setdefault("over_cap", []).append(
+            f"row {index}" if source["id_column"] else f"{source_name}-{split}-{index:07d}"
+        )
 
 
 def _check_undecodable(source_name: str, split: str, report: SplitReport, max_fraction: float) -> None:

@@ -95,9 +95,12 @@ def open_split(source: Mapping[str, Any], split: str) -> OpenedSplit:
             dataset = datasets.load_dataset(
                 "parquet", data_files={hf_split: location}, split=hf_split
             )
-        else:
-            # A local folder: datasets infers the splits from file names (train-*.parquet, ...).
+        elif kind == "parquet":
+            # A folder: datasets infers the splits from file names (data/train-*.parquet, ...).
             dataset = datasets.load_dataset(location, split=hf_split)
+        else:
+            # Streamed: loading an audio folder whole would encode every file through torchcodec.
+            dataset = datasets.load_dataset(location, split=hf_split, streaming=True)
     except SourceError:
         raise
     except (FileNotFoundError, ValueError, datasets.exceptions.DatasetNotFoundError) as error:
@@ -114,19 +117,28 @@ def open_split(source: Mapping[str, Any], split: str) -> OpenedSplit:
             f"{description}: column(s) {', '.join(missing)} not found; "
             f"the dataset has {', '.join(sorted(columns))}"
         )
-    dataset = dataset.cast_column(
-        source.get("audio_column", "audio"), datasets.Audio(decode=False)
-    )
+    audio_column = source.get("audio_column", "audio")
+    if getattr(dataset.info, "builder_name", None) == "audiofolder":
+        # Folder-based datasets yield file paths; keep them as plain strings and read the bytes.
+        dataset = dataset.cast_column(audio_column, datasets.Value("string"))
+    else:
+        dataset = dataset.cast_column(audio_column, datasets.Audio(decode=False))
     return OpenedSplit(dataset, _num_rows(dataset, hf_split), description)
 
 
 def audio_bytes(value: Any) -> bytes:
-    """Raw bytes of an Audio(decode=False) value, reading the file when only a path is stored."""
+    """Raw bytes of an audio value: Audio(decode=False)'s {bytes, path}, or a path (local or remote)."""
     if isinstance(value, Mapping):
         if value.get("bytes"):
             return value["bytes"]
-        if value.get("path"):
-            return Path(value["path"]).read_bytes()
+        value = value.get("path")
     if isinstance(value, (bytes, bytearray)):
         return bytes(value)
+    if isinstance(value, str) and value:
+        if Path(value).is_file():
+            return Path(value).read_bytes()
+        import fsspec  # a remote path of a streamed Hub dataset (hf://, https://)
+
+        with fsspec.open(value, "rb") as handle:
+            return handle.read()
     raise ValueError(f"no audio bytes or path in {type(value).__name__}")
