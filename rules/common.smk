@@ -1,4 +1,4 @@
-# Helpers shared by the rule files: config validation, paths, and the inputs derived from config.
+# Shared helpers: config validation, output paths, and the inputs derived from the config.
 
 import json
 import os
@@ -8,7 +8,7 @@ from pathlib import Path
 SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 # Jobs (local, or submitted to Slurm, which exports the environment) import quranft from src/ too.
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
+os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p))
 
 from quranft.config import validate_config
 from quranft.corpus import audio_files as benchmark_audio_files

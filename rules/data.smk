@@ -7,7 +7,7 @@ rule fingerprint_benchmark:
     output:
         f"{DATA}/benchmark_fingerprints.npz",
     params:
-        corpus=config["benchmark"]["corpus"],
+        corpus=lambda wildcards: config["benchmark"]["corpus"],
     log:
         "logs/data/fingerprint_benchmark.log",
     conda:
@@ -28,7 +28,7 @@ rule prepare_retasy:
     params:
         config=config_json("data", source="retasy"),
         source="retasy",
-        out_dir=f"{DATA}/retasy",
+        out_dir=lambda wildcards, output: os.path.dirname(output.report),
     threads: 4
     resources:
         mem_mb=8000,
@@ -56,7 +56,7 @@ use rule prepare_retasy as prepare_quran_ayah_corpus with:
     params:
         config=config_json("data", source="quran_ayah_corpus"),
         source="quran_ayah_corpus",
-        out_dir=f"{DATA}/quran_ayah_corpus",
+        out_dir=lambda wildcards, output: os.path.dirname(output.report),
     log:
         "logs/data/prepare_quran_ayah_corpus.log",
     benchmark:
@@ -73,13 +73,16 @@ rule blend_manifests:
         report=f"{DATA}/report.json",
     params:
         config=config_json("data"),
-        retasy=(f"--retasy {DATA}/retasy" if "retasy" in sources_used() else ""),
+        sources=lambda wildcards, input: " ".join(
+            f"--{Path(report).parent.name.replace('_', '-')} {Path(report).parent}"
+            for report in input.reports
+        ),
+        out_dir=lambda wildcards, output: os.path.dirname(output.report),
     log:
         "logs/data/blend_manifests.log",
     localrule: True
     conda:
         "../envs/quranft.yaml"
     shell:
-        "python -m quranft blend --config-json {params.config:q}"
-        " --quran-ayah-corpus {DATA}/quran_ayah_corpus {params.retasy} --out-dir {DATA}"
-        " > {log:q} 2>&1"
+        "python -m quranft blend --config-json {params.config:q} {params.sources}"
+        " --out-dir {params.out_dir:q} > {log:q} 2>&1"

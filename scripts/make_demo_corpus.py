@@ -167,8 +167,13 @@ class Builder:
 
     # -- RetaSy-like dataset --------------------------------------------------------------------
     def retasy(self) -> tuple[list[dict], dict[str, np.ndarray]]:
-        labels = (["correct"] * 18 + [None] * 8 + ["in_correct"] * 2 + ["not_related_quran"] * 2
-                  + ["not_match_aya"] * 2 + ["multiple_aya", "in_complete"])
+        kept_labels = ["correct"] * 18 + [None] * 8 + ["multiple_aya", "in_complete"]
+        dropped_labels = ["in_correct", "not_related_quran", "not_match_aya"] * 2
+        labels = []  # a dropped label after every three kept ones, as in a real, mixed dataset
+        for number, label in enumerate(kept_labels):
+            labels.append(label)
+            if number % 3 == 2 and dropped_labels:
+                labels.append(dropped_labels.pop(0))
         formats = ["wav", "ogg", "ogg", "mp3", "m4a", "ogg"]
         rows, audio_by_id = [], {}
         for number, label in enumerate(labels):

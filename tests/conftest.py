@@ -110,5 +110,5 @@ def demo_data_stage(tmp_path_factory) -> Path:
     """The demo's data stage, run once through Snakemake; returns the working directory."""
     workdir = tmp_path_factory.mktemp("demo-data")
     config = demo_config_file(workdir)
-    snakemake(workdir, "--cores", "2", "--configfile", str(config), "results/data/report.json")
+    snakemake(workdir, "results/data/report.json", "--cores", "2", "--configfile", str(config))
     return workdir

@@ -1,0 +1,91 @@
+"""The workflow as users run it: Snakemake on the demo corpus, dry runs and lint on both configs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import soundfile as sf
+
+from conftest import REPO, snakemake
+from quranft.corpus import load_samples
+
+pytestmark = pytest.mark.slow
+
+
+def read_manifest(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_demo_bad_rows_land_in_the_report_with_their_reasons(demo_data_stage):
+    report = json.loads((demo_data_stage / "results/data/report.json").read_text(encoding="utf-8"))
+    quran = report["sources"]["quran_ayah_corpus"]["splits"]["train"]
+    for reason in ("undecodable", "empty_text", "too_short", "too_long", "duplicate"):
+        assert quran["dropped"][reason] == 1, reason
+        assert len(quran["examples"][reason]) == 1
+    retasy = report["sources"]["retasy"]["splits"]["train"]
+    assert retasy["dropped"]["bad_label"] == 6
+    assert sorted(e.split(": ")[1] for e in retasy["examples"]["bad_label"]) == [
+        "in_correct", "in_correct", "not_match_aya", "not_related_quran", "not_related_quran",
+    ]
+    assert retasy["dropped"]["empty_text"] == 1
+    assert retasy["kept"] == 20 and retasy["dropped"]["over_cap"] > 0  # config/demo.yaml caps RetaSy at 20
+    assert report["manifests"]["train"]["sources"]["retasy"]["rows"] == 20
+    assert report["manifests"]["validation"]["sources"] == {"quran_ayah_corpus": report["manifests"]["validation"]["sources"]["quran_ayah_corpus"]}
+
+
+def test_demo_leakage_guard_catches_every_planted_clip(demo_data_stage):
+    report = json.loads((demo_data_stage / "results/data/report.json").read_text(encoding="utf-8"))
+    matched = set()
+    for source in report["sources"].values():
+        for figures in source["splits"].values():
+            assert figures["dropped"]["leaked"] == len(figures["leaked"])
+            matched |= {entry["match"].split()[2] for entry in figures["leaked"]}
+    planted = {s.id for s in load_samples(REPO / "demo" / "benchmark") if s.id.startswith("leak_")}
+    assert matched == planted
+    leaked_rows = sum(len(f["leaked"]) for s in report["sources"].values() for f in s["splits"].values())
+    assert leaked_rows == 4  # one row each, two for the clip made of two training verses
+    train_ids = {row["id"] for row in read_manifest(demo_data_stage / "results/data/train.jsonl")}
+    for source in report["sources"].values():
+        for figures in source["splits"].values():
+            assert not {entry["id"] for entry in figures["leaked"]} & train_ids
+
+
+def test_demo_manifests_point_at_16k_mono_audio_with_the_right_duration(demo_data_stage):
+    data = demo_data_stage / "results/data"
+    for split in ("train", "validation"):
+        rows = read_manifest(data / f"{split}.jsonl")
+        assert rows
+        for row in rows:
+            info = sf.info(data / row["audio_filepath"])
+            assert (info.samplerate, info.channels) == (16000, 1)
+            assert info.frames / 16000 == pytest.approx(row["duration"], abs=1e-6)
+            assert 0.6 <= row["duration"] <= 30.0
+            assert row["text"] and row["text"] == " ".join(row["text"].split())
+    ids = [row["id"] for row in read_manifest(data / "train.jsonl")]
+    # The stereo and the 44.1 kHz rows of the demo are kept: down-mixed and resampled.
+    assert "quran_ayah_corpus-train-0000059" in ids and "quran_ayah_corpus-train-0000072" in ids
+
+
+def test_a_second_run_has_nothing_to_do(demo_data_stage):
+    result = snakemake(demo_data_stage, "results/data/report.json", "-n",
+                       "--configfile", str(demo_data_stage / "demo.yaml"))
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("configs", [[], ["--configfile", "config/demo.yaml"]], ids=["real", "demo"])
+def test_dry_run_and_lint_are_clean(configs):
+    # In the repository, as users run it; the real config's dry run must not need the network.
+    for args in (["-n"], ["--lint"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "snakemake", *args, *configs],
+            cwd=REPO, capture_output=True, text=True, timeout=300,
+            env={"PATH": f"{sys.executable.rsplit('/', 1)[0]}:/usr/bin:/bin", "HF_HUB_OFFLINE": "1",
+                 "HOME": str(REPO / ".snakemake")},
+        )
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output
+        if args == ["--lint"]:
+            assert "Congratulations, your workflow is in a good condition!" in output
