@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.fft
 import soxr
 
 RATE = 8000
@@ -42,11 +43,13 @@ def fingerprint(samples: np.ndarray, rate: int) -> Fingerprint:
     if len(audio) < FRAME + HOP:
         return Fingerprint(np.zeros(0, np.uint32), np.zeros(0, bool))
     frames = np.lib.stride_tricks.sliding_window_view(audio, FRAME)[::HOP] * _WINDOW
-    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+    spectrum = scipy.fft.rfft(frames, axis=1)[:, _BIN_OF_EDGE[0] : _BIN_OF_EDGE[-1]]
+    power = spectrum.real**2 + spectrum.imag**2
     cumulative = np.concatenate(
         [np.zeros((len(power), 1), power.dtype), np.cumsum(power, axis=1)], axis=1
     )
-    energy = cumulative[:, _BIN_OF_EDGE[1:]] - cumulative[:, _BIN_OF_EDGE[:-1]]
+    edges = _BIN_OF_EDGE - _BIN_OF_EDGE[0]
+    energy = cumulative[:, edges[1:]] - cumulative[:, edges[:-1]]
     band_delta = energy[:, :-1] - energy[:, 1:]  # (frames, 32)
     bits = (band_delta[1:] - band_delta[:-1]) > 0
     words = (bits.astype(np.uint64) @ _BIT_WEIGHTS).astype(np.uint32)
