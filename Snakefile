@@ -16,9 +16,11 @@ configfile: f"{workflow.basedir}/config/config.yaml"
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/train.smk"
 
 
 rule all:
     input:
         data_outputs(),
+        trial_outputs(),
     default_target: True

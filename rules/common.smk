@@ -13,10 +13,17 @@ os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PY
 from quranft.config import validate_config
 from quranft.corpus import audio_files as benchmark_audio_files
 from quranft.sources import local_files
+from quranft.trials import load_trial
 
 validate_config(config)
 
 DATA = "results/data"
+DEMO_BASE = "results/demo_base/model.nemo"
+TRIALS = {
+    name: load_trial(config["trials"]["dir"], name, config["trials"]["overrides"])
+    for name in config["trials"]["names"]
+}
+TRIAL_PATTERN = "|".join(TRIALS) or "(?!)"
 
 
 def config_json(*sections, source=None):
@@ -52,6 +59,21 @@ def source_manifests():
 def benchmark_audio():
     """The benchmark clips' audio (not its manifest): the leakage guard reads only the audio."""
     return benchmark_audio_files(config["benchmark"]["corpus"])
+
+
+def base_model_file():
+    """The configured base model when it is a file (local, or the demo's, made by a rule)."""
+    name = config["base_model"]
+    return [name] if name.endswith(".nemo") or os.path.exists(name) else []
+
+
+def trial_files(wildcards):
+    """A trial's file and the files it extends: editing any of them retrains the trial."""
+    return [str(path) for path in TRIALS[wildcards.trial].files]
+
+
+def trial_outputs():
+    return [f"results/{name}/training_metadata.json" for name in TRIALS]
 
 
 def data_outputs():

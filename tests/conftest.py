@@ -98,6 +98,7 @@ def demo_config_file(workdir: Path, **overrides) -> Path:
     for source in config["sources"].values():
         source["dataset"] = str(REPO / source["dataset"])
     config["benchmark"]["corpus"] = str(REPO / config["benchmark"]["corpus"])
+    config["trials"]["dir"] = str(REPO / "config" / "trials")
     for key, value in overrides.items():
         config.setdefault(key, {}).update(value)
     path = workdir / "demo.yaml"

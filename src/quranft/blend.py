@@ -1,9 +1,10 @@
 """Blending the per-source manifests into the train and validation manifests that training reads.
 
 Validation comes from the main corpus alone; train is the main corpus's train split plus, when
-data.include_retasy is set, the RetaSy rows. A row whose audio already appears earlier (validation
-before train, main corpus before RetaSy) is dropped as a duplicate, so no clip is both trained on
-and validated on.
+RetaSy is included, the RetaSy rows. A row whose audio already appears earlier (validation before
+train, main corpus before RetaSy) is dropped as a duplicate, so that no clip is both trained on and
+validated on. The data stage blends with the config's caps (already applied while preparing); each
+trial blends again with its own caps and RetaSy choice.
 """
 
 from __future__ import annotations
@@ -18,70 +19,86 @@ from quranft.fileio import read_json, read_jsonl, write_json, write_jsonl
 EXAMPLES = 5
 
 
-def _relocated(row: dict[str, Any], manifest: Path, out_dir: Path) -> dict[str, Any]:
-    """The row with its audio path made relative to `out_dir` instead of the source's folder."""
-    audio = Path(row["audio_filepath"])
-    if not audio.is_absolute():
-        audio = Path(manifest).parent / audio
-    relocated = dict(row)
-    relocated["audio_filepath"] = Path(os.path.relpath(audio, out_dir)).as_posix()
-    return relocated
-
-
-def blend(
-    source_dirs: Mapping[str, str | Path],
-    include_retasy: bool,
-    out_dir: str | Path,
-) -> dict[str, Any]:
-    """Write `<out_dir>/train.jsonl`, `validation.jsonl` and `report.json`; return the report."""
-    out_dir = Path(out_dir)
+def _parts(source_dirs: Mapping[str, str | Path], include_retasy: bool):
     main = Path(source_dirs["quran_ayah_corpus"])
     parts = {
-        "validation": [("quran_ayah_corpus", main / "validation.jsonl")],
-        "train": [("quran_ayah_corpus", main / "train.jsonl")],
+        "validation": [("quran_ayah_corpus", main / "validation.jsonl", "validation")],
+        "train": [("quran_ayah_corpus", main / "train.jsonl", "train")],
     }
     if include_retasy:
-        parts["train"].append(("retasy", Path(source_dirs["retasy"]) / "train.jsonl"))
+        parts["train"].append(("retasy", Path(source_dirs["retasy"]) / "train.jsonl", "retasy"))
+    return parts
 
+
+def blend_rows(
+    source_dirs: Mapping[str, str | Path],
+    include_retasy: bool,
+    caps: Mapping[str, int | None] | None = None,
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]]:
+    """The blended rows per split, with audio paths relative to the working directory.
+
+    `caps` limits the rows taken (in manifest order) from the main corpus's train ("train") and
+    validation ("validation") splits and from RetaSy ("retasy").
+    """
+    caps = caps or {}
     seen: dict[str, str] = {}
     duplicates: list[str] = []
     manifests: dict[str, list[dict[str, Any]]] = {}
     composition: dict[str, dict[str, Any]] = {}
-    for split in ("validation", "train"):
-        rows_out = []
+    for split, parts in _parts(source_dirs, include_retasy).items():
+        rows_out: list[dict[str, Any]] = []
         composition[split] = {}
-        for source_name, manifest in parts[split]:
-            kept = seconds = 0
+        for source_name, manifest, cap_name in parts:
+            cap = caps.get(cap_name)
+            kept = available = 0
+            seconds = 0.0
             for row in read_jsonl(manifest):
                 if row["audio_sha1"] in seen:
                     duplicates.append(f"{row['id']}: same audio as {seen[row['audio_sha1']]}")
                     continue
+                available += 1
+                if cap is not None and kept >= cap:
+                    continue
                 seen[row["audio_sha1"]] = row["id"]
-                rows_out.append(_relocated(row, manifest, out_dir))
+                audio = row["audio_filepath"]
+                if not os.path.isabs(audio):
+                    audio = os.path.normpath(os.path.join(manifest.parent, audio))
+                rows_out.append({**row, "audio_filepath": audio})
                 kept += 1
                 seconds += row["duration"]
-            composition[split][source_name] = {"rows": kept, "hours": round(seconds / 3600, 4)}
+            composition[split][source_name] = {"rows": kept, "available": available, "cap": cap,
+                                               "hours": round(seconds / 3600, 4)}
         manifests[split] = rows_out
-
-    for split, rows in manifests.items():
-        write_jsonl(out_dir / f"{split}.jsonl", rows)
     report = {
         "include_retasy": include_retasy,
         "manifests": {
-            split: {
-                "path": f"{split}.jsonl",
-                "rows": len(rows),
-                "hours": round(sum(r["duration"] for r in rows) / 3600, 4),
-                "sources": composition[split],
-            }
+            split: {"rows": len(rows), "hours": round(sum(r["duration"] for r in rows) / 3600, 4),
+                    "sources": composition[split]}
             for split, rows in manifests.items()
         },
         "cross_source_duplicates": {"count": len(duplicates), "examples": duplicates[:EXAMPLES]},
-        "sources": {
-            name: read_json(Path(path) / "report.json")
-            for name, path in source_dirs.items()
-            if name == "quran_ayah_corpus" or include_retasy
-        },
+    }
+    return manifests, report
+
+
+def write_manifest(path: str | Path, rows: list[dict[str, Any]]) -> None:
+    """Write rows as a NeMo manifest whose audio paths are relative to the manifest's folder."""
+    path = Path(path)
+    write_jsonl(path, ({**row, "audio_filepath": Path(os.path.relpath(row["audio_filepath"], path.parent)).as_posix()}
+                       for row in rows))
+
+
+def blend(source_dirs: Mapping[str, str | Path], include_retasy: bool, out_dir: str | Path) -> dict[str, Any]:
+    """Write `<out_dir>/train.jsonl`, `validation.jsonl` and `report.json`; return the report."""
+    out_dir = Path(out_dir)
+    manifests, report = blend_rows(source_dirs, include_retasy)
+    for split, rows in manifests.items():
+        write_manifest(out_dir / f"{split}.jsonl", rows)
+        report["manifests"][split]["path"] = f"{split}.jsonl"
+    report["sources"] = {
+        name: read_json(Path(path) / "report.json")
+        for name, path in source_dirs.items()
+        if name == "quran_ayah_corpus" or include_retasy
     }
     write_json(out_dir / "report.json", report)
     return report

@@ -74,6 +74,39 @@ def cmd_blend(args: argparse.Namespace) -> None:
         log.info("%s: %d rows, %.2f h", split, figures["rows"], figures["hours"])
 
 
+def cmd_base_model(args: argparse.Namespace) -> None:
+    from quranft.base_model import materialize
+
+    config = _config(args)
+    origin = materialize(config["base_model"], args.output)
+    log.info("base model %s (%s) -> %s", config["base_model"], origin["kind"], args.output)
+
+
+def cmd_pretrain_demo_base(args: argparse.Namespace) -> None:
+    from quranft.base_model import pretrain_demo_base
+
+    config = _config(args)
+    metadata = pretrain_demo_base(args.train, args.validation, args.output, config["demo_base"], threads=args.threads)
+    log.info("demo base model: %s after %d steps (%.0f s)", metadata["validation"], metadata["steps"],
+             metadata["wall_seconds"])
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from quranft.train import Resources, train_trial
+    from quranft.trials import load_trial
+
+    config = _config(args)
+    trial = load_trial(config["trials"]["dir"], args.trial, config["trials"]["overrides"])
+    sources = {name: Path(args.data_dir) / name for name in config["sources"]}
+    resources = Resources(gpus=args.gpus, num_nodes=args.num_nodes, cpu_processes=args.cpu_processes,
+                          threads=args.threads)
+    metadata = train_trial(trial, args.base_model, sources, args.out_dir, resources)
+    if metadata:
+        log.info("%s: %d steps, best %s %.4f, %.2f steps/s", args.trial, metadata["training"]["global_step"],
+                 metadata["training"]["monitor"], metadata["training"]["best_score"] or float("nan"),
+                 metadata["training"]["steps_per_second"] or 0.0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="quranft", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -97,6 +130,31 @@ def build_parser() -> argparse.ArgumentParser:
     blend.add_argument("--retasy", help="folder of the RetaSy manifests")
     blend.add_argument("--out-dir", required=True)
     blend.set_defaults(run=cmd_blend)
+
+    base = commands.add_parser("base-model", help="put the configured base model at a path")
+    _add_config_options(base)
+    base.add_argument("--output", required=True, help=".nemo file to write")
+    base.set_defaults(run=cmd_base_model)
+
+    pretrain = commands.add_parser("pretrain-demo-base", help="train the demo's tiny stand-in base model")
+    _add_config_options(pretrain)
+    pretrain.add_argument("--train", required=True, help="train manifest")
+    pretrain.add_argument("--validation", required=True, help="validation manifest")
+    pretrain.add_argument("--output", required=True, help=".nemo file to write")
+    pretrain.add_argument("--threads", type=int, default=1)
+    pretrain.set_defaults(run=cmd_pretrain_demo_base)
+
+    train = commands.add_parser("train", help="fine-tune the base model as one trial says")
+    _add_config_options(train)
+    train.add_argument("--trial", required=True, help="trial name (config/trials/<name>.yaml)")
+    train.add_argument("--base-model", required=True, help="the base .nemo")
+    train.add_argument("--data-dir", required=True, help="folder of the per-source manifests (results/data)")
+    train.add_argument("--out-dir", required=True, help="the trial's folder (results/<trial>)")
+    train.add_argument("--gpus", type=int, default=0, help="GPUs per node; 0 trains on the CPU")
+    train.add_argument("--num-nodes", type=int, default=1)
+    train.add_argument("--cpu-processes", type=int, default=1, help="DDP processes on the CPU (gloo)")
+    train.add_argument("--threads", type=int, default=1, help="CPU threads; data workers follow it")
+    train.set_defaults(run=cmd_train)
     return parser
 
 

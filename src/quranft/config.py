@@ -23,8 +23,8 @@ class ConfigError(QuranftError, ValueError):
     """A configuration that does not satisfy the schema; the message names the key."""
 
 
-def load_schema() -> dict[str, Any]:
-    text = resources.files("quranft").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8")
+def load_schema(resource: str = SCHEMA_RESOURCE) -> dict[str, Any]:
+    text = resources.files("quranft").joinpath(resource).read_text(encoding="utf-8")
     return yaml.safe_load(text)
 
 
@@ -37,27 +37,27 @@ def _type_name(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def _describe(error: jsonschema.ValidationError) -> str:
-    """One line naming the offending key and what the schema expected there."""
+def describe_error(error: jsonschema.ValidationError, what: str = "config key") -> str:
+    """One line naming the offending key (as `what 'key'`) and what the schema expected there."""
     key = _key(error.absolute_path)
     validator = error.validator
     if validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         extra = sorted(set(error.instance) - set(allowed))
         where = _key(list(error.absolute_path) + [extra[0]]) if extra else key
-        return f"config key '{where}' is unknown; expected one of: {', '.join(allowed)}"
+        return f"{what} '{where}' is unknown; expected one of: {', '.join(allowed)}"
     if validator == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
-        return f"config key '{_key(list(error.absolute_path) + [missing])}' is missing (required)"
+        return f"{what} '{_key(list(error.absolute_path) + [missing])}' is missing (required)"
     if validator == "type":
         expected = error.validator_value
         expected = " or ".join(expected) if isinstance(expected, list) else expected
         return (
-            f"config key '{key}' must be of type {expected}, "
+            f"{what} '{key}' must be of type {expected}, "
             f"got {_type_name(error.instance)} {error.instance!r}"
         )
     if validator == "enum":
-        return f"config key '{key}' must be one of {error.validator_value}, got {error.instance!r}"
+        return f"{what} '{key}' must be one of {error.validator_value}, got {error.instance!r}"
     if validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         relation = {
             "minimum": ">=",
@@ -65,11 +65,18 @@ def _describe(error: jsonschema.ValidationError) -> str:
             "exclusiveMinimum": ">",
             "exclusiveMaximum": "<",
         }[validator]
-        return f"config key '{key}' must be {relation} {error.validator_value}, got {error.instance!r}"
-    return f"config key '{key}': {error.message}"
+        return f"{what} '{key}' must be {relation} {error.validator_value}, got {error.instance!r}"
+    return f"{what} '{key}': {error.message}"
 
 
-def _fill_defaults(schema: Mapping[str, Any], instance: Any, root: Mapping[str, Any]) -> None:
+def first_error(schema: Mapping[str, Any], instance: Any, what: str = "config key") -> str | None:
+    """The message of the most basic schema violation of `instance`, or None when it is valid."""
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(instance), key=lambda e: (len(e.absolute_path), list(e.path)))
+    return describe_error(errors[0], what) if errors else None
+
+
+def fill_defaults(schema: Mapping[str, Any], instance: Any, root: Mapping[str, Any]) -> None:
     """Insert the schema's defaults into `instance` in place, recursing through objects."""
     if "$ref" in schema:
         name = schema["$ref"].rsplit("/", 1)[-1]
@@ -80,7 +87,7 @@ def _fill_defaults(schema: Mapping[str, Any], instance: Any, root: Mapping[str, 
         if name not in instance and "default" in sub:
             instance[name] = copy.deepcopy(sub["default"])
         if name in instance:
-            _fill_defaults(sub, instance[name], root)
+            fill_defaults(sub, instance[name], root)
 
 
 def _check_relations(config: Mapping[str, Any]) -> None:
@@ -117,11 +124,10 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     Raises ConfigError with one line that names the first offending key.
     """
     schema = load_schema()
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), e.path))
-    if errors:
-        raise ConfigError(_describe(errors[0]))
-    _fill_defaults(schema, config, schema)
+    message = first_error(schema, config)
+    if message:
+        raise ConfigError(message)
+    fill_defaults(schema, config, schema)
     _check_relations(config)
     return config
 

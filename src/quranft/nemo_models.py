@@ -49,6 +49,7 @@ def tiny_hybrid_config(tokenizer_dir: str | Path, d_model: int, n_layers: int, n
         "compute_eval_loss": False,
         "log_prediction": False,
         "skip_nan_grad": False,
+        "model_defaults": {"enc_hidden": d_model, "pred_hidden": pred_hidden, "joint_hidden": joint_hidden},
         "tokenizer": {"dir": str(tokenizer_dir), "type": "bpe"},
         "preprocessor": {
             "_target_": "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor",

@@ -1,13 +1,15 @@
 """Text against the base model's tokenizer: what it cannot encode, and the option that maps it.
 
 The tokenizer is never replaced (a new one would randomise the decoders). Characters it lacks would
-become unknown tokens; `coverage` counts them. The `map_missing` option rewrites only such
-characters, with Uthmani-script fallbacks (alef wasla to alef, the Uthmani sukun to the common
-sukun, the Quranic small marks and pause signs dropped), and keeps the tashkeel.
+become unknown tokens; `coverage` counts them. The `map_missing` option composes letters with
+their maddah or hamza (Unicode NFC) and rewrites only the characters the tokenizer lacks, with
+Uthmani-script fallbacks (alef wasla to alef, the Uthmani sukun to the common sukun, the Quranic
+small marks and pause signs dropped); the tashkeel stays.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable
 
@@ -21,6 +23,7 @@ UTHMANI_FALLBACKS: dict[str, str] = {
     "\u08f1": "\u064c",  # open dammatan -> dammatan
     "\u08f2": "\u064d",  # open kasratan -> kasratan
     "\u0640": "",  # tatweel
+    "\u0653": "",  # maddah above, where NFC could not compose it with an alef
     **{chr(c): "" for c in range(0x06D6, 0x06DD)},  # small high ligatures: pause marks
     "\u06de": "",  # rub el hizb
     "\u06df": "",  # small high rounded zero
@@ -51,8 +54,6 @@ def missing_characters(texts: Iterable[str], can_encode: Callable[[str], bool]) 
 
 def describe(counts: Counter[str]) -> list[dict]:
     """Missing characters as JSON-friendly rows, most frequent first."""
-    import unicodedata
-
     return [
         {"char": char, "codepoint": f"U+{ord(char):04X}", "name": unicodedata.name(char, "?"), "count": n,
          "mapped_to": UTHMANI_FALLBACKS.get(char)}
@@ -67,4 +68,5 @@ def make_mapper(option: str, missing: Iterable[str]) -> Callable[[str], str]:
     if option == "keep":
         return lambda text: text
     table = str.maketrans({char: UTHMANI_FALLBACKS[char] for char in missing if char in UTHMANI_FALLBACKS})
-    return lambda text: " ".join(text.translate(table).split())
+    # NFC first: alef + maddah (or hamza) becomes the precomposed letter most tokenizers know.
+    return lambda text: " ".join(unicodedata.normalize("NFC", text).translate(table).split())

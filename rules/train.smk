@@ -1,0 +1,75 @@
+# Training stage: the base model, the demo's stand-in for it, and one fine-tuning job per trial.
+
+
+rule pretrain_demo_base:
+    input:
+        train=f"{DATA}/train.jsonl",
+        validation=f"{DATA}/validation.jsonl",
+    output:
+        DEMO_BASE,
+    params:
+        config=config_json("demo_base"),
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    log:
+        "logs/train/pretrain_demo_base.log",
+    benchmark:
+        "benchmarks/train/pretrain_demo_base.tsv"
+    conda:
+        "../envs/quranft.yaml"
+    shell:
+        "python -m quranft pretrain-demo-base --config-json {params.config:q} --train {input.train:q}"
+        " --validation {input.validation:q} --output {output:q} --threads {threads} > {log:q} 2>&1"
+
+
+rule base_model:
+    input:
+        base_model_file(),
+    output:
+        "results/base/model.nemo",
+    params:
+        config=config_json("base_model"),
+    log:
+        "logs/train/base_model.log",
+    conda:
+        "../envs/quranft.yaml"
+    shell:
+        "python -m quranft base-model --config-json {params.config:q} --output {output:q} > {log:q} 2>&1"
+
+
+rule train_trial:
+    input:
+        trial=trial_files,
+        base="results/base/model.nemo",
+        manifests=source_manifests(),
+    output:
+        metadata="results/{trial}/training_metadata.json",
+        curves=report(
+            "results/{trial}/training_curves.png",
+            caption="../report/training_curves.rst",
+            category="Training",
+            subcategory="{trial}",
+        ),
+    params:
+        config=config_json("trials", "sources"),
+        data_dir=lambda wildcards, input: os.path.dirname(os.path.dirname(input.manifests[0])),
+        out_dir=lambda wildcards, output: os.path.dirname(output.metadata),
+    wildcard_constraints:
+        trial=TRIAL_PATTERN,
+    threads: 2
+    resources:
+        gpu=0,
+        mem_mb=16000,
+        runtime=24 * 60,
+    log:
+        "logs/train/{trial}.log",
+    benchmark:
+        "benchmarks/train/{trial}.tsv"
+    conda:
+        "../envs/quranft.yaml"
+    shell:
+        "python -m quranft train --config-json {params.config:q} --trial {wildcards.trial}"
+        " --base-model {input.base:q} --data-dir {params.data_dir:q} --out-dir {params.out_dir:q}"
+        " --gpus {resources.gpu} --threads {threads} > {log:q} 2>&1"

@@ -1,0 +1,345 @@
+"""Training one trial: restore the base model, freeze what the trial freezes, fine-tune, checkpoint.
+
+Writes into the trial's folder:
+  data/{train,validation}.jsonl   the manifests trained on (the trial's blend, text option applied)
+  checkpoints/                    top-k by the monitored validation WER, and last.ckpt
+  logs/csv/metrics.csv, logs/tb/  metrics, CSV and TensorBoard
+  training_curves.png             training loss and validation WER by step
+  training_metadata.json          everything needed to reproduce and judge the run
+
+A run that is killed resumes from checkpoints/last.ckpt when re-run with the same trial and data;
+with a changed trial or data, the old checkpoints are removed and training starts over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from nemo.collections.asr.losses.rnnt import RNNTLoss
+from omegaconf import open_dict
+
+from quranft import nemo_models
+from quranft.blend import blend_rows, write_manifest
+from quranft.curves import plot_training_curves
+from quranft.errors import QuranftError
+from quranft.fileio import read_json, write_json
+from quranft.text import describe, make_mapper, missing_characters
+from quranft.trials import Trial
+
+log = logging.getLogger("quranft")
+
+RUN_FILE = "run.json"  # in checkpoints/: what the checkpoints were trained from
+
+
+class TrainingError(QuranftError, RuntimeError):
+    """A trial that cannot train as configured; the message names the trial file and key."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Where to train; comes from the rule's resources, never from the trial."""
+
+    gpus: int = 0  # 0 trains on the CPU
+    num_nodes: int = 1
+    cpu_processes: int = 1  # DDP processes on the CPU (gloo), when gpus == 0
+    threads: int = 1  # data-loading workers follow it
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def git_commit() -> str | None:
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                                cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None
+
+
+def versions() -> dict[str, str]:
+    import lightning
+    import nemo
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "nemo_toolkit": nemo.__version__,
+            "lightning": lightning.__version__}
+
+
+def _write_manifest(path: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Write a manifest; return its path, size and hash."""
+    write_manifest(path, rows)
+    return {"path": str(path), "rows": len(rows), "hours": round(sum(r["duration"] for r in rows) / 3600, 4),
+            "sha256": sha256_file(path)}
+
+
+def _device_settings(resources: Resources) -> dict[str, Any]:
+    if resources.gpus > 0:
+        if not torch.cuda.is_available():
+            raise TrainingError(f"the rule asks for {resources.gpus} GPU(s), but CUDA is not available here")
+        precision = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+        devices = resources.gpus
+        settings = {"accelerator": "gpu", "devices": devices, "precision": precision}
+    else:
+        devices = resources.cpu_processes
+        settings = {"accelerator": "cpu", "devices": devices, "precision": "32-true"}
+    settings["num_nodes"] = resources.num_nodes
+    settings["strategy"] = "ddp" if devices * resources.num_nodes > 1 else "auto"
+    return settings
+
+
+def _check_rnnt_loss(trial: Trial, gpus: int) -> None:
+    """Fail early, and clearly, where NeMo's default numba RNNT loss cannot run."""
+    values = trial.values
+    if values["ctc_only"] or values["rnnt_loss"] not in ("default", "warprnnt_numba") or gpus == 0:
+        return
+    try:
+        from numba import cuda
+        from numba.cuda.cudadrv.nvvm import NVVM
+
+        if not cuda.is_available():
+            raise RuntimeError("numba sees no CUDA device")
+        NVVM()
+    except Exception as error:  # numba raises several types for a missing libNVVM
+        raise TrainingError(
+            f"{trial.files[0]}: key 'rnnt_loss' is '{values['rnnt_loss']}' (NeMo's numba RNNT loss), "
+            f"which cannot run on this GPU: {error}. Set rnnt_loss: pytorch (slower, no numba) "
+            "or ctc_only: true in the trial."
+        ) from None
+
+
+def _run_fingerprint(trial: Trial, base_model: Path, manifests: dict[str, dict]) -> dict[str, Any]:
+    return {"trial": trial.values, "base_model_sha256": sha256_file(base_model),
+            "manifests": {split: m["sha256"] for split, m in manifests.items()}}
+
+
+def _newest_readable_checkpoint(checkpoints: Path) -> Path | None:
+    """last.ckpt, or, if a kill cut it short, the newest checkpoint that still loads."""
+    candidates = sorted(checkpoints.glob("*.ckpt"), key=lambda p: (p.name == "last.ckpt", p.stat().st_mtime),
+                        reverse=True)
+    for path in candidates:
+        try:
+            torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+        except Exception as error:  # truncated zip archives raise several types
+            log.warning("checkpoint %s does not load (%s): skipped", path, error)
+            continue
+        return path
+    return None
+
+
+def _prepare_checkpoints(checkpoints: Path, fingerprint: dict[str, Any]) -> Path | None:
+    """The checkpoint to resume from, if the existing ones come from this very run; else start clean."""
+    run_file = checkpoints / RUN_FILE
+    if run_file.exists() and read_json(run_file) == json.loads(json.dumps(fingerprint)):
+        return _newest_readable_checkpoint(checkpoints)
+    if checkpoints.exists():
+        log.info("trial or data changed since %s was written: starting over", checkpoints)
+        shutil.rmtree(checkpoints)
+    checkpoints.mkdir(parents=True)
+    write_json(run_file, fingerprint)
+    return None
+
+
+def _configure_model(model, trial: Trial, manifests: dict[str, dict], resources: Resources) -> None:
+    values = trial.values
+    workers = max(0, resources.threads - 1)
+    common = {"sample_rate": model.cfg.sample_rate, "num_workers": workers, "pin_memory": resources.gpus > 0,
+              "use_start_end_token": False}
+    with open_dict(model.cfg):
+        model.cfg.train_ds = {**common, "manifest_filepath": manifests["train"]["path"],
+                              "batch_size": values["batch_size"], "shuffle": True,
+                              "max_duration": 30.0, "min_duration": 0.1, "is_tarred": False}
+        model.cfg.validation_ds = {**common, "manifest_filepath": manifests["validation"]["path"],
+                                   "batch_size": values["batch_size"], "shuffle": False}
+    model.setup_training_data(model.cfg.train_ds)
+    model.setup_validation_data(model.cfg.validation_ds)
+
+    nemo_models.update_config(model, "spec_augment", {
+        "freq_masks": values["spec_freq_masks"], "time_masks": values["spec_time_masks"],
+        "freq_width": values["spec_freq_width"], "time_width": values["spec_time_width"],
+    })
+    model.spec_augmentation = model.from_config_dict(model.cfg.spec_augment)
+
+    if not values["ctc_only"]:
+        model.ctc_loss_weight = values["ctc_loss_weight"]
+        nemo_models.update_config(model, "aux_ctc", {"ctc_loss_weight": values["ctc_loss_weight"]})
+        with open_dict(model.cfg):
+            model.cfg.loss = {"loss_name": values["rnnt_loss"]}
+        model.loss = RNNTLoss(num_classes=model.joint.num_classes_with_blank - 1, loss_name=values["rnnt_loss"],
+                              reduction=model.cfg.get("rnnt_reduction", "mean_batch"))
+        if model.joint.fuse_loss_wer:
+            model.joint.set_loss(model.loss)
+
+    sched: dict[str, Any] = {"name": "CosineAnnealing", "warmup_steps": values["warmup_steps"],
+                             "min_lr": values["min_lr"], "max_steps": values["max_steps"]}
+    if values["scheduler"] == "Constant":
+        sched = {"name": "ConstantAnnealing" if values["warmup_steps"] == 0 else "WarmupHoldPolicy",
+                 "warmup_steps": values["warmup_steps"], "hold_steps": values["max_steps"],
+                 "min_lr": values["lr"], "max_steps": values["max_steps"]}
+    with open_dict(model.cfg):
+        model.cfg.optim = {"name": "adamw", "lr": values["lr"], "weight_decay": values["weight_decay"],
+                           "betas": [0.9, 0.98], "sched": sched}
+
+
+class KeepFrozenInEval(pl.Callback):
+    """The trainer puts every module in train mode; frozen ones go back to eval before each batch,
+    so that BatchNorm running statistics and dropout stay fixed in them."""
+
+    def __init__(self, frozen: list[tuple[str, torch.nn.Module]]):
+        self.frozen = frozen
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        for _, module in self.frozen:
+            module.eval()
+
+
+class RecordStartStep(pl.Callback):
+    """The step training starts, or resumes, at."""
+
+    start_step = 0
+
+    def on_train_start(self, trainer, pl_module):
+        self.start_step = trainer.global_step
+
+
+def _callbacks(trial: Trial, checkpoints: Path, frozen) -> list[pl.Callback]:
+    values = trial.values
+    monitor = values["monitor"]
+    callbacks = [
+        RecordStartStep(),
+        KeepFrozenInEval(frozen),
+        ModelCheckpoint(dirpath=checkpoints, filename=f"step{{step:06d}}-{monitor}{{{monitor}:.4f}}",
+                        auto_insert_metric_name=False, monitor=monitor, mode="min",
+                        save_top_k=values["save_top_k"], save_last=True),
+    ]
+    if values["early_stopping_patience"] is not None:
+        callbacks.append(EarlyStopping(monitor=monitor, mode="min", patience=values["early_stopping_patience"]))
+    return callbacks
+
+
+def train_trial(trial: Trial, base_model: str | Path, source_dirs: dict[str, str | Path], out_dir: str | Path,
+                resources: Resources = Resources()) -> dict[str, Any]:
+    """Fine-tune `base_model` as `trial` says; return (and write) the training metadata."""
+    started = time.time()
+    out_dir = Path(out_dir)
+    base_model = Path(base_model)
+    values = trial.values
+    _check_rnnt_loss(trial, resources.gpus)
+    torch.set_num_threads(max(1, resources.threads))
+    pl.seed_everything(values["seed"], workers=True)
+
+    model = nemo_models.restore(base_model, ctc_only=values["ctc_only"])
+    layers = len(model.encoder.layers)
+    if values["freeze_encoder_layers"] > layers:
+        raise TrainingError(
+            f"{trial.files[0]}: key 'freeze_encoder_layers' is {values['freeze_encoder_layers']}, "
+            f"but the base model's encoder has {layers} layers"
+        )
+
+    caps = {"train": values["max_train_samples"], "validation": values["max_val_samples"],
+            "retasy": values["max_retasy_samples"]}
+    rows, blend_report = blend_rows(source_dirs, values["include_retasy"], caps)
+    can_encode = nemo_models.can_encode(model)
+    missing = missing_characters((r["text"] for split in rows.values() for r in split), can_encode)
+    mapper = make_mapper(values["text_option"], missing)
+    mapped = {split: [{**r, "text": mapper(r["text"])} for r in split_rows] for split, split_rows in rows.items()}
+    still_missing = missing_characters((r["text"] for split in mapped.values() for r in split), can_encode)
+    coverage = {"text_option": values["text_option"], "missing_before": describe(missing),
+                "missing_after": describe(still_missing),
+                "unknown_share": round(sum(still_missing.values()) /
+                                       max(1, sum(len(r["text"]) for s in mapped.values() for r in s)), 6)}
+    for row in coverage["missing_after"]:
+        log.warning("tokenizer lacks %s %s (%d times): it becomes an unknown token", row["codepoint"], row["name"],
+                    row["count"])
+    data_dir = out_dir / "data"
+    manifests = {split: _write_manifest(data_dir / f"{split}.jsonl", split_rows) for split, split_rows in mapped.items()}
+    if not mapped["train"] or not mapped["validation"]:
+        raise TrainingError(f"{trial.files[0]}: the trial's blend leaves an empty train or validation manifest")
+
+    checkpoints = out_dir / "checkpoints"
+    resume = _prepare_checkpoints(checkpoints, _run_fingerprint(trial, base_model, manifests))
+    _configure_model(model, trial, manifests, resources)
+    frozen = nemo_models.frozen_modules(model, values["freeze_encoder_layers"], values["freeze_rnnt_decoder"])
+    nemo_models.freeze(frozen)
+    parameters = nemo_models.count_parameters(model)
+
+    device = _device_settings(resources)
+    loggers = [CSVLogger(out_dir / "logs", name="", version="csv"),
+               TensorBoardLogger(out_dir / "logs", name="", version="tb")]
+    trainer = pl.Trainer(
+        **device,
+        max_steps=values["max_steps"],
+        accumulate_grad_batches=values["grad_accum"],
+        val_check_interval=values["val_interval"] * values["grad_accum"],
+        check_val_every_n_epoch=None,
+        gradient_clip_val=values["gradient_clip_val"] or None,
+        num_sanity_val_steps=0,
+        log_every_n_steps=max(1, min(50, values["val_interval"] // 2)),
+        logger=loggers,
+        callbacks=_callbacks(trial, checkpoints, frozen),
+        enable_progress_bar=os.isatty(2),
+        enable_model_summary=False,
+        use_distributed_sampler=True,
+        default_root_dir=out_dir,
+    )
+    model.set_trainer(trainer)
+    model.setup_optimization(model.cfg.optim)
+    fit_started = time.time()
+    trainer.fit(model, ckpt_path=str(resume) if resume else None)
+    fit_seconds = time.time() - fit_started
+    if not trainer.is_global_zero:
+        return {}
+
+    start_step = next(c.start_step for c in trainer.callbacks if isinstance(c, RecordStartStep))
+    resumed_from = start_step if resume else None
+    steps_run = trainer.global_step - start_step
+    checkpoint = trainer.checkpoint_callback
+    ranked = sorted(((float(score), path) for path, score in checkpoint.best_k_models.items()), key=lambda x: x[0])
+    metadata = {
+        "trial": trial.name,
+        "trial_files": [str(f) for f in trial.files],
+        "trial_values": values,
+        "base_model": {"path": str(base_model), "sha256": sha256_file(base_model)},
+        "parameters": parameters,
+        "frozen_modules": [name for name, _ in frozen],
+        "data": {"manifests": manifests, "blend": blend_report, "requested_caps": caps},
+        "tokenizer_coverage": coverage,
+        "device": {**device, "device_name": torch.cuda.get_device_name(0) if resources.gpus else platform.processor()
+                   or platform.machine(), "cpu_threads": torch.get_num_threads()},
+        "training": {
+            "global_step": trainer.global_step, "resumed_from_step": resumed_from,
+            "stopped_early": values["early_stopping_patience"] is not None and trainer.global_step < values["max_steps"],
+            "fit_seconds": round(fit_seconds, 2), "steps_per_second": round(steps_run / fit_seconds, 4) if fit_seconds else None,
+            "samples_per_second": round(steps_run * values["batch_size"] * values["grad_accum"] * device["devices"]
+                                        * device["num_nodes"] / fit_seconds, 3) if fit_seconds else None,
+            "monitor": values["monitor"],
+            "best_score": float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None,
+        },
+        "checkpoints": {"top_k": [{"path": str(p), values["monitor"]: s} for s, p in ranked],
+                        "last": str(checkpoints / "last.ckpt")},
+        "versions": versions(),
+        "git_commit": git_commit(),
+        "wall_seconds": round(time.time() - started, 2),
+    }
+    plot_training_curves(out_dir / "logs" / "csv" / "metrics.csv", out_dir / "training_curves.png",
+                         title=f"{trial.name}: {values['monitor']}")
+    write_json(out_dir / "training_metadata.json", metadata)
+    return metadata

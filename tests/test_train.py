@@ -1,0 +1,189 @@
+"""Training on tiny real NeMo models on the CPU: freezing, CTC-only, resume, DDP, bad trial values."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from conftest import REPO
+from quranft.trials import TrialError, load_trial
+
+pytestmark = pytest.mark.slow
+
+TINY_TRIAL = {
+    "trigger": "a test",
+    "batch_size": 4,
+    "grad_accum": 1,
+    "max_steps": 6,
+    "lr": 1.0e-3,
+    "warmup_steps": 1,
+    "val_interval": 3,
+    "freeze_encoder_layers": 2,
+    "freeze_rnnt_decoder": True,
+    "ctc_only": True,
+    "max_train_samples": 24,
+    "max_val_samples": 8,
+    "max_retasy_samples": 4,
+    "save_top_k": 2,
+    "average_top_k": 2,
+    "text_option": "map_missing",
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory) -> Path:
+    """A randomly initialised 4-layer FastConformer hybrid with a SentencePiece tokenizer, as .nemo."""
+    from quranft import nemo_models, quran_text
+
+    work = tmp_path_factory.mktemp("tiny-base")
+    tokenizer = nemo_models.train_tokenizer(quran_text.verses("simple").values(), work / "tokenizer", 64)
+    config = nemo_models.tiny_hybrid_config(tokenizer, d_model=32, n_layers=4, n_heads=2, pred_hidden=32,
+                                            joint_hidden=32)
+    model = nemo_models.CTCOnlyHybridModel(cfg=config)
+    nemo_models.save(model, work / "model.nemo")
+    return work / "model.nemo"
+
+
+def write_trial(directory: Path, name: str = "t", **values) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{name}.yaml").write_text(yaml.safe_dump({**TINY_TRIAL, **values}), encoding="utf-8")
+    return directory
+
+
+def sources(workdir: Path) -> dict[str, Path]:
+    return {name: workdir / "results" / "data" / name for name in ("quran_ayah_corpus", "retasy")}
+
+
+def state(model) -> dict[str, torch.Tensor]:
+    return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+
+
+def test_frozen_layers_and_their_batchnorm_statistics_do_not_move(tmp_path, tiny_base, demo_data_stage):
+    from quranft import nemo_models
+    from quranft.train import train_trial
+
+    trial = load_trial(write_trial(tmp_path / "trials"), "t")
+    before = state(nemo_models.restore(tiny_base))
+    metadata = train_trial(trial, tiny_base, sources(demo_data_stage), tmp_path / "out")
+    assert metadata["training"]["global_step"] == 6
+    last = torch.load(tmp_path / "out" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    after = last["state_dict"]
+    frozen_prefixes = ("preprocessor.", "encoder.pre_encode.", "encoder.layers.0.", "encoder.layers.1.",
+                       "decoder.", "joint.")
+    frozen = [k for k in before if k.startswith(frozen_prefixes)]
+    assert any("running_mean" in k for k in frozen) and any("num_batches_tracked" in k for k in frozen)
+    for key in frozen:
+        assert torch.equal(before[key], after[key]), f"{key} changed"
+    trainable = [k for k in before if k.startswith(("encoder.layers.2.", "encoder.layers.3.", "ctc_decoder."))
+                 and before[k].is_floating_point()]
+    changed = [k for k in trainable if not torch.equal(before[k], after[k])]
+    assert len(changed) > 0.8 * len(trainable)
+    assert any("running_mean" in k for k in changed)  # unfrozen BatchNorm statistics do move
+    assert metadata["parameters"]["frozen"] > 0 and metadata["parameters"]["trainable"] > 0
+    assert metadata["frozen_modules"] == ["preprocessor", "encoder.pre_encode", "encoder.layers.0",
+                                          "encoder.layers.1", "decoder", "joint"]
+    # the outputs the metadata promises
+    for name in ("training_curves.png", "logs/csv/metrics.csv", "data/train.jsonl", "data/validation.jsonl"):
+        assert (tmp_path / "out" / name).is_file(), name
+    assert list((tmp_path / "out" / "logs" / "tb").glob("events.out.tfevents.*"))
+    assert 1 <= len(metadata["checkpoints"]["top_k"]) <= 2
+    assert metadata["data"]["manifests"]["train"]["rows"] == 28  # 24 main-corpus rows + 4 RetaSy rows
+    assert metadata["tokenizer_coverage"]["missing_before"][0]["char"] in "\u0671\u06e1"  # Uthmani marks
+    assert metadata["tokenizer_coverage"]["missing_after"] == []
+    assert {"torch", "nemo_toolkit", "lightning"} <= set(metadata["versions"])
+
+
+def test_ctc_only_training_never_calls_the_rnnt_loss(tmp_path, tiny_base, demo_data_stage, monkeypatch):
+    from nemo.collections.asr.losses.rnnt import RNNTLoss
+
+    from quranft.train import train_trial
+
+    calls = []
+    original = RNNTLoss.forward
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(RNNTLoss, "forward", counting)
+    trials = write_trial(tmp_path / "trials", "ctc", max_steps=3, val_interval=3)
+    write_trial(trials, "hybrid", max_steps=3, val_interval=3, ctc_only=False, freeze_rnnt_decoder=False)
+    train_trial(load_trial(trials, "ctc"), tiny_base, sources(demo_data_stage), tmp_path / "ctc")
+    assert calls == []
+    metadata = train_trial(load_trial(trials, "hybrid"), tiny_base, sources(demo_data_stage), tmp_path / "hybrid")
+    assert len(calls) >= 3 and metadata["training"]["global_step"] == 3
+
+
+def train_command(config: Path, trial: str, base: Path, workdir: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "quranft", "train", "--config", str(config), "--trial", trial,
+            "--base-model", str(base), "--data-dir", str(workdir / "results" / "data"), "--out-dir", str(out), *extra]
+
+
+def cli_config(tmp_path: Path, trials: Path) -> Path:
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))
+    config["trials"] = {"dir": str(trials), "names": sorted(p.stem for p in trials.glob("*.yaml"))}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, tiny_base, demo_data_stage):
+    trials = write_trial(tmp_path / "trials", max_steps=60, val_interval=5)
+    command = train_command(cli_config(tmp_path, trials), "t", tiny_base, demo_data_stage, tmp_path / "out")
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = tmp_path / "out" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not last.exists() and process.poll() is None:
+        time.sleep(0.05)
+    assert process.poll() is None, "training ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (tmp_path / "out" / "training_metadata.json").exists()
+    step = torch.load(last, map_location="cpu", weights_only=False)["global_step"]
+    assert 5 <= step < 60
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    metadata = json.loads((tmp_path / "out" / "training_metadata.json").read_text())
+    assert metadata["training"]["resumed_from_step"] == step
+    assert metadata["training"]["global_step"] == 60
+
+
+def test_a_changed_trial_starts_over(tmp_path, tiny_base, demo_data_stage):
+    from quranft.train import train_trial
+
+    trials = write_trial(tmp_path / "trials", max_steps=3, val_interval=3)
+    train_trial(load_trial(trials, "t"), tiny_base, sources(demo_data_stage), tmp_path / "out")
+    write_trial(trials, max_steps=3, val_interval=3, lr=2.0e-3)
+    metadata = train_trial(load_trial(trials, "t"), tiny_base, sources(demo_data_stage), tmp_path / "out")
+    assert metadata["training"]["resumed_from_step"] is None and metadata["training"]["global_step"] == 3
+
+
+def test_two_process_cpu_ddp_trains(tmp_path, tiny_base, demo_data_stage):
+    trials = write_trial(tmp_path / "trials", max_steps=4, val_interval=2)
+    command = train_command(cli_config(tmp_path, trials), "t", tiny_base, demo_data_stage, tmp_path / "out",
+                            "--cpu-processes", "2")
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), MASTER_PORT="29517")
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metadata = json.loads((tmp_path / "out" / "training_metadata.json").read_text())
+    assert metadata["device"]["devices"] == 2 and metadata["device"]["strategy"] == "ddp"
+    assert metadata["training"]["global_step"] == 4
+    assert "gloo" in result.stderr + result.stdout
+
+
+def test_more_frozen_layers_than_the_encoder_has_names_the_file_and_key(tmp_path, tiny_base, demo_data_stage):
+    from quranft.train import TrainingError, train_trial
+
+    trials = write_trial(tmp_path / "trials", freeze_encoder_layers=10)
+    with pytest.raises(TrainingError, match=r"t\.yaml: key 'freeze_encoder_layers' is 10, but the base model's "
+                                            r"encoder has 4 layers"):
+        train_trial(load_trial(trials, "t"), tiny_base, sources(demo_data_stage), tmp_path / "out")
