@@ -39,20 +39,6 @@ TINY_TRIAL = {
 }
 
 
-@pytest.fixture(scope="session")
-def tiny_base(tmp_path_factory) -> Path:
-    """A randomly initialised 4-layer FastConformer hybrid with a SentencePiece tokenizer, as .nemo."""
-    from quranft import nemo_models, quran_text
-
-    work = tmp_path_factory.mktemp("tiny-base")
-    tokenizer = nemo_models.train_tokenizer(quran_text.verses("simple").values(), work / "tokenizer", 64)
-    config = nemo_models.tiny_hybrid_config(tokenizer, d_model=32, n_layers=4, n_heads=2, pred_hidden=32,
-                                            joint_hidden=32)
-    model = nemo_models.CTCOnlyHybridModel(cfg=config)
-    nemo_models.save(model, work / "model.nemo")
-    return work / "model.nemo"
-
-
 def write_trial(directory: Path, name: str = "t", **values) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / f"{name}.yaml").write_text(yaml.safe_dump({**TINY_TRIAL, **values}), encoding="utf-8")
