@@ -17,10 +17,14 @@ configfile: f"{workflow.basedir}/config/config.yaml"
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
+include: "rules/average.smk"
+include: "rules/benchmark.smk"
 
 
 rule all:
     input:
         data_outputs(),
         trial_outputs(),
+        model_outputs(),
+        benchmark_outputs(),
     default_target: True

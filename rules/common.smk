@@ -24,6 +24,8 @@ TRIALS = {
     for name in config["trials"]["names"]
 }
 TRIAL_PATTERN = "|".join(TRIALS) or "(?!)"
+MODELS = ["base", *TRIALS]
+MODEL_PATTERN = "|".join(MODELS)
 
 
 def config_json(*sections, source=None):
@@ -74,6 +76,20 @@ def trial_files(wildcards):
 
 def trial_outputs():
     return [f"results/{name}/training_metadata.json" for name in TRIALS]
+
+
+def model_outputs():
+    return [f"results/{name}/model.nemo" for name in TRIALS]
+
+
+def benchmark_corpus_files():
+    """The benchmark manifest and its audio: editing either re-runs only the benchmarks."""
+    corpus = config["benchmark"]["corpus"]
+    return [os.path.join(corpus, "manifest.json"), *benchmark_audio_files(corpus)]
+
+
+def benchmark_outputs():
+    return [*(f"results/{model}/benchmark.json" for model in MODELS), "results/leaderboard.md"]
 
 
 def data_outputs():

@@ -107,6 +107,46 @@ def cmd_train(args: argparse.Namespace) -> None:
                  metadata["training"]["steps_per_second"] or 0.0)
 
 
+def cmd_average(args: argparse.Namespace) -> None:
+    from quranft.average import average_trial
+    from quranft.trials import load_trial
+
+    config = _config(args)
+    trial = load_trial(config["trials"]["dir"], args.trial, config["trials"]["overrides"])
+    average_trial(args.trial_dir, args.base_model, trial.values["average_top_k"], config["averaging"]["mode"],
+                  config["averaging"]["weighted"])
+
+
+def cmd_benchmark(args: argparse.Namespace) -> None:
+    from quranft.benchmark import run_benchmark
+
+    config = _config(args)
+    settings = config["benchmark"]
+    result = run_benchmark(args.model, settings["corpus"], args.output, args.name, tuple(settings["matchers"]),
+                           settings["primary_matcher"], settings["batch_size"], args.device, args.log_probs)
+    summary = result["summary"][settings["primary_matcher"]]
+    log.info("%s: recall %.3f, precision %.3f, SeqAcc %.3f (%s matcher), WER %.3f", args.name, summary["recall"],
+             summary["precision"], summary["sequence_accuracy"], settings["primary_matcher"],
+             result["transcripts"]["wer"] or float("nan"))
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> None:
+    from quranft.leaderboard import write_leaderboard
+
+    files = dict(item.split("=", 1) for item in args.benchmarks)
+    board = write_leaderboard(files, args.markdown, args.json, args.png, args.matcher)
+    log.info("leaderboard of %d models (%s matcher) -> %s", len(board["rows"]), board["matcher"], args.markdown)
+
+
+def cmd_rescore(args: argparse.Namespace) -> None:
+    from quranft.rescore import rescore
+
+    result = rescore(args.corpus, args.transcripts, args.matcher, args.output, args.log_probs, args.tokenizer_from)
+    summary = result["summary"][args.matcher]
+    log.info("%s matcher: recall %.3f, precision %.3f, SeqAcc %.3f over %d samples", args.matcher,
+             summary["recall"], summary["precision"], summary["sequence_accuracy"], summary["samples"])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="quranft", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -155,6 +195,41 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--cpu-processes", type=int, default=1, help="DDP processes on the CPU (gloo)")
     train.add_argument("--threads", type=int, default=1, help="CPU threads; data workers follow it")
     train.set_defaults(run=cmd_train)
+
+    average = commands.add_parser("average", help="average a trial's top-k checkpoints into model.nemo")
+    _add_config_options(average)
+    average.add_argument("--trial", required=True, help="trial name (its average_top_k is used)")
+    average.add_argument("--trial-dir", required=True, help="the trial's folder (results/<trial>)")
+    average.add_argument("--base-model", required=True, help="the base .nemo (tokenizer and config)")
+    average.set_defaults(run=cmd_average)
+
+    bench = commands.add_parser("benchmark", help="verse-identification benchmark of one model")
+    _add_config_options(bench)
+    bench.add_argument("--model", required=True, help="the .nemo to benchmark")
+    bench.add_argument("--name", required=True, help="the model's name in the results (base, v1, ...)")
+    bench.add_argument("--output", required=True, help="benchmark JSON to write")
+    bench.add_argument("--log-probs", help="also save the per-sample CTC log-probabilities here (.npz)")
+    bench.add_argument("--device", default="cpu", help="cpu or cuda")
+    bench.set_defaults(run=cmd_benchmark)
+
+    board = commands.add_parser("leaderboard", help="compare every model's benchmark with the base's")
+    board.add_argument("--benchmarks", nargs="+", required=True, metavar="NAME=FILE",
+                       help="benchmark JSONs by model name; one must be named base")
+    board.add_argument("--matcher", help="matcher to rank by (default: the benchmarks' primary)")
+    board.add_argument("--markdown", required=True)
+    board.add_argument("--json", required=True)
+    board.add_argument("--png", required=True)
+    board.set_defaults(run=cmd_leaderboard)
+
+    rescore = commands.add_parser("rescore", help="score saved transcripts with a matcher, without the model")
+    rescore.add_argument("--corpus", required=True, help="the benchmark corpus folder (its manifest has the truth)")
+    rescore.add_argument("--transcripts", required=True,
+                         help="JSONL of {id, text}, or a benchmark JSON (its rows' transcripts)")
+    rescore.add_argument("--matcher", choices=["text", "ctc"], default="text")
+    rescore.add_argument("--log-probs", help="saved log-probabilities (.npz), for the ctc matcher")
+    rescore.add_argument("--tokenizer-from", help="the .nemo whose tokenizer produced the log-probabilities")
+    rescore.add_argument("--output", required=True, help="predictions JSON to write")
+    rescore.set_defaults(run=cmd_rescore)
     return parser
 
 

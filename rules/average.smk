@@ -1,0 +1,33 @@
+# Checkpoint averaging: each trial's top-k checkpoints into results/<trial>/model.nemo.
+
+
+rule average_checkpoints:
+    input:
+        metadata="results/{trial}/training_metadata.json",
+        base="results/base/model.nemo",
+    output:
+        model="results/{trial}/model.nemo",
+        report=report(
+            "results/{trial}/averaging.json",
+            caption="../report/averaging.rst",
+            category="Averaging",
+            subcategory="{trial}",
+        ),
+    params:
+        config=config_json("trials", "averaging"),
+        trial_dir=lambda wildcards, output: os.path.dirname(output.model),
+    wildcard_constraints:
+        trial=TRIAL_PATTERN,
+    threads: 2
+    resources:
+        mem_mb=16000,
+        runtime=120,
+    log:
+        "logs/average/{trial}.log",
+    benchmark:
+        "benchmarks/average/{trial}.tsv"
+    conda:
+        "../envs/quranft.yaml"
+    shell:
+        "python -m quranft average --config-json {params.config:q} --trial {wildcards.trial}"
+        " --trial-dir {params.trial_dir:q} --base-model {input.base:q} > {log:q} 2>&1"

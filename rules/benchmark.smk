@@ -1,0 +1,55 @@
+# Benchmark stage: every model, the untouched base included, on the verse-identification corpus;
+# then the leaderboard that compares each trial with the base.
+
+
+rule benchmark_model:
+    input:
+        model="results/{model}/model.nemo",
+        corpus=benchmark_corpus_files(),
+    output:
+        benchmark=report(
+            "results/{model}/benchmark.json",
+            caption="../report/benchmark.rst",
+            category="Benchmarks",
+            subcategory="{model}",
+        ),
+        log_probs="results/{model}/log_probs.npz",
+    params:
+        config=config_json("benchmark"),
+    wildcard_constraints:
+        model=MODEL_PATTERN,
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    log:
+        "logs/benchmark/{model}.log",
+    benchmark:
+        "benchmarks/benchmark/{model}.tsv"
+    conda:
+        "../envs/quranft.yaml"
+    shell:
+        "python -m quranft benchmark --config-json {params.config:q} --model {input.model:q}"
+        " --name {wildcards.model} --output {output.benchmark:q} --log-probs {output.log_probs:q}"
+        " > {log:q} 2>&1"
+
+
+rule leaderboard:
+    input:
+        expand("results/{model}/benchmark.json", model=MODELS),
+    output:
+        markdown=report("results/leaderboard.md", caption="../report/leaderboard.rst", category="Leaderboard"),
+        json="results/leaderboard.json",
+        png=report("results/leaderboard.png", caption="../report/leaderboard.rst", category="Leaderboard"),
+    params:
+        benchmarks=lambda wildcards, input: " ".join(
+            f"{Path(path).parent.name}={path}" for path in input
+        ),
+    log:
+        "logs/benchmark/leaderboard.log",
+    localrule: True
+    conda:
+        "../envs/quranft.yaml"
+    shell:
+        "python -m quranft leaderboard --benchmarks {params.benchmarks} --markdown {output.markdown:q}"
+        " --json {output.json:q} --png {output.png:q} > {log:q} 2>&1"
