@@ -18,12 +18,13 @@ from quranft.trials import load_trial
 validate_config(config)
 
 DATA = "results/data"
-DEMO_BASE = "results/demo_base/model.nemo"
+DEMO_BASE = "demo/base_model.nemo"
 TRIALS = {
     name: load_trial(config["trials"]["dir"], name, config["trials"]["overrides"])
     for name in config["trials"]["names"]
 }
 TRIAL_PATTERN = "|".join(TRIALS) or "(?!)"
+BEST_OF_PATTERN = "|".join(name for name, trial in TRIALS.items() if trial.best_of) or "(?!)"
 MODELS = ["base", *TRIALS]
 MODEL_PATTERN = "|".join(MODELS)
 
@@ -70,8 +71,20 @@ def base_model_file():
 
 
 def trial_files(wildcards):
-    """A trial's file and the files it extends: editing any of them retrains the trial."""
-    return [str(path) for path in TRIALS[wildcards.trial].files]
+    """A trial's file and the files it extends: editing any of them retrains the trial. A trial
+    that extends the best of others reads the file resolve_trial writes from their benchmarks."""
+    trial = TRIALS[wildcards.trial]
+    if trial.best_of is not None:
+        return [f"results/{wildcards.trial}/trial.yaml"]
+    return [str(path) for path in trial.files]
+
+
+def best_of_inputs(wildcards):
+    trial = TRIALS[wildcards.trial]
+    return {
+        "trial": str(trial.files[0]),
+        "benchmarks": [f"results/{name}/benchmark.json" for name in trial.best_of["trials"]],
+    }
 
 
 def trial_outputs():

@@ -1,10 +1,12 @@
 # Training stage: the base model, the demo's stand-in for it, and one fine-tuning job per trial.
 
 
+# The demo base model is committed: its inputs are ancient, so that a fresh clone uses it as it is.
+# Rebuild it with: snakemake -c2 --configfile config/demo.yaml --forcerun pretrain_demo_base
 rule pretrain_demo_base:
     input:
-        train=f"{DATA}/train.jsonl",
-        validation=f"{DATA}/validation.jsonl",
+        train=ancient(f"{DATA}/train.jsonl"),
+        validation=ancient(f"{DATA}/validation.jsonl"),
     output:
         DEMO_BASE,
     params:
@@ -12,7 +14,7 @@ rule pretrain_demo_base:
     threads: 2
     resources:
         mem_mb=8000,
-        runtime=60,
+        runtime=120,
     log:
         "logs/train/pretrain_demo_base.log",
     benchmark:
@@ -37,6 +39,28 @@ rule base_model:
         "../envs/quranft.yaml"
     shell:
         "python -m quranft base-model --config-json {params.config:q} --output {output:q} > {log:q} 2>&1"
+
+
+rule resolve_trial:
+    input:
+        unpack(best_of_inputs),
+    output:
+        "results/{trial}/trial.yaml",
+    params:
+        config=config_json("trials"),
+        benchmarks=lambda wildcards, input: " ".join(
+            f"{Path(path).parent.name}={path}" for path in input.benchmarks
+        ),
+    wildcard_constraints:
+        trial=BEST_OF_PATTERN,
+    log:
+        "logs/train/resolve_{trial}.log",
+    localrule: True
+    conda:
+        "../envs/quranft.yaml"
+    shell:
+        "python -m quranft resolve-trial --config-json {params.config:q} --trial {wildcards.trial}"
+        " --benchmarks {params.benchmarks} --output {output:q} > {log:q} 2>&1"
 
 
 rule train_trial:

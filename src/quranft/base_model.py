@@ -90,6 +90,7 @@ def pretrain_demo_base(train_manifest: str | Path, validation_manifest: str | Pa
         config = nemo_models.tiny_hybrid_config(
             tokenizer_dir, d_model=settings["d_model"], n_layers=settings["n_layers"], n_heads=settings["n_heads"],
             pred_hidden=settings["d_model"], joint_hidden=settings["d_model"],
+            subsampling_channels=settings["subsampling_channels"], dropout=settings["dropout"],
         )
         config.spec_augment.update(freq_masks=1, time_masks=2, freq_width=10)
         model = nemo_models.CTCOnlyHybridModel(cfg=config)

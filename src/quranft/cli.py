@@ -96,7 +96,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     from quranft.trials import load_trial
 
     config = _config(args)
-    trial = load_trial(config["trials"]["dir"], args.trial, config["trials"]["overrides"])
+    trial = load_trial(config["trials"]["dir"], args.trial, config["trials"]["overrides"],
+                       resolved_dir=Path(args.out_dir).parent)
+    if trial.values is None:
+        raise ConfigError(f"trial {args.trial} uses extends_best: run resolve-trial first")
     sources = {name: Path(args.data_dir) / name for name in config["sources"]}
     resources = Resources(gpus=args.gpus, num_nodes=args.num_nodes, cpu_processes=args.cpu_processes,
                           threads=args.threads)
@@ -112,7 +115,10 @@ def cmd_average(args: argparse.Namespace) -> None:
     from quranft.trials import load_trial
 
     config = _config(args)
-    trial = load_trial(config["trials"]["dir"], args.trial, config["trials"]["overrides"])
+    trial = load_trial(config["trials"]["dir"], args.trial, config["trials"]["overrides"],
+                       resolved_dir=Path(args.trial_dir).parent)
+    if trial.values is None:
+        raise ConfigError(f"trial {args.trial} uses extends_best: run resolve-trial first")
     average_trial(args.trial_dir, args.base_model, trial.values["average_top_k"], config["averaging"]["mode"],
                   config["averaging"]["weighted"])
 
@@ -145,6 +151,16 @@ def cmd_rescore(args: argparse.Namespace) -> None:
     summary = result["summary"][args.matcher]
     log.info("%s matcher: recall %.3f, precision %.3f, SeqAcc %.3f over %d samples", args.matcher,
              summary["recall"], summary["precision"], summary["sequence_accuracy"], summary["samples"])
+
+
+def cmd_resolve_trial(args: argparse.Namespace) -> None:
+    from quranft.fileio import read_json
+    from quranft.trials import resolve_best
+
+    config = _config(args)
+    benchmarks = {name: read_json(path) for name, path in (item.split("=", 1) for item in args.benchmarks)}
+    choice = resolve_best(config["trials"]["dir"], args.trial, config["trials"]["overrides"], benchmarks, args.output)
+    log.info("%s extends %s (best by %s: %s)", args.trial, choice["chosen"], choice["metric"], choice["scores"])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -230,6 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
     rescore.add_argument("--tokenizer-from", help="the .nemo whose tokenizer produced the log-probabilities")
     rescore.add_argument("--output", required=True, help="predictions JSON to write")
     rescore.set_defaults(run=cmd_rescore)
+
+    resolve = commands.add_parser("resolve-trial", help="resolve an extends_best trial from benchmarks")
+    _add_config_options(resolve)
+    resolve.add_argument("--trial", required=True)
+    resolve.add_argument("--benchmarks", nargs="+", required=True, metavar="NAME=FILE")
+    resolve.add_argument("--output", required=True, help="the resolved trial file (results/<trial>/trial.yaml)")
+    resolve.set_defaults(run=cmd_resolve_trial)
     return parser
 
 

@@ -42,7 +42,8 @@ def train_tokenizer(texts: Iterable[str], out_dir: str | Path, vocab_size: int) 
 
 
 def tiny_hybrid_config(tokenizer_dir: str | Path, d_model: int, n_layers: int, n_heads: int,
-                       pred_hidden: int, joint_hidden: int) -> DictConfig:
+                       pred_hidden: int, joint_hidden: int, subsampling_channels: int | None = None,
+                       dropout: float = 0.1) -> DictConfig:
     """A FastConformer hybrid RNNT+CTC BPE model of the real one's family, at toy size."""
     return OmegaConf.create({
         "sample_rate": 16000,
@@ -63,11 +64,12 @@ def tiny_hybrid_config(tokenizer_dir: str | Path, d_model: int, n_layers: int, n
         "encoder": {
             "_target_": "nemo.collections.asr.modules.ConformerEncoder",
             "feat_in": 80, "feat_out": -1, "n_layers": n_layers, "d_model": d_model,
-            "subsampling": "dw_striding", "subsampling_factor": 8, "subsampling_conv_channels": d_model,
+            "subsampling": "dw_striding", "subsampling_factor": 8,
+            "subsampling_conv_channels": subsampling_channels or d_model,
             "ff_expansion_factor": 4, "self_attention_model": "rel_pos", "n_heads": n_heads,
             "att_context_size": [-1, -1], "xscaling": True, "pos_emb_max_len": 5000,
             "conv_kernel_size": 9, "conv_norm_type": "batch_norm",
-            "dropout": 0.1, "dropout_pre_encoder": 0.1, "dropout_emb": 0.0, "dropout_att": 0.1,
+            "dropout": dropout, "dropout_pre_encoder": dropout, "dropout_emb": 0.0, "dropout_att": dropout,
         },
         "decoder": {
             "_target_": "nemo.collections.asr.modules.RNNTDecoder",

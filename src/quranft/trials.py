@@ -28,8 +28,12 @@ class TrialError(QuranftError, ValueError):
 @dataclass(frozen=True)
 class Trial:
     name: str
-    values: dict[str, Any]  # every key of the schema, resolved
+    values: dict[str, Any] | None  # every key of the schema, resolved; None while the best is unknown
     files: tuple[Path, ...]  # the trial's file and the files it extends, nearest first
+    best_of: dict[str, Any] | None = None  # extends_best, when the parent comes from benchmarks
+
+
+RESOLVED = "trial.yaml"  # results/<trial>/trial.yaml: an extends_best trial, resolved
 
 
 def trial_file(trials_dir: str | Path, name: str) -> Path:
@@ -54,9 +58,8 @@ def _check(schema: Mapping[str, Any], values: Mapping[str, Any], where: str) -> 
         raise TrialError(message)
 
 
-def load_trial(trials_dir: str | Path, name: str, overrides: Mapping[str, Any] | None = None) -> Trial:
-    """Resolve trial `name`: its file over the trials it extends, then `overrides`, then defaults."""
-    schema = load_schema(TRIAL_SCHEMA)
+def _chain(trials_dir: str | Path, name: str, schema: Mapping[str, Any]) -> list[tuple[Path, dict[str, Any]]]:
+    """The trial's file and the files it extends, each checked on its own, nearest first."""
     chain: list[tuple[Path, dict[str, Any]]] = []
     current: str | None = name
     while current is not None:
@@ -66,20 +69,92 @@ def load_trial(trials_dir: str | Path, name: str, overrides: Mapping[str, Any] |
             raise TrialError(f"{chain[-1][0]}: key 'extends' makes a cycle: {cycle}")
         values = _read(path)
         _check(schema, values, str(path))
+        if "extends" in values and "extends_best" in values:
+            raise TrialError(f"{path}: key 'extends_best' cannot be combined with 'extends'")
+        if "extends_best" in values and chain:
+            raise TrialError(f"{chain[-1][0]}: key 'extends' names {current}, which uses extends_best; "
+                             "extend a trial with fixed values instead")
         chain.append((path, values))
         current = values.get("extends")
+    return chain
 
+
+def _resolve(chain, overrides, schema) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     for _, values in reversed(chain):
         merged.update(values)
     merged["trigger"] = chain[0][1]["trigger"]
     merged.pop("extends", None)
+    merged.pop("extends_best", None)
     if overrides:
         merged.update(overrides)
         _check(schema, merged, f"{chain[0][0]} with trials.overrides")
     fill_defaults(schema, merged, schema)
     _check_relations(merged, chain[0][0])
-    return Trial(name=name, values=merged, files=tuple(path for path, _ in chain))
+    return merged
+
+
+def load_trial(trials_dir: str | Path, name: str, overrides: Mapping[str, Any] | None = None,
+               resolved_dir: str | Path | None = None) -> Trial:
+    """Resolve trial `name`: its file over the trials it extends, then `overrides`, then defaults.
+
+    A trial that uses extends_best takes its values from `<resolved_dir>/<name>/trial.yaml`
+    (written by `resolve_best`); without it, its values stay None.
+    """
+    schema = load_schema(TRIAL_SCHEMA)
+    chain = _chain(trials_dir, name, schema)
+    files = tuple(path for path, _ in chain)
+    best_of = chain[0][1].get("extends_best")
+    if best_of is None:
+        return Trial(name=name, values=_resolve(chain, overrides, schema), files=files)
+    best_of = {"metric": "sequence_accuracy", **best_of}
+    for parent in best_of["trials"]:
+        if parent == name:
+            raise TrialError(f"{files[0]}: key 'extends_best' names the trial itself")
+        # a missing or broken candidate fails now, not after hours of training
+        if "extends_best" in _chain(trials_dir, parent, schema)[0][1]:
+            raise TrialError(f"{files[0]}: key 'extends_best' names {parent}, which uses extends_best itself")
+    resolved = Path(resolved_dir) / name / RESOLVED if resolved_dir is not None else None
+    if resolved is None or not resolved.exists():
+        return Trial(name=name, values=None, files=files, best_of=best_of)
+    values = _read(resolved)
+    _check(schema, values, str(resolved))
+    return Trial(name=name, values=values, files=(resolved, *files), best_of=best_of)
+
+
+def resolve_best(trials_dir: str | Path, name: str, overrides: Mapping[str, Any] | None,
+                 benchmarks: Mapping[str, Mapping[str, Any]], out: str | Path) -> dict[str, Any]:
+    """Pick the best candidate by its benchmark and write the resolved trial file; return the choice."""
+    from quranft.fileio import atomic_write_text
+
+    schema = load_schema(TRIAL_SCHEMA)
+    chain = _chain(trials_dir, name, schema)
+    best_of = {"metric": "sequence_accuracy", **chain[0][1]["extends_best"]}
+    metric = best_of["metric"]
+    scores = {}
+    for candidate in best_of["trials"]:
+        if candidate not in benchmarks:
+            raise TrialError(f"{chain[0][0]}: key 'extends_best' names {candidate}, which has no benchmark")
+        benchmark = benchmarks[candidate]
+        if metric == "wer":
+            scores[candidate] = benchmark["transcripts"]["wer"]
+        else:
+            scores[candidate] = benchmark["summary"][benchmark["matchers"]["primary"]][metric]
+    lower_is_better = metric == "wer"
+    # Ties go to the earlier trial in the list: the simpler, already-launched configuration.
+    chosen = sorted(best_of["trials"], key=lambda c: ((scores[c] if lower_is_better else -scores[c]),
+                                                      best_of["trials"].index(c)))[0]
+    own = dict(chain[0][1])
+    own.pop("extends_best")
+    own["extends"] = chosen
+    parent_chain = _chain(trials_dir, chosen, schema)
+    values = _resolve([(chain[0][0], own), *parent_chain], overrides, schema)
+    choice = {"metric": metric, "scores": scores, "chosen": chosen}
+    header = (f"# {name} resolved: extends_best of {best_of['trials']} by {metric} "
+              f"({', '.join(f'{c}={v:.4f}' for c, v in scores.items())}) -> {chosen}\n"
+              f"# Written by the rule resolve_trial from {chain[0][0]}; do not edit.\n")
+    atomic_write_text(out, header + yaml.safe_dump(values, allow_unicode=True, sort_keys=False))
+    return choice
 
 
 def _check_relations(values: Mapping[str, Any], path: Path) -> None:

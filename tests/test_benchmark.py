@@ -1,0 +1,128 @@
+"""The benchmark runner, re-scoring and the leaderboard on a real (tiny) model and real audio."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import DEMO
+from quranft import quran_text
+from quranft.benchmark import run_benchmark
+from quranft.leaderboard import build, to_markdown, write_leaderboard
+from quranft.rescore import rescore
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """Five demo clips, plus a sample whose file is missing and one whose file is not audio."""
+    folder = tmp_path_factory.mktemp("corpus")
+    manifest = json.loads((DEMO / "benchmark" / "manifest.json").read_text(encoding="utf-8"))
+    chosen = [s for s in manifest["samples"] if s["id"] in
+              {"everyayah_112_002", "retasy_113_003", "user_103_002", "multi_112_001_004", "leak_retasy_103_002"}]
+    for sample in chosen:
+        shutil.copy(DEMO / "benchmark" / sample["file"], folder / sample["file"])
+    (folder / "broken.wav").write_bytes(b"RIFF....WAVEnot audio at all")
+    chosen += [
+        {"id": "gone", "file": "gone.wav", "surah": 1, "ayah": 1, "category": "short", "source": "user"},
+        {"id": "broken", "file": "broken.wav", "surah": 1, "ayah": 2, "category": "short", "source": "user"},
+    ]
+    (folder / "manifest.json").write_text(json.dumps({"samples": chosen}, ensure_ascii=False), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def benchmarked(tmp_path_factory, tiny_base, corpus) -> Path:
+    out = tmp_path_factory.mktemp("bench")
+    run_benchmark(tiny_base, corpus, out / "benchmark.json", "base", log_probs_path=out / "log_probs.npz")
+    return out
+
+
+def test_the_benchmark_json_has_what_the_protocol_asks(benchmarked, tiny_base):
+    result = json.loads((benchmarked / "benchmark.json").read_text(encoding="utf-8"))
+    assert result["model"]["name"] == "base" and result["model"]["bytes"] == tiny_base.stat().st_size
+    assert result["model"]["parameters"] > 0
+    assert result["corpus"]["samples"] == 7 and len(result["corpus"]["sha256"]) == 64
+    assert result["matchers"]["primary"] == "ctc"
+    assert {"version", "settings"} <= set(result["matchers"]["text"])
+    for matcher in ("text", "ctc"):
+        summary = result["summary"][matcher]
+        assert summary["samples"] == 7 and set(summary["per_category"]) == {"short", "medium", "multi"}
+    latency = result["latency"]
+    assert latency["samples"] == 5 and latency["median"] > 0 and latency["p95"] >= latency["median"]
+    assert latency["device"] == "cpu" and latency["real_time_factor"] > 0
+    assert latency["batch"]["clips_per_second"] > 0
+    assert set(result["transcripts"]) >= {"wer", "cer"}
+    assert {"git_commit", "versions", "date"} <= set(result["provenance"])
+    row = next(r for r in result["rows"] if r["id"] == "multi_112_001_004")
+    assert row["expected"] == [[112, 1], [112, 2], [112, 3], [112, 4]]
+    assert isinstance(row["transcript"], str) and row["latency"] > 0
+    assert set(row["matchers"]["ctc"]) >= {"predicted", "recall", "precision", "sequence_accuracy"}
+
+
+def test_missing_and_undecodable_clips_score_zero_with_their_errors(benchmarked):
+    result = json.loads((benchmarked / "benchmark.json").read_text(encoding="utf-8"))
+    rows = {r["id"]: r for r in result["rows"]}
+    assert "gone.wav" in rows["gone"]["error"] and rows["gone"]["transcript"] is None
+    assert rows["broken"]["error"].startswith("audio:")
+    for sample in ("gone", "broken"):
+        for matcher in ("text", "ctc"):
+            scores = rows[sample]["matchers"][matcher]
+            assert (scores["recall"], scores["precision"], scores["sequence_accuracy"]) == (0.0, 0.0, 0.0)
+
+
+def test_rescoring_saved_output_reproduces_the_benchmark(benchmarked, corpus, tiny_base, tmp_path):
+    benchmark = json.loads((benchmarked / "benchmark.json").read_text(encoding="utf-8"))
+    jsonl = tmp_path / "transcripts.jsonl"
+    jsonl.write_text("".join(json.dumps({"id": r["id"], "text": r["transcript"]}, ensure_ascii=False) + "\n"
+                             for r in benchmark["rows"] if r["transcript"] is not None), encoding="utf-8")
+    for matcher, source in (("text", jsonl), ("text", benchmarked / "benchmark.json"),
+                            ("ctc", benchmarked / "benchmark.json")):
+        result = rescore(corpus, source, matcher, tmp_path / "predictions.json",
+                         log_probs_path=benchmarked / "log_probs.npz", tokenizer_from=tiny_base)
+        for original, again in zip(benchmark["rows"], result["rows"]):
+            assert original["id"] == again["id"]
+            assert original["matchers"][matcher].get("predicted") == again["matchers"][matcher].get("predicted")
+            assert original["matchers"][matcher]["sequence_accuracy"] == again["matchers"][matcher]["sequence_accuracy"]
+        assert result["summary"][matcher]["recall"] == benchmark["summary"][matcher]["recall"]
+
+
+def test_rescoring_finds_the_verses_in_good_transcripts(corpus, tmp_path):
+    jsonl = tmp_path / "transcripts.jsonl"
+    good = {"everyayah_112_002": quran_text.verse(112, 2),
+            "multi_112_001_004": " ".join(quran_text.verse(112, a) for a in range(1, 5)),
+            "retasy_113_003": "كلام لا علاقة له"}
+    jsonl.write_text("".join(json.dumps({"id": k, "text": v}, ensure_ascii=False) + "\n" for k, v in good.items()),
+                     encoding="utf-8")
+    result = rescore(corpus, jsonl, "text", tmp_path / "predictions.json")
+    rows = {r["id"]: r for r in result["rows"]}
+    assert rows["everyayah_112_002"]["matchers"]["text"]["predicted"] == [[112, 2]]
+    assert rows["multi_112_001_004"]["matchers"]["text"]["sequence_accuracy"] == 1.0
+    assert rows["retasy_113_003"]["matchers"]["text"]["predicted"] == []
+    assert rows["user_103_002"]["error"].startswith("no transcript for user_103_002")
+    assert json.loads((tmp_path / "predictions.json").read_text(encoding="utf-8"))["matcher"]["name"] == "text"
+
+
+def test_the_leaderboard_compares_each_model_with_the_base(benchmarked, tmp_path):
+    base = json.loads((benchmarked / "benchmark.json").read_text(encoding="utf-8"))
+    better = json.loads(json.dumps(base))
+    better["model"]["name"] = "v1"
+    for row in better["rows"]:  # pretend the trial got every sample right with the ctc matcher
+        row["matchers"]["ctc"].update(recall=1.0, precision=1.0, sequence_accuracy=1.0)
+    better["summary"]["ctc"].update(recall=1.0, precision=1.0, sequence_accuracy=1.0)
+    files = {"base": benchmarked / "benchmark.json", "v1": tmp_path / "v1.json"}
+    files["v1"].write_text(json.dumps(better), encoding="utf-8")
+    board = write_leaderboard(files, tmp_path / "board.md", tmp_path / "board.json", tmp_path / "board.png")
+    assert [row["model"] for row in board["rows"]] == ["base", "v1"]
+    versus = board["rows"][1]["versus_base"]
+    recovered = [r["id"] for r in base["rows"] if r["matchers"]["ctc"]["sequence_accuracy"] == 0]
+    assert versus["recovered"] == sorted(recovered) and versus["regressed"] == []
+    assert 0 < versus["mcnemar_p"] <= 1
+    markdown = (tmp_path / "board.md").read_text(encoding="utf-8")
+    assert "| base |" in markdown and "| v1 |" in markdown and "ctc" in markdown
+    assert (tmp_path / "board.png").read_bytes()[:4] == b"\x89PNG"
+    assert to_markdown(build({"base": base})).count("| base |") == 1
