@@ -1,0 +1,133 @@
+"""Trial files: the seed's values, inheritance, clear errors, and what an edit re-plans."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, demo_config_file, snakemake
+from quranft.trials import TrialError, load_trial, resolve_best, trial_schema_keys
+
+TRIALS = REPO / "config" / "trials"
+
+
+def test_the_launched_v1_block_wins():
+    v1 = load_trial(TRIALS, "v1").values
+    assert (v1["freeze_encoder_layers"], v1["max_steps"], v1["batch_size"], v1["grad_accum"]) == (10, 2000, 12, 2)
+    assert (v1["lr"], v1["warmup_steps"], v1["ctc_only"], v1["freeze_rnnt_decoder"]) == (5e-5, 200, True, True)
+    assert (v1["max_train_samples"], v1["max_retasy_samples"], v1["include_retasy"]) == (120000, 6000, True)
+
+
+def test_v2_and_v3_carry_the_seed_values():
+    v2 = load_trial(TRIALS, "v2").values
+    assert (v2["batch_size"], v2["max_steps"], v2["lr"], v2["warmup_steps"], v2["freeze_encoder_layers"]) == \
+        (32, 25000, 1e-4, 1000, 4)
+    assert v2["val_interval"] == 500 and v2["ctc_only"] is True
+    v3 = load_trial(TRIALS, "v3").values
+    assert (v3["max_steps"], v3["lr"], v3["warmup_steps"], v3["freeze_encoder_layers"]) == (30000, 5e-5, 1500, 0)
+    assert v3["freeze_rnnt_decoder"] is False and v3["ctc_only"] is False
+
+
+def test_every_trial_says_why_it_exists_and_uses_only_schema_keys():
+    keys = set(trial_schema_keys())
+    for path in sorted(TRIALS.glob("*.yaml")):
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        assert raw["trigger"] and "\n" not in raw["trigger"], path
+        assert set(raw) <= keys, path
+
+
+def test_v4_to_v6_extend_the_best_of_v1_to_v3():
+    for name, own in (("v4", {"include_retasy": False}), ("v5", {"max_retasy_samples": 15000}),
+                      ("v6", {"spec_freq_masks": 4, "spec_time_masks": 15, "early_stopping_patience": 5})):
+        trial = load_trial(TRIALS, name)
+        assert trial.values is None and trial.best_of == {"trials": ["v1", "v2", "v3"], "metric": "sequence_accuracy"}
+        raw = yaml.safe_load((TRIALS / f"{name}.yaml").read_text(encoding="utf-8"))
+        assert {k: raw[k] for k in own} == own
+
+
+def benchmark(seqacc: float) -> dict:
+    return {"matchers": {"primary": "ctc"}, "summary": {"ctc": {"sequence_accuracy": seqacc}},
+            "transcripts": {"wer": 1 - seqacc}}
+
+
+def test_extends_best_resolves_from_benchmarks_into_a_trial_file(tmp_path):
+    out = tmp_path / "results" / "v4" / "trial.yaml"
+    choice = resolve_best(TRIALS, "v4", None, {"v1": benchmark(0.8), "v2": benchmark(0.9), "v3": benchmark(0.9)}, out)
+    assert choice["chosen"] == "v2"  # a tie goes to the earlier trial
+    trial = load_trial(TRIALS, "v4", resolved_dir=tmp_path / "results")
+    v2 = load_trial(TRIALS, "v2").values
+    assert trial.values["include_retasy"] is False  # v4's own key
+    assert trial.values["batch_size"] == v2["batch_size"] and trial.values["lr"] == v2["lr"]  # v2's
+    assert trial.values["trigger"].startswith("Model performs well on clean EveryAyah")
+    assert out.read_text(encoding="utf-8").startswith("# v4 resolved: extends_best of ['v1', 'v2', 'v3']")
+
+
+def write(directory: Path, name: str, **values) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{name}.yaml").write_text(yaml.safe_dump({"trigger": "test", **values}), encoding="utf-8")
+    return directory
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"max_steps": -5}, r"bad\.yaml: key 'max_steps' must be >= 1, got -5"),
+    ({"max_stepz": 5}, r"bad\.yaml: key 'max_stepz' is unknown; expected one of: "),
+    ({"lr": "fast"}, r"bad\.yaml: key 'lr' must be of type number, got str 'fast'"),
+    ({"average_top_k": 6, "save_top_k": 5}, r"bad\.yaml: key 'average_top_k' \(6\) must not exceed 'save_top_k'"),
+    ({"extends": "bad"}, r"bad\.yaml: key 'extends' makes a cycle"),
+    ({"extends": "nothing"}, r"nothing\.yaml: trial file not found"),
+])
+def test_a_bad_trial_value_names_the_file_and_key(tmp_path, values, message):
+    with pytest.raises(TrialError, match=message):
+        load_trial(write(tmp_path, "bad", **values), "bad")
+
+
+@pytest.mark.slow
+def test_a_bad_trial_stops_the_dry_run_with_its_message(tmp_path):
+    trials = tmp_path / "trials"
+    shutil.copytree(TRIALS, trials)
+    (trials / "v2.yaml").write_text((trials / "v2.yaml").read_text() + "max_steps: -3\n", encoding="utf-8")
+    config = demo_config_file(tmp_path, trials={"dir": str(trials)})
+    result = snakemake(tmp_path, "-n", "--configfile", str(config), check=False)
+    assert result.returncode != 0
+    assert f"{trials / 'v2.yaml'}: key 'max_steps' must be >= 1, got -3" in result.stdout + result.stderr
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    lines = output.split("Job stats:")[1].split("\n\n")[0].splitlines()[3:]
+    return {line.split()[0]: int(line.split()[1]) for line in lines if line.strip() and line.split()[0] != "total"}
+
+
+@pytest.mark.slow
+def test_editing_one_trial_file_replans_that_trial_only(tmp_path):
+    """Every output made up to date with --touch, then one trial file edited: the dry run plans
+    that trial's training, averaging and benchmark, the trials that depend on it, and the
+    leaderboard; nothing else (not v1, not the data stage, not the base model)."""
+    trials = tmp_path / "trials"
+    shutil.copytree(TRIALS, trials)
+    config = demo_config_file(tmp_path, trials={"dir": str(trials)})
+    first = snakemake(tmp_path, "-n", "--configfile", str(config))
+    outputs = [line.split("output: ", 1)[1] for line in first.stdout.splitlines() if line.strip().startswith("output: ")]
+    for path in (p.strip() for line in outputs for p in line.split(",")):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).touch()
+    snakemake(tmp_path, "--touch", "-c1", "--configfile", str(config))
+    assert "Nothing to be done" in snakemake(tmp_path, "-n", "--configfile", str(config)).stdout
+    v2 = trials / "v2.yaml"
+    v2.write_text(v2.read_text(encoding="utf-8").replace("lr: 1.0e-4", "lr: 2.0e-4"), encoding="utf-8")
+    result = snakemake(tmp_path, "-n", "--configfile", str(config))
+    jobs = planned_jobs(result.stdout)
+    # v2 itself, v3 (extends v2), v4 to v6 (their parent is the best of v1 to v3), the leaderboard
+    assert jobs == {"train_trial": 5, "average_checkpoints": 5, "benchmark_model": 5, "resolve_trial": 3,
+                    "leaderboard": 1, "all": 1}
+    assert "output: results/v2/training_metadata.json" in result.stdout
+    assert "output: results/v1/training_metadata.json" not in result.stdout
+    assert "output: results/base/model.nemo" not in result.stdout
+    v1 = trials / "v1.yaml"
+    v1.touch()
+    jobs = planned_jobs(snakemake(tmp_path, "-n", "--configfile", str(config)).stdout)
+    # v1 is extended by v2, and v2 by v3: all retrain, as do those extending their best
+    assert jobs["train_trial"] == 6
