@@ -80,11 +80,23 @@ def trial_files(wildcards):
 
 
 def best_of_inputs(wildcards):
+    """The trial file, the candidates' trial files and their benchmarks: whatever re-runs a
+    candidate's benchmark chooses the best again (and retrains this trial)."""
     trial = TRIALS[wildcards.trial]
+    candidates = trial.best_of["trials"]
     return {
         "trial": str(trial.files[0]),
-        "benchmarks": [f"results/{name}/benchmark.json" for name in trial.best_of["trials"]],
+        "candidates": sorted({str(path) for name in candidates for path in TRIALS[name].files}),
+        "benchmarks": [f"results/{name}/benchmark.json" for name in candidates],
     }
+
+
+def demo_base_inputs():
+    """What the demo base model is trained from: the raw demo sources and the benchmark audio
+    (for the leakage guard). Ancient: the committed model is kept whatever the files' times; a
+    rebuild is asked for with --forcerun pretrain_demo_base (or by deleting the model)."""
+    files = [path for name in sources_used() for path in source_files(name)] + benchmark_audio()
+    return [ancient(path) for path in files]
 
 
 def trial_outputs():

@@ -1,16 +1,15 @@
 # Training stage: the base model, the demo's stand-in for it, and one fine-tuning job per trial.
 
 
-# The demo base model is committed: its inputs are ancient, so that a fresh clone uses it as it is.
-# Rebuild it with: snakemake -c2 --configfile config/demo.yaml --forcerun pretrain_demo_base
+# The demo base model is committed; its inputs are ancient source files, so that a fresh clone uses
+# it as it is. Rebuild it with: snakemake -c2 --configfile config/demo.yaml --forcerun pretrain_demo_base
 rule pretrain_demo_base:
     input:
-        train=ancient(f"{DATA}/train.jsonl"),
-        validation=ancient(f"{DATA}/validation.jsonl"),
+        demo_base_inputs(),
     output:
         DEMO_BASE,
     params:
-        config=config_json("demo_base"),
+        config=config_json("data", "sources", "benchmark", "demo_base"),
     threads: 2
     resources:
         mem_mb=8000,
@@ -22,8 +21,8 @@ rule pretrain_demo_base:
     conda:
         "../envs/quranft.yaml"
     shell:
-        "python -m quranft pretrain-demo-base --config-json {params.config:q} --train {input.train:q}"
-        " --validation {input.validation:q} --output {output:q} --threads {threads} > {log:q} 2>&1"
+        "python -m quranft pretrain-demo-base --config-json {params.config:q} --output {output:q}"
+        " --threads {threads} > {log:q} 2>&1"
 
 
 rule base_model:
@@ -35,6 +34,7 @@ rule base_model:
         config=config_json("base_model"),
     log:
         "logs/train/base_model.log",
+    localrule: True
     conda:
         "../envs/quranft.yaml"
     shell:

@@ -173,3 +173,25 @@ def test_more_frozen_layers_than_the_encoder_has_names_the_file_and_key(tmp_path
     with pytest.raises(TrainingError, match=r"t\.yaml: key 'freeze_encoder_layers' is 10, but the base model's "
                                             r"encoder has 4 layers"):
         train_trial(load_trial(trials, "t"), tiny_base, sources(demo_data_stage), tmp_path / "out")
+
+
+def test_the_demo_base_model_rule_builds_a_model_that_transcribes(tmp_path):
+    """pretrain-demo-base as the rule runs it, at toy settings: data stage, tokenizer, model."""
+    from nemo.collections.asr.models import ASRModel
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))
+    demo = yaml.safe_load((REPO / "config" / "demo.yaml").read_text(encoding="utf-8"))
+    config["sources"]["quran_ayah_corpus"]["dataset"] = str(REPO / demo["sources"]["quran_ayah_corpus"]["dataset"])
+    config["sources"]["retasy"]["dataset"] = str(REPO / demo["sources"]["retasy"]["dataset"])
+    config["benchmark"]["corpus"] = str(REPO / "demo" / "benchmark")
+    config["demo_base"] = {"vocab_size": 64, "d_model": 16, "n_layers": 2, "n_heads": 2, "subsampling_channels": 8,
+                           "max_steps": 3, "val_interval": 3, "batch_size": 8}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    out = tmp_path / "base.nemo"
+    subprocess.run([sys.executable, "-m", "quranft", "pretrain-demo-base", "--config", str(path), "--output", str(out)],
+                   env=dict(os.environ, PYTHONPATH=str(REPO / "src")), check=True, capture_output=True, timeout=600)
+    model = ASRModel.restore_from(str(out), map_location="cpu")
+    assert type(model).__name__ == "EncDecHybridRNNTCTCBPEModel" and len(model.encoder.layers) == 2
+    metadata = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+    assert metadata["steps"] == 3 and "val_wer" in metadata["validation"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, demo_config_file, snakemake
+from conftest import REPO, demo_config_file, make_up_to_date, planned_jobs, snakemake
 from quranft.trials import TrialError, load_trial, resolve_best, trial_schema_keys
 
 TRIALS = REPO / "config" / "trials"
@@ -96,11 +96,6 @@ def test_a_bad_trial_stops_the_dry_run_with_its_message(tmp_path):
     assert f"{trials / 'v2.yaml'}: key 'max_steps' must be >= 1, got -3" in result.stdout + result.stderr
 
 
-def planned_jobs(output: str) -> dict[str, int]:
-    lines = output.split("Job stats:")[1].split("\n\n")[0].splitlines()[3:]
-    return {line.split()[0]: int(line.split()[1]) for line in lines if line.strip() and line.split()[0] != "total"}
-
-
 @pytest.mark.slow
 def test_editing_one_trial_file_replans_that_trial_only(tmp_path):
     """Every output made up to date with --touch, then one trial file edited: the dry run plans
@@ -109,13 +104,7 @@ def test_editing_one_trial_file_replans_that_trial_only(tmp_path):
     trials = tmp_path / "trials"
     shutil.copytree(TRIALS, trials)
     config = demo_config_file(tmp_path, trials={"dir": str(trials)})
-    first = snakemake(tmp_path, "-n", "--configfile", str(config))
-    outputs = [line.split("output: ", 1)[1] for line in first.stdout.splitlines() if line.strip().startswith("output: ")]
-    for path in (p.strip() for line in outputs for p in line.split(",")):
-        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / path).touch()
-    snakemake(tmp_path, "--touch", "-c1", "--configfile", str(config))
-    assert "Nothing to be done" in snakemake(tmp_path, "-n", "--configfile", str(config)).stdout
+    make_up_to_date(tmp_path, config)
     v2 = trials / "v2.yaml"
     v2.write_text(v2.read_text(encoding="utf-8").replace("lr: 1.0e-4", "lr: 2.0e-4"), encoding="utf-8")
     result = snakemake(tmp_path, "-n", "--configfile", str(config))

@@ -83,10 +83,25 @@ def cmd_base_model(args: argparse.Namespace) -> None:
 
 
 def cmd_pretrain_demo_base(args: argparse.Namespace) -> None:
+    import tempfile
+
     from quranft.base_model import pretrain_demo_base
+    from quranft.blend import blend
+    from quranft.leakage import build_index, write_index
+    from quranft.prepare import prepare_source
 
     config = _config(args)
-    metadata = pretrain_demo_base(args.train, args.validation, args.output, config["demo_base"], threads=args.threads)
+    with tempfile.TemporaryDirectory(prefix="demo-base-") as work:
+        # The data stage, privately: the same sources, filters and leakage guard as the trials get.
+        index, _ = build_index(config["benchmark"]["corpus"])
+        write_index(index, Path(work) / "fingerprints.npz")
+        names = ["quran_ayah_corpus"] + (["retasy"] if config["data"]["include_retasy"] else [])
+        for name in names:
+            prepare_source(name, config["sources"][name], config["data"], Path(work) / name,
+                           benchmark_index=Path(work) / "fingerprints.npz", workers=args.threads)
+        blend({name: Path(work) / name for name in names}, config["data"]["include_retasy"], work)
+        metadata = pretrain_demo_base(Path(work) / "train.jsonl", Path(work) / "validation.jsonl", args.output,
+                                      config["demo_base"], threads=args.threads)
     log.info("demo base model: %s after %d steps (%.0f s)", metadata["validation"], metadata["steps"],
              metadata["wall_seconds"])
 
@@ -194,8 +209,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     pretrain = commands.add_parser("pretrain-demo-base", help="train the demo's tiny stand-in base model")
     _add_config_options(pretrain)
-    pretrain.add_argument("--train", required=True, help="train manifest")
-    pretrain.add_argument("--validation", required=True, help="validation manifest")
     pretrain.add_argument("--output", required=True, help=".nemo file to write")
     pretrain.add_argument("--threads", type=int, default=1)
     pretrain.set_defaults(run=cmd_pretrain_demo_base)
