@@ -100,7 +100,10 @@ def demo_config_file(workdir: Path, **overrides) -> Path:
     config["benchmark"]["corpus"] = str(REPO / config["benchmark"]["corpus"])
     config["trials"]["dir"] = str(REPO / "config" / "trials")
     for key, value in overrides.items():
-        config.setdefault(key, {}).update(value)
+        if isinstance(value, dict):
+            config.setdefault(key, {}).update(value)
+        else:
+            config[key] = value
     path = workdir / "demo.yaml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     return path
