@@ -150,3 +150,9 @@ def tiny_base(tmp_path_factory) -> Path:
     model = nemo_models.CTCOnlyHybridModel(cfg=config)
     nemo_models.save(model, work / "model.nemo")
     return work / "model.nemo"
+
+
+def pytest_collection_modifyitems(config, items):
+    """The Slurm tests last: once Slurm is installed but stopped, every Snakemake start waits ~9 s
+    on the executor plugin's `scontrol show config`, so the other tests run before it is."""
+    items.sort(key=lambda item: "test_slurm.py" in str(item.fspath))

@@ -48,7 +48,7 @@ def run_profile(workdir: Path, *args: str, timeout: int = 1500) -> subprocess.Co
 
 def test_a_trial_runs_through_slurm_to_its_benchmark(slurm, tmp_path, tiny_base):
     config = demo_config_file(tmp_path, base_model=str(tiny_base),
-                              trials={"overrides": {"max_steps": 4, "val_interval": 2, "batch_size": 4,
+                              trials={"overrides": {"max_steps": 2, "val_interval": 2, "batch_size": 4,
                                                     "freeze_encoder_layers": 2,
                                                     "save_top_k": 2, "average_top_k": 2}})
     result = run_profile(tmp_path, "results/v1/benchmark.json", "results/base/benchmark.json",
@@ -61,7 +61,7 @@ def test_a_trial_runs_through_slurm_to_its_benchmark(slurm, tmp_path, tiny_base)
     benchmark = json.loads((tmp_path / "results" / "v1" / "benchmark.json").read_text(encoding="utf-8"))
     assert benchmark["model"]["name"] == "v1" and benchmark["corpus"]["samples"] == 23
     metadata = json.loads((tmp_path / "results" / "v1" / "training_metadata.json").read_text(encoding="utf-8"))
-    assert metadata["training"]["global_step"] == 4
+    assert metadata["training"]["global_step"] == 2
     assert (tmp_path / "results" / "v1" / "model.nemo").is_file()
 
 

@@ -27,6 +27,7 @@ from quranft.audio import AudioDecodeError, load_audio
 from quranft.corpus import MANIFEST, Sample, load_samples
 from quranft.ctc_matcher import CTCMatcher, save_log_probs
 from quranft.fileio import write_json
+from quranft.progress import progress
 from quranft.scoring import FAILED, score_sample, summarize
 from quranft.verses import MATCHER_VERSION, Match, TextMatcher, VerseIndex, default_index, normalize
 
@@ -143,7 +144,7 @@ def run_benchmark(model_path: str | Path, corpus_dir: str | Path, out_json: str 
             pass
 
     rows, latencies, audio_seconds, all_log_probs = [], [], 0.0, {}
-    for sample in samples:
+    for sample in progress(samples, total=len(samples), desc=f"benchmark {model_name}", unit="clip"):
         row: dict[str, Any] = {"id": sample.id, "file": sample.file, "category": sample.category,
                                "source": sample.source, "expected": [list(v) for v in sample.expected_verses]}
         started = time.perf_counter()
