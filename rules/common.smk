@@ -16,6 +16,9 @@ from quranft.sources import local_files
 from quranft.trials import load_trial
 
 validate_config(config)
+# Trial files belong to the workflow: found relative to the working directory, else to the workflow.
+if not os.path.isdir(config["trials"]["dir"]) and not os.path.isabs(config["trials"]["dir"]):
+    config["trials"]["dir"] = os.path.join(workflow.basedir, config["trials"]["dir"])
 
 DATA = "results/data"
 DEMO_BASE = "demo/base_model.nemo"
