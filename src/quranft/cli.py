@@ -106,15 +106,22 @@ def cmd_pretrain_demo_base(args: argparse.Namespace) -> None:
              metadata["wall_seconds"])
 
 
-def cmd_train(args: argparse.Namespace) -> None:
-    from quranft.train import Resources, train_trial
+def _resolved_trial(config: dict, name: str, trial_dir: str):
+    """The trial, with an extends_best trial read from <results>/<name>/trial.yaml."""
     from quranft.trials import load_trial
 
-    config = _config(args)
-    trial = load_trial(config["trials"]["dir"], args.trial, config["trials"]["overrides"],
-                       resolved_dir=Path(args.out_dir).parent)
+    trial = load_trial(config["trials"]["dir"], name, config["trials"]["overrides"],
+                       resolved_dir=Path(trial_dir).parent)
     if trial.values is None:
-        raise ConfigError(f"trial {args.trial} uses extends_best: run resolve-trial first")
+        raise ConfigError(f"trial {name} uses extends_best: run resolve-trial first")
+    return trial
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from quranft.train import Resources, train_trial
+
+    config = _config(args)
+    trial = _resolved_trial(config, args.trial, args.out_dir)
     sources = {name: Path(args.data_dir) / name for name in config["sources"]}
     resources = Resources(gpus=args.gpus, num_nodes=args.num_nodes, cpu_processes=args.cpu_processes,
                           threads=args.threads)
@@ -127,13 +134,9 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_average(args: argparse.Namespace) -> None:
     from quranft.average import average_trial
-    from quranft.trials import load_trial
 
     config = _config(args)
-    trial = load_trial(config["trials"]["dir"], args.trial, config["trials"]["overrides"],
-                       resolved_dir=Path(args.trial_dir).parent)
-    if trial.values is None:
-        raise ConfigError(f"trial {args.trial} uses extends_best: run resolve-trial first")
+    trial = _resolved_trial(config, args.trial, args.trial_dir)
     average_trial(args.trial_dir, args.base_model, trial.values["average_top_k"], config["averaging"]["mode"],
                   config["averaging"]["weighted"])
 
