@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, demo_config_file
+from conftest import REPO, demo_config_file, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -46,23 +46,49 @@ def run_profile(workdir: Path, *args: str, timeout: int = 1500) -> subprocess.Co
     )
 
 
-def test_a_trial_runs_through_slurm_to_its_benchmark(slurm, tmp_path, tiny_base):
-    config = demo_config_file(tmp_path, base_model=str(tiny_base),
+@pytest.fixture(scope="module")
+def slurm_run(slurm, tmp_path_factory, tiny_base):
+    """The whole demo workflow through `snakemake --profile slurm`, with a tiny base model and two
+    steps a trial, to its leaderboard."""
+    workdir = tmp_path_factory.mktemp("slurm-run")
+    config = demo_config_file(workdir, base_model=str(tiny_base),
                               trials={"overrides": {"max_steps": 2, "val_interval": 2, "batch_size": 4,
-                                                    "freeze_encoder_layers": 2,
-                                                    "save_top_k": 2, "average_top_k": 2}})
-    result = run_profile(tmp_path, "results/v1/benchmark.json", "results/base/benchmark.json",
-                         "--configfile", str(config), *FIT_LOCAL)
+                                                    "freeze_encoder_layers": 2, "save_top_k": 2,
+                                                    "average_top_k": 2}})
+    result = run_profile(workdir, "--configfile", str(config), *FIT_LOCAL)
+    return workdir, config, result
+
+
+def test_the_demo_workflow_runs_through_slurm_to_its_leaderboard(slurm_run):
+    workdir, _, result = slurm_run
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
     for rule in ("prepare_quran_ayah_corpus", "train_trial", "average_checkpoints", "benchmark_model"):
-        assert f"rule {rule}:" in output and "submitted with SLURM jobid" in output, rule
-    assert "localrule base_model:" in output  # a localrule: it stays on the submitting host
-    benchmark = json.loads((tmp_path / "results" / "v1" / "benchmark.json").read_text(encoding="utf-8"))
-    assert benchmark["model"]["name"] == "v1" and benchmark["corpus"]["samples"] == 23
-    metadata = json.loads((tmp_path / "results" / "v1" / "training_metadata.json").read_text(encoding="utf-8"))
+        assert f"rule {rule}:" in output, rule
+    assert "submitted with SLURM jobid" in output
+    assert "localrule base_model:" in output and "localrule leaderboard:" in output  # stay on the host
+    board = json.loads((workdir / "results" / "leaderboard.json").read_text(encoding="utf-8"))
+    assert [row["model"] for row in board["rows"]] == ["base", "v1", "v2", "v3", "v4", "v5", "v6"]
+    assert all("versus_base" in row for row in board["rows"][1:])
+    for trial in ("v1", "v2", "v3", "v4", "v5", "v6"):
+        folder = workdir / "results" / trial
+        for name in ("training_metadata.json", "training_curves.png", "model.nemo", "averaging.json",
+                     "benchmark.json"):
+            assert (folder / name).is_file(), f"{trial}/{name}"
+    resolved = (workdir / "results" / "v4" / "trial.yaml").read_text(encoding="utf-8")
+    assert resolved.startswith("# v4 resolved: extends_best of ['v1', 'v2', 'v3'] by sequence_accuracy")
+    metadata = json.loads((workdir / "results" / "v3" / "training_metadata.json").read_text(encoding="utf-8"))
+    assert metadata["trial_values"]["ctc_only"] is False  # V3 trained the hybrid loss, RNNT and all
     assert metadata["training"]["global_step"] == 2
-    assert (tmp_path / "results" / "v1" / "model.nemo").is_file()
+
+
+def test_the_html_report_holds_the_results(slurm_run):
+    workdir, config, _ = slurm_run
+    snakemake(workdir, "--report", "report.html", "--configfile", str(config))
+    html = (workdir / "report.html").read_text(encoding="utf-8", errors="replace")
+    assert "<html" in html[:2000].lower()
+    for text in ("leaderboard", "training_curves", "averaging.json", "benchmark.json"):
+        assert text in html, text
 
 
 def test_a_failing_rule_is_reported_with_its_log(slurm, tmp_path):

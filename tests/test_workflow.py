@@ -9,7 +9,7 @@ import sys
 import pytest
 import soundfile as sf
 
-from conftest import REPO, demo_config_file, snakemake
+from conftest import REPO, snakemake
 from quranft.corpus import load_samples
 
 pytestmark = pytest.mark.slow
@@ -89,41 +89,3 @@ def test_dry_run_and_lint_are_clean(configs):
         assert result.returncode == 0, output
         if args == ["--lint"]:
             assert "Congratulations, your workflow is in a good condition!" in output
-
-
-@pytest.fixture(scope="module")
-def full_run(tmp_path_factory, tiny_base):
-    """The whole demo workflow to its leaderboard, with a tiny base model and a few steps a trial."""
-    workdir = tmp_path_factory.mktemp("full-run")
-    config = demo_config_file(workdir, base_model=str(tiny_base),
-                              trials={"overrides": {"max_steps": 2, "val_interval": 2, "batch_size": 4,
-                                                    "freeze_encoder_layers": 2, "save_top_k": 2,
-                                                    "average_top_k": 2}})
-    snakemake(workdir, "--cores", "2", "--configfile", str(config))
-    return workdir, config
-
-
-def test_the_whole_workflow_ends_with_the_leaderboard(full_run):
-    workdir, _ = full_run
-    board = json.loads((workdir / "results" / "leaderboard.json").read_text(encoding="utf-8"))
-    assert [row["model"] for row in board["rows"]] == ["base", "v1", "v2", "v3", "v4", "v5", "v6"]
-    assert all("versus_base" in row for row in board["rows"][1:])
-    for trial in ("v1", "v2", "v3", "v4", "v5", "v6"):
-        folder = workdir / "results" / trial
-        for name in ("training_metadata.json", "training_curves.png", "model.nemo", "averaging.json",
-                     "benchmark.json"):
-            assert (folder / name).is_file(), f"{trial}/{name}"
-    resolved = (workdir / "results" / "v4" / "trial.yaml").read_text(encoding="utf-8")
-    assert resolved.startswith("# v4 resolved: extends_best of ['v1', 'v2', 'v3'] by sequence_accuracy")
-    metadata = json.loads((workdir / "results" / "v3" / "training_metadata.json").read_text(encoding="utf-8"))
-    assert metadata["trial_values"]["ctc_only"] is False  # V3 trained the hybrid loss, RNNT and all
-    assert "| base |" in (workdir / "results" / "leaderboard.md").read_text(encoding="utf-8")
-
-
-def test_the_html_report_holds_the_results(full_run):
-    workdir, config = full_run
-    snakemake(workdir, "--report", "report.html", "--configfile", str(config))
-    html = (workdir / "report.html").read_text(encoding="utf-8", errors="replace")
-    assert html.lstrip().lower().startswith("<!doctype html") or "<html" in html[:500].lower()
-    for text in ("leaderboard", "training_curves", "averaging.json", "benchmark.json"):
-        assert text in html, text
