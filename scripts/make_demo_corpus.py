@@ -288,7 +288,7 @@ def _dataset(rows: list[dict], columns: dict):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="demo", help="folder to (re)create (default: demo)")
+    parser.add_argument("--out", default="demo", help="folder whose datasets to (re)create (default: demo)")
     args = parser.parse_args(argv)
     if shutil.which("espeak-ng") is None:
         parser.error("espeak-ng is not installed (Debian: apt-get install espeak-ng)")
@@ -324,11 +324,12 @@ def main(argv: list[str] | None = None) -> int:
 
     samples = builder.benchmark(quran_audio, retasy_rows, retasy_audio)
 
-    readme = out / "README.md"
-    if readme.exists():
-        shutil.copy(readme, staging / "README.md")
-    shutil.rmtree(out, ignore_errors=True)
-    staging.rename(out)
+    # Swap in the three datasets; anything else in the folder (the demo base model) stays.
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("quran_ayah_corpus", "retasy", "benchmark"):
+        shutil.rmtree(out / name, ignore_errors=True)
+        (staging / name).rename(out / name)
+    shutil.rmtree(staging)
     print(f"wrote {out}: {sum(len(r) for r in quran_splits.values())} Quran-Ayah rows, "
           f"{len(retasy_rows)} RetaSy rows, {len(samples)} benchmark clips")
     return 0
