@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             "sources": {"quran_ayah_corpus": {"dataset": str(work / "dataset"),
                                               "splits": {"train": "train", "validation": "validation"}}},
             "data": {"include_retasy": False, "max_train_samples": None},
+            "trials": {"names": []},
         })
         runs = []
 

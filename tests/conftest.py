@@ -76,6 +76,7 @@ def data_config(**data) -> dict:
         "benchmark": {"corpus": str(DEMO / "benchmark")},
         "sources": {"quran_ayah_corpus": {"dataset": "unused", "splits": {"train": "train", "validation": "validation"}}},
         "data": {"include_retasy": False, **data},
+        "trials": {"names": []},
     })
 
 
