@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from conftest import REPO
-from quranft.trials import TrialError, load_trial
+from quranft.trials import load_trial
 
 pytestmark = pytest.mark.slow
 
