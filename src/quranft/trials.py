@@ -35,6 +35,16 @@ class Trial:
 
 RESOLVED = "trial.yaml"  # results/<trial>/trial.yaml: an extends_best trial, resolved
 
+# Trial values that do not change what training produces: editing them never restarts training
+# (the run fingerprint leaves them out) and re-runs only what reads them (averaging reads
+# average_top_k).
+NOT_TRAINING_KEYS = ("trigger", "output_name", "average_top_k")
+
+
+def training_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The resolved trial values that determine training: all but NOT_TRAINING_KEYS."""
+    return {key: value for key, value in values.items() if key not in NOT_TRAINING_KEYS}
+
 
 def trial_file(trials_dir: str | Path, name: str) -> Path:
     return Path(trials_dir) / f"{name}.yaml"
