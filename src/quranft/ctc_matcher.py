@@ -65,20 +65,23 @@ class CTCMatcher:
     def settings(self) -> dict:
         return {"span_penalty": self.span_penalty, "candidates": self.candidates, "variants": list(self.variants)}
 
-    def _encode(self, text: str) -> list[int]:
+    def encode(self, text: str) -> list[int]:
+        """The token ids of a diacritized text, its characters the tokenizer lacks mapped first."""
         mapper = make_mapper("map_missing", missing_characters([text], self._encodes))
         return self.tokenizer.text_to_ids(mapper(text))
 
     def targets(self, verses: tuple[tuple[int, int], ...]) -> list[list[int]]:
         """Token sequences a recitation of these verses may produce: per variant, with and without
-        a basmala before them (said as its own verse, or before starting mid-surah)."""
+        a basmala before them (said as its own verse, or before starting mid-surah). Never in
+        Al-Fatiha, whose first verse is the basmala: a basmala said before 1:k is a recitation of
+        1:1-k, and a prefixed 1:2-k would tie with 1:1-k token for token and win by the span penalty."""
         if verses not in self._targets:
             sequences = []
             for variant in self.variants:
                 text = " ".join(quran_text.verse(s, a, variant) for s, a in verses)
-                sequences.append(self._encode(text))
-                if verses[0] != (1, 1):
-                    sequences.append(self._encode(f"{self._basmala[variant]} {text}"))
+                sequences.append(self.encode(text))
+                if verses[0][0] != 1:
+                    sequences.append(self.encode(f"{self._basmala[variant]} {text}"))
             self._targets[verses] = sequences
         return self._targets[verses]
 

@@ -1,0 +1,69 @@
+"""The CTC re-rank matcher against a perfect acoustic model: log-probabilities that spell the true tokens.
+
+With such log-probabilities the only thing that can go wrong is the matcher's own bookkeeping: which
+token sequences it builds for a span, and how it breaks ties between spans whose sequences coincide.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import DEMO
+from quranft import quran_text
+from quranft.ctc_matcher import CTCMatcher, SentencePieceTokenizer
+from quranft.verses import TextMatcher, default_index, normalize
+
+
+@pytest.fixture(scope="module")
+def matcher() -> CTCMatcher:
+    tokenizer = SentencePieceTokenizer.from_nemo(DEMO / "base_model.nemo")
+    return CTCMatcher(tokenizer, blank=tokenizer.vocab_size)
+
+
+def perfect_log_probs(matcher: CTCMatcher, text: str) -> np.ndarray:
+    """One confident frame per token of `text`, each followed by a blank frame (so repeats survive)."""
+    tokens = matcher.encode(text)
+    classes = matcher.tokenizer.vocab_size + 1
+    frames = np.full((2 * len(tokens), classes), np.log(0.01 / classes), dtype=np.float32)
+    for position, token in enumerate(tokens):
+        frames[2 * position, token] = np.log(0.99)
+        frames[2 * position + 1, matcher.blank] = np.log(0.99)
+    return frames
+
+
+def recited(surah: int, first: int, last: int, basmala: bool, variant: str) -> str:
+    text = " ".join(quran_text.verse(surah, a, variant) for a in range(first, last + 1))
+    return f"{quran_text.basmala(variant)} {text}" if basmala else text
+
+
+def predict(matcher: CTCMatcher, surah: int, first: int, last: int, basmala: bool, variant: str = "simple"):
+    text = recited(surah, first, last, basmala, variant)
+    return matcher.match(normalize(text), perfect_log_probs(matcher, text), default_index(), TextMatcher()).verses
+
+
+# Spans that start at a surah's first verse: Al-Fatiha (whose first verse is the basmala), At-Tawba
+# (which has none), disconnected-letter openings, one-word openings and whole short surahs.
+FROM_FIRST_VERSE = [(1, 1, 1), (1, 1, 2), (1, 1, 4), (1, 1, 7), (9, 1, 2), (2, 1, 3), (19, 1, 2), (36, 1, 3),
+                    (55, 1, 4), (69, 1, 3), (112, 1, 4), (114, 1, 6)]
+
+
+@pytest.mark.parametrize("surah, first, last", FROM_FIRST_VERSE)
+@pytest.mark.parametrize("variant", ["simple", "uthmani"])
+def test_a_span_from_the_first_verse_is_found_without_a_spoken_basmala(matcher, surah, first, last, variant):
+    assert predict(matcher, surah, first, last, False, variant) == tuple((surah, a) for a in range(first, last + 1))
+
+
+@pytest.mark.parametrize("surah, first, last", [case for case in FROM_FIRST_VERSE if case[0] not in (1, 9)])
+def test_a_span_from_the_first_verse_is_found_after_a_spoken_basmala(matcher, surah, first, last):
+    assert predict(matcher, surah, first, last, True) == tuple((surah, a) for a in range(first, last + 1))
+
+
+@pytest.mark.parametrize("surah, first, last, basmala", [(1, 2, 4, False), (1, 2, 7, False), (2, 255, 255, True),
+                                                         (2, 255, 257, False), (9, 5, 6, True)])
+def test_spans_from_later_verses_are_found(matcher, surah, first, last, basmala):
+    assert predict(matcher, surah, first, last, basmala) == tuple((surah, a) for a in range(first, last + 1))
+
+
+def test_no_log_probabilities_match_nothing(matcher):
+    assert matcher.match("الحمد لله", None, default_index(), TextMatcher()).verses == ()
