@@ -5,6 +5,7 @@ rule average_checkpoints:
     input:
         metadata="results/{trial}/training_metadata.json",
         base="results/base/model.nemo",
+        settings=settings_file("average_checkpoints", trials=trials_settings(), averaging=config["averaging"]),
     output:
         model="results/{trial}/model.nemo",
         report=report(
@@ -14,7 +15,6 @@ rule average_checkpoints:
             subcategory="{trial}",
         ),
     params:
-        config=config_json("trials", "averaging"),
         trial_dir=lambda wildcards, output: os.path.dirname(output.model),
     wildcard_constraints:
         trial=TRIAL_PATTERN,
@@ -29,5 +29,5 @@ rule average_checkpoints:
     conda:
         "../envs/quranft.yaml"
     shell:
-        "python -m quranft average --config-json {params.config:q} --trial {wildcards.trial}"
+        "python -m quranft average --settings {input.settings:q} --trial {wildcards.trial}"
         " --trial-dir {params.trial_dir:q} --base-model {input.base:q} > {log:q} 2>&1"

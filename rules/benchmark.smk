@@ -6,6 +6,8 @@ rule benchmark_model:
     input:
         model="results/{model}/model.nemo",
         corpus=benchmark_corpus_files(),
+        code=scoring_code_files(),
+        settings=settings_file("benchmark_model", benchmark=config["benchmark"]),
     output:
         benchmark=report(
             "results/{model}/benchmark.json",
@@ -14,8 +16,6 @@ rule benchmark_model:
             subcategory="{model}",
         ),
         log_probs="results/{model}/log_probs.npz",
-    params:
-        config=config_json("benchmark"),
     wildcard_constraints:
         model=MODEL_PATTERN,
     threads: 2
@@ -29,7 +29,7 @@ rule benchmark_model:
     conda:
         "../envs/quranft.yaml"
     shell:
-        "python -m quranft benchmark --config-json {params.config:q} --model {input.model:q}"
+        "python -m quranft benchmark --settings {input.settings:q} --model {input.model:q}"
         " --name {wildcards.model} --output {output.benchmark:q} --log-probs {output.log_probs:q}"
         " > {log:q} 2>&1"
 

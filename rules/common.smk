@@ -11,7 +11,9 @@ sys.path.insert(0, SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p))
 
 from quranft.config import validate_config
+from quranft.code_versions import scoring_code_files
 from quranft.corpus import audio_files as benchmark_audio_files
+from quranft.fileio import write_json_if_changed
 from quranft.sources import local_files
 from quranft.trials import load_trial
 
@@ -21,6 +23,7 @@ if not os.path.isdir(config["trials"]["dir"]) and not os.path.isabs(config["tria
     config["trials"]["dir"] = os.path.join(workflow.basedir, config["trials"]["dir"])
 
 DATA = "results/data"
+SETTINGS = "results/settings"
 DEMO_BASE = "demo/base_model.nemo"
 TRIALS = {
     name: load_trial(config["trials"]["dir"], name, config["trials"]["overrides"])
@@ -32,12 +35,25 @@ MODELS = ["base", *TRIALS]
 MODEL_PATTERN = "|".join(MODELS)
 
 
-def config_json(*sections, source=None):
-    """The named sections of the validated config (one source of `sources`), as JSON for a CLI."""
-    part = {name: config[name] for name in sections}
-    if source is not None:
-        part["sources"] = {source: config["sources"][source]}
-    return json.dumps(part, ensure_ascii=False, sort_keys=True)
+def settings_file(name, **sections):
+    """The config sections one job reads, written at parse time to results/settings/<name>.json
+    and rewritten only when their content changes; the job reads it (--settings) and has it as an
+    input. Rebuilds stay driven by file timestamps (rerun-triggers: mtime), and a config edit
+    re-runs exactly the jobs that read what changed: a comment or the key order changes nothing."""
+    path = f"{SETTINGS}/{name}.json"
+    write_json_if_changed(path, sections)
+    return path
+
+
+def data_settings():
+    """The `data` section the data stage reads."""
+    return dict(config["data"])
+
+
+def trials_settings():
+    """Where the trials are and the overrides every trial takes (not the list of trials: adding
+    a trial re-runs nothing else)."""
+    return {key: config["trials"][key] for key in ("dir", "overrides")}
 
 
 def sources_used():

@@ -3,7 +3,8 @@
 
 rule fingerprint_benchmark:
     input:
-        benchmark_audio(),
+        audio=benchmark_audio(),
+        settings=settings_file("fingerprint_benchmark", corpus=config["benchmark"]["corpus"]),
     output:
         f"{DATA}/benchmark_fingerprints.npz",
     params:
@@ -22,11 +23,13 @@ rule prepare_retasy:
     input:
         data=source_files("retasy"),
         fingerprints=rules.fingerprint_benchmark.output[0],
+        settings=settings_file("prepare_retasy", data=data_settings(), sources={"retasy": config["sources"]["retasy"]})
+        if "retasy" in config["sources"]
+        else [],
     output:
         train=f"{DATA}/retasy/train.jsonl",
         report=f"{DATA}/retasy/report.json",
     params:
-        config=config_json("data", source="retasy"),
         source="retasy",
         out_dir=lambda wildcards, output: os.path.dirname(output.report),
     threads: 4
@@ -40,7 +43,7 @@ rule prepare_retasy:
     conda:
         "../envs/quranft.yaml"
     shell:
-        "python -m quranft prepare-source --config-json {params.config:q} --source {params.source}"
+        "python -m quranft prepare-source --settings {input.settings:q} --source {params.source}"
         " --out-dir {params.out_dir:q} --benchmark-index {input.fingerprints:q} --workers {threads}"
         " > {log:q} 2>&1"
 
@@ -49,12 +52,16 @@ use rule prepare_retasy as prepare_quran_ayah_corpus with:
     input:
         data=source_files("quran_ayah_corpus"),
         fingerprints=rules.fingerprint_benchmark.output[0],
+        settings=settings_file(
+            "prepare_quran_ayah_corpus",
+            data=data_settings(),
+            sources={"quran_ayah_corpus": config["sources"]["quran_ayah_corpus"]},
+        ),
     output:
         train=f"{DATA}/quran_ayah_corpus/train.jsonl",
         validation=f"{DATA}/quran_ayah_corpus/validation.jsonl",
         report=f"{DATA}/quran_ayah_corpus/report.json",
     params:
-        config=config_json("data", source="quran_ayah_corpus"),
         source="quran_ayah_corpus",
         out_dir=lambda wildcards, output: os.path.dirname(output.report),
     log:
@@ -67,12 +74,12 @@ rule blend_manifests:
     input:
         reports=expand(f"{DATA}/{{source}}/report.json", source=sources_used()),
         manifests=source_manifests(),
+        settings=settings_file("blend_manifests", data=data_settings()),
     output:
         train=f"{DATA}/train.jsonl",
         validation=f"{DATA}/validation.jsonl",
         report=f"{DATA}/report.json",
     params:
-        config=config_json("data"),
         sources=lambda wildcards, input: " ".join(
             f"--{Path(report).parent.name.replace('_', '-')} {Path(report).parent}"
             for report in input.reports
@@ -84,5 +91,5 @@ rule blend_manifests:
     conda:
         "../envs/quranft.yaml"
     shell:
-        "python -m quranft blend --config-json {params.config:q} {params.sources}"
+        "python -m quranft blend --settings {input.settings:q} {params.sources}"
         " --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -6,10 +6,17 @@
 rule pretrain_demo_base:
     input:
         demo_base_inputs(),
+        settings=ancient(
+            settings_file(
+                "pretrain_demo_base",
+                data=data_settings(),
+                sources=config["sources"],
+                benchmark=config["benchmark"],
+                demo_base=config["demo_base"],
+            )
+        ),
     output:
         DEMO_BASE,
-    params:
-        config=config_json("data", "sources", "benchmark", "demo_base"),
     threads: 2
     resources:
         mem_mb=8000,
@@ -21,33 +28,32 @@ rule pretrain_demo_base:
     conda:
         "../envs/quranft.yaml"
     shell:
-        "python -m quranft pretrain-demo-base --config-json {params.config:q} --output {output:q}"
+        "python -m quranft pretrain-demo-base --settings {input.settings:q} --output {output:q}"
         " --threads {threads} > {log:q} 2>&1"
 
 
 rule base_model:
     input:
-        base_model_file(),
+        model=base_model_file(),
+        settings=settings_file("base_model", base_model=config["base_model"]),
     output:
         "results/base/model.nemo",
-    params:
-        config=config_json("base_model"),
     log:
         "logs/train/base_model.log",
     localrule: True
     conda:
         "../envs/quranft.yaml"
     shell:
-        "python -m quranft base-model --config-json {params.config:q} --output {output:q} > {log:q} 2>&1"
+        "python -m quranft base-model --settings {input.settings:q} --output {output:q} > {log:q} 2>&1"
 
 
 rule resolve_trial:
     input:
         unpack(best_of_inputs),
+        settings=settings_file("resolve_trial", trials=trials_settings()),
     output:
         "results/{trial}/trial.yaml",
     params:
-        config=config_json("trials"),
         benchmarks=lambda wildcards, input: " ".join(
             f"{Path(path).parent.name}={path}" for path in input.benchmarks
         ),
@@ -59,7 +65,7 @@ rule resolve_trial:
     conda:
         "../envs/quranft.yaml"
     shell:
-        "python -m quranft resolve-trial --config-json {params.config:q} --trial {wildcards.trial}"
+        "python -m quranft resolve-trial --settings {input.settings:q} --trial {wildcards.trial}"
         " --benchmarks {params.benchmarks} --output {output:q} > {log:q} 2>&1"
 
 
@@ -68,6 +74,7 @@ rule train_trial:
         trial=trial_files,
         base="results/base/model.nemo",
         manifests=source_manifests(),
+        settings=settings_file("train_trial", trials=trials_settings(), sources=config["sources"]),
     output:
         metadata="results/{trial}/training_metadata.json",
         curves=report(
@@ -77,7 +84,6 @@ rule train_trial:
             subcategory="{trial}",
         ),
     params:
-        config=config_json("trials", "sources"),
         data_dir=lambda wildcards, input: os.path.dirname(os.path.dirname(input.manifests[0])),
         out_dir=lambda wildcards, output: os.path.dirname(output.metadata),
     wildcard_constraints:
@@ -94,6 +100,6 @@ rule train_trial:
     conda:
         "../envs/quranft.yaml"
     shell:
-        "python -m quranft train --config-json {params.config:q} --trial {wildcards.trial}"
+        "python -m quranft train --settings {input.settings:q} --trial {wildcards.trial}"
         " --base-model {input.base:q} --data-dir {params.data_dir:q} --out-dir {params.out_dir:q}"
         " --gpus {resources.gpu} --threads {threads} > {log:q} 2>&1"

@@ -1,4 +1,5 @@
-"""Rebuilds follow file timestamps: what a touched file re-plans, and DAG drawings of the plan."""
+"""Rebuilds follow file timestamps: what a touched file or a config edit re-plans, and DAG drawings
+of the plan."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import subprocess
 import sys
 
 import pytest
+
+import yaml
 
 from conftest import REPO, demo_config_file, make_up_to_date, planned_jobs, snakemake
 
@@ -47,10 +50,8 @@ def test_touching_the_demo_corpus_reruns_everything_downstream(up_to_date):
 def test_touching_the_benchmark_manifest_reruns_the_benchmarks_and_nothing_upstream(up_to_date):
     workdir, config, corpus = up_to_date
     os.utime(corpus / "benchmark" / "manifest.json")
-    # Every benchmark; and V4 to V6, which start from the best of V1 to V3 by benchmark, are chosen
-    # again and retrained. No data stage, no base model, no V1 to V3 training.
-    assert plan(workdir, config) == {"benchmark_model": 7, "resolve_trial": 3, "train_trial": 3,
-                                     "average_checkpoints": 3, "leaderboard": 1, "all": 1}
+    # Every benchmark and nothing else: V4 to V6 are chosen by validation WER, not on this corpus.
+    assert plan(workdir, config) == {"benchmark_model": 7, "leaderboard": 1, "all": 1}
 
 
 def test_touching_a_benchmark_clip_also_redoes_the_leakage_guard(up_to_date):
@@ -58,6 +59,106 @@ def test_touching_a_benchmark_clip_also_redoes_the_leakage_guard(up_to_date):
     os.utime(corpus / "benchmark" / "multi_114_001_006.wav")
     jobs = plan(workdir, config)
     assert jobs["fingerprint_benchmark"] == 1 and jobs["prepare_retasy"] == 1 and jobs["benchmark_model"] == 7
+
+
+DATA_DOWN = {"prepare_quran_ayah_corpus": 1, "prepare_retasy": 1, "blend_manifests": 1, "train_trial": 6,
+             "resolve_trial": 3, "average_checkpoints": 6, "benchmark_model": 6, "leaderboard": 1, "all": 1}
+
+
+def _edit_comment_and_order(config, _tmp):
+    text = config.read_text(encoding="utf-8")
+    values = yaml.safe_load(text)
+    reordered = dict(reversed(list(values.items())))
+    config.write_text("# a comment\n" + yaml.safe_dump(reordered, allow_unicode=True, sort_keys=False),
+                      encoding="utf-8")
+
+
+def _other_base(values, tmp):
+    # A copy that keeps the old file's time: only the config edit can re-plan anything.
+    shutil.copy2(REPO / "demo" / "base_model.nemo", tmp / "other_base.nemo")
+    values["base_model"] = str(tmp / "other_base.nemo")
+
+
+def _other_corpus(values, tmp):
+    shutil.copytree(values["benchmark"]["corpus"], tmp / "other_corpus", copy_function=shutil.copy2)
+    values["benchmark"]["corpus"] = str(tmp / "other_corpus")
+
+
+# Each config edit and exactly the jobs it re-plans on a finished run.
+EDITS = {
+    "comment and key order": (None, {}),
+    "data.min_duration": (lambda v, t: v["data"].update(min_duration=0.7), DATA_DOWN),
+    "a source's settings": (lambda v, t: v["sources"]["retasy"].update(drop_labels=["in_correct"]),
+                            {**DATA_DOWN, "prepare_quran_ayah_corpus": 0}),
+    "base_model": (_other_base, {"base_model": 1, "train_trial": 6, "resolve_trial": 3, "average_checkpoints": 6,
+                                 "benchmark_model": 7, "leaderboard": 1, "all": 1}),
+    "trials.overrides.max_steps": (lambda v, t: v["trials"]["overrides"].update(max_steps=61),
+                                   {"train_trial": 6, "resolve_trial": 3, "average_checkpoints": 6,
+                                    "benchmark_model": 6, "leaderboard": 1, "all": 1}),
+    "averaging.mode": (lambda v, t: v.setdefault("averaging", {}).update(mode="always"),
+                       {"average_checkpoints": 6, "benchmark_model": 6, "leaderboard": 1, "all": 1}),
+    "benchmark.batch_size": (lambda v, t: v["benchmark"].update(batch_size=3),
+                             {"benchmark_model": 7, "leaderboard": 1, "all": 1}),
+    "benchmark.matchers": (lambda v, t: v["benchmark"].update(matchers=["text", "ctc"], primary_matcher="text"),
+                           {"benchmark_model": 7, "leaderboard": 1, "all": 1}),
+    "benchmark.corpus": (_other_corpus, {"fingerprint_benchmark": 1, **DATA_DOWN, "benchmark_model": 7}),
+}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A demo workdir whose every output is up to date; each test brings it back up to date."""
+    workdir = tmp_path_factory.mktemp("finished")
+    corpus = workdir / "corpus"
+    shutil.copytree(REPO / "demo" / "benchmark", corpus / "benchmark")
+    config = demo_config_file(workdir, benchmark={"corpus": str(corpus / "benchmark")})
+    make_up_to_date(workdir, config)
+    return workdir, config
+
+
+@pytest.mark.parametrize("edit", list(EDITS))
+def test_a_config_edit_replans_exactly_the_stages_it_determines(finished, edit, tmp_path):
+    workdir, config = finished
+    change, expected = EDITS[edit]
+    original = config.read_text(encoding="utf-8")
+    if change is None:
+        _edit_comment_and_order(config, tmp_path)
+    else:
+        values = yaml.safe_load(original)
+        change(values, tmp_path)
+        config.write_text(yaml.safe_dump(values, allow_unicode=True), encoding="utf-8")
+    try:
+        assert plan(workdir, config) == {job: count for job, count in expected.items() if count}
+    finally:  # the edit stays; what it re-plans is marked done for the next test
+        snakemake(workdir, "--touch", "-c1", "--configfile", str(config))
+
+
+def test_editing_the_matcher_code_rescores_and_never_retrains(finished):
+    workdir, config = finished
+    matcher = REPO / "src" / "quranft" / "verses.py"
+    before = matcher.stat()
+    os.utime(matcher, (before.st_atime, before.st_mtime + 10 ** 6))
+    try:
+        assert plan(workdir, config) == {"benchmark_model": 7, "leaderboard": 1, "all": 1}
+    finally:
+        os.utime(matcher, (before.st_atime, before.st_mtime))
+
+
+def test_a_dry_run_after_an_edit_plans_exactly_what_the_run_does(tmp_path, tiny_base):
+    """On a real run: the base model and its benchmark, then edits of the benchmark's and the base
+    model's settings; each dry run's job table equals the one the real run then reports."""
+    config = demo_config_file(tmp_path, base_model=str(tiny_base))
+    target = "results/base/benchmark.json"
+    snakemake(tmp_path, target, "-c2", "--configfile", str(config))
+    for change in (lambda v: v["benchmark"].update(batch_size=2),
+                   lambda v: v.update(base_model=str(shutil.copy2(tiny_base, tmp_path / "copy.nemo")))):
+        values = yaml.safe_load(config.read_text(encoding="utf-8"))
+        change(values)
+        config.write_text(yaml.safe_dump(values, allow_unicode=True), encoding="utf-8")
+        planned = planned_jobs(snakemake(tmp_path, target, "-n", "--configfile", str(config)).stdout)
+        run = snakemake(tmp_path, target, "-c2", "--configfile", str(config))
+        assert planned and planned == planned_jobs(run.stdout + run.stderr)
+    assert planned == {"base_model": 1, "benchmark_model": 1}
 
 
 @pytest.mark.parametrize("kind", ["dag", "rulegraph"])

@@ -6,7 +6,6 @@ Each Snakemake rule calls one of these commands; each also runs without Snakemak
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
@@ -17,17 +16,20 @@ log = logging.getLogger("quranft")
 
 
 def _config(args: argparse.Namespace) -> dict:
-    if args.config_json:
-        return json.loads(args.config_json)
+    if args.settings:
+        from quranft.fileio import read_json
+
+        return read_json(args.settings)
     if args.config:
         return load_config(*args.config)
-    raise ConfigError("give --config FILE [FILE ...] or --config-json JSON")
+    raise ConfigError("give --config FILE [FILE ...] or --settings FILE")
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--config", nargs="+", metavar="FILE", help="YAML config files, later ones override")
-    group.add_argument("--config-json", help="sections of the already validated config, as JSON (what the rules pass)")
+    group.add_argument("--settings", metavar="FILE",
+                       help="sections of the already validated config, as a JSON file (what the rules pass)")
 
 
 def cmd_index_benchmark(args: argparse.Namespace) -> None:

@@ -41,6 +41,19 @@ def write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
 
 
+def write_json_if_changed(path: str | Path, obj: Any) -> bool:
+    """Write `obj` as canonical JSON (sorted keys) unless the file already holds exactly that, so
+    that its modification time moves only on a real change; return whether it was written."""
+    text = json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+    try:
+        if Path(path).read_text(encoding="utf-8") == text:
+            return False
+    except FileNotFoundError:
+        pass
+    atomic_write_text(path, text)
+    return True
+
+
 def read_json(path: str | Path) -> Any:
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
