@@ -2,7 +2,7 @@
 
 Transcripts come from a JSONL file of {id, text} or from a benchmark JSON's rows; the ctc matcher
 also needs the saved log-probabilities and the tokenizer that produced them (read from the .nemo).
-A sample of the corpus without a transcript scores 0 and says so.
+A sample of the corpus without a transcript scores 0 and says so (error kind `no_transcript`).
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from quranft.benchmark import score_rows
+from quranft.code_versions import matcher_versions
 from quranft.corpus import load_samples
 from quranft.ctc_matcher import CTCMatcher, SentencePieceTokenizer, load_log_probs
 from quranft.errors import QuranftError
 from quranft.fileio import read_jsonl, write_json
-from quranft.verses import MATCHER_VERSION, TextMatcher, default_index
+from quranft.verses import TextMatcher, default_index
 
 
 class RescoreError(QuranftError, ValueError):
@@ -53,12 +54,13 @@ def rescore(corpus: str | Path, transcripts_path: str | Path, matcher: str, outp
         text = transcripts.get(sample.id)
         rows.append({"id": sample.id, "category": sample.category,
                      "expected": [list(v) for v in sample.expected_verses], "transcript": text,
-                     "error": None if text is not None else f"no transcript for {sample.id} in {transcripts_path}"})
+                     "error": None if text is not None else f"no transcript for {sample.id} in {transcripts_path}",
+                     "error_kind": None if text is not None else "no_transcript"})
     text_matcher = TextMatcher()
     summaries = score_rows(rows, (matcher,), default_index(), text_matcher, ctc_matcher, log_probs)
     settings = (ctc_matcher or text_matcher).settings()
     result = {"corpus": str(corpus), "transcripts": str(transcripts_path),
-              "matcher": {"name": matcher, "version": MATCHER_VERSION, "settings": settings},
+              "matcher": {"name": matcher, "version": matcher_versions()[matcher], "settings": settings},
               "summary": summaries, "rows": rows}
     write_json(output, result)
     return result
