@@ -99,14 +99,18 @@ def trial_files(wildcards):
 
 
 def best_of_inputs(wildcards):
-    """The trial file, the candidates' trial files and their benchmarks: whatever re-runs a
-    candidate's benchmark chooses the best again (and retrains this trial)."""
+    """The trial file, the candidates' trial files, and the candidates' files that hold the
+    metric they are ranked by: their training metadata for the validation WER (the default, so
+    that the choice never depends on the benchmark corpus), their benchmarks for a benchmark
+    metric. Whatever re-makes those chooses the best again (and retrains this trial)."""
+    from quranft.trials import candidate_scores_file
+
     trial = TRIALS[wildcards.trial]
     candidates = trial.best_of["trials"]
     return {
         "trial": str(trial.files[0]),
         "candidates": sorted({str(path) for name in candidates for path in TRIALS[name].files}),
-        "benchmarks": [f"results/{name}/benchmark.json" for name in candidates],
+        "scores": [f"results/{name}/{candidate_scores_file(trial.best_of)}" for name in candidates],
     }
 
 

@@ -52,10 +52,11 @@ rule resolve_trial:
         unpack(best_of_inputs),
         settings=settings_file("resolve_trial", trials=trials_settings()),
     output:
-        "results/{trial}/trial.yaml",
+        trial="results/{trial}/trial.yaml",
+        choice="results/{trial}/extends_best.json",
     params:
-        benchmarks=lambda wildcards, input: " ".join(
-            f"{Path(path).parent.name}={path}" for path in input.benchmarks
+        scores=lambda wildcards, input: " ".join(
+            f"{Path(path).parent.name}={path}" for path in input.scores
         ),
     wildcard_constraints:
         trial=BEST_OF_PATTERN,
@@ -66,7 +67,7 @@ rule resolve_trial:
         "../envs/quranft.yaml"
     shell:
         "python -m quranft resolve-trial --settings {input.settings:q} --trial {wildcards.trial}"
-        " --benchmarks {params.benchmarks} --output {output:q} > {log:q} 2>&1"
+        " --scores {params.scores} --output {output.trial:q} --choice {output.choice:q} > {log:q} 2>&1"
 
 
 rule train_trial:

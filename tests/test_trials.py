@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 import yaml
 
 from conftest import REPO, demo_config_file, make_up_to_date, planned_jobs, snakemake
-from quranft.trials import TrialError, load_trial, resolve_best, trial_schema_keys
+from quranft.trials import TrialError, candidate_scores_file, load_trial, resolve_best, trial_schema_keys
 
 TRIALS = REPO / "config" / "trials"
 
@@ -39,30 +40,82 @@ def test_every_trial_says_why_it_exists_and_uses_only_schema_keys():
         assert set(raw) <= keys, path
 
 
-def test_v4_to_v6_extend_the_best_of_v1_to_v3():
+def test_v4_to_v6_extend_the_best_of_v1_to_v3_by_validation_wer():
     for name, own in (("v4", {"include_retasy": False}), ("v5", {"max_retasy_samples": 15000}),
                       ("v6", {"spec_freq_masks": 4, "spec_time_masks": 15, "early_stopping_patience": 5})):
         trial = load_trial(TRIALS, name)
-        assert trial.values is None and trial.best_of == {"trials": ["v1", "v2", "v3"], "metric": "sequence_accuracy"}
+        assert trial.values is None and trial.best_of == {"trials": ["v1", "v2", "v3"], "metric": "validation_wer"}
+        assert candidate_scores_file(trial.best_of) == "training_metadata.json"  # never the benchmark
         raw = yaml.safe_load((TRIALS / f"{name}.yaml").read_text(encoding="utf-8"))
         assert {k: raw[k] for k in own} == own
 
 
-def benchmark(seqacc: float) -> dict:
-    return {"matchers": {"primary": "ctc"}, "summary": {"ctc": {"sequence_accuracy": seqacc}},
-            "transcripts": {"wer": 1 - seqacc}}
+def test_extends_best_without_a_metric_takes_the_schema_default(tmp_path):
+    trials = write(write(tmp_path, "a"), "b", extends_best={"trials": ["a"]})
+    assert load_trial(trials, "b").best_of == {"trials": ["a"], "metric": "validation_wer"}
 
 
-def test_extends_best_resolves_from_benchmarks_into_a_trial_file(tmp_path):
-    out = tmp_path / "results" / "v4" / "trial.yaml"
-    choice = resolve_best(TRIALS, "v4", None, {"v1": benchmark(0.8), "v2": benchmark(0.9), "v3": benchmark(0.9)}, out)
-    assert choice["chosen"] == "v2"  # a tie goes to the earlier trial
+def trained(best_wer: float | None, validation_sha256: str = "same", monitor: str = "val_wer_ctc") -> dict:
+    """The parts of a training_metadata.json that extends_best reads."""
+    return {"training": {"monitor": monitor, "best_score": best_wer},
+            "data": {"manifests": {"validation": {"path": "results/x/data/validation.jsonl",
+                                                  "sha256": validation_sha256}}}}
+
+
+def test_extends_best_by_validation_wer_takes_the_lowest_and_records_the_choice(tmp_path):
+    out, choice_file = tmp_path / "results" / "v4" / "trial.yaml", tmp_path / "results" / "v4" / "extends_best.json"
+    choice = resolve_best(TRIALS, "v4", None, {"v1": trained(0.30), "v2": trained(0.20), "v3": trained(0.25)}, out,
+                          choice_file)
+    assert choice == {"trial": "v4", "candidates": ["v1", "v2", "v3"], "metric": "validation_wer",
+                      "selected_on": "validation", "scores": {"v1": 0.30, "v2": 0.20, "v3": 0.25}, "chosen": "v2",
+                      "monitor": "val_wer_ctc", "validation_manifest_sha256": "same"}
+    assert json.loads(choice_file.read_text(encoding="utf-8")) == choice
     trial = load_trial(TRIALS, "v4", resolved_dir=tmp_path / "results")
     v2 = load_trial(TRIALS, "v2").values
     assert trial.values["include_retasy"] is False  # v4's own key
     assert trial.values["batch_size"] == v2["batch_size"] and trial.values["lr"] == v2["lr"]  # v2's
     assert trial.values["trigger"].startswith("Model performs well on clean EveryAyah")
-    assert out.read_text(encoding="utf-8").startswith("# v4 resolved: extends_best of ['v1', 'v2', 'v3']")
+    assert out.read_text(encoding="utf-8").startswith(
+        "# v4 resolved: extends_best of ['v1', 'v2', 'v3'] by validation_wer on the validation data")
+
+
+@pytest.mark.parametrize("candidates, message", [
+    ({"v1": trained(0.3), "v2": trained(0.2, validation_sha256="other"), "v3": trained(0.2)},
+     r"v4\.yaml: key 'extends_best' compares v1, v2, v3, but the validation manifests they were validated on "
+     r"differ \(v1: results/x/data/validation\.jsonl \(sha256 same\); v2: results/x/data/validation\.jsonl "
+     r"\(sha256 other\); v3: "),
+    ({"v1": trained(0.3), "v2": trained(0.2), "v3": trained(0.2, monitor="val_wer")},
+     r"the validation WERs they monitor differ \(v1: val_wer_ctc; v2: val_wer_ctc; v3: val_wer\)"),
+    ({"v1": trained(0.3), "v2": trained(None), "v3": trained(0.2)},
+     r"ranks v2 by its validation WER, but its training_metadata\.json records none"),
+    ({"v1": trained(0.3), "v2": trained(0.2)}, r"names v3, which has no training_metadata\.json"),
+])
+def test_candidates_that_cannot_be_ranked_by_validation_wer_are_refused(tmp_path, candidates, message):
+    with pytest.raises(TrialError, match=message):
+        resolve_best(TRIALS, "v4", None, candidates, tmp_path / "trial.yaml", tmp_path / "extends_best.json")
+    assert not (tmp_path / "trial.yaml").exists()
+
+
+def benchmark(seqacc: float, corpus: str = "c0rpus") -> dict:
+    return {"matchers": {"primary": "ctc"}, "summary": {"ctc": {"sequence_accuracy": seqacc}},
+            "transcripts": {"wer": 1 - seqacc}, "corpus": {"sha256": corpus}}
+
+
+def test_extends_best_by_a_benchmark_metric_records_the_corpus_it_was_chosen_on(tmp_path):
+    trials = tmp_path / "trials"
+    shutil.copytree(TRIALS, trials)
+    v4 = trials / "v4.yaml"
+    v4.write_text(v4.read_text(encoding="utf-8").replace("metric: validation_wer", "metric: sequence_accuracy"),
+                  encoding="utf-8")
+    assert candidate_scores_file(load_trial(trials, "v4").best_of) == "benchmark.json"
+    out, choice_file = tmp_path / "v4" / "trial.yaml", tmp_path / "v4" / "extends_best.json"
+    choice = resolve_best(trials, "v4", None, {"v1": benchmark(0.8), "v2": benchmark(0.9), "v3": benchmark(0.9)},
+                          out, choice_file)
+    assert choice["chosen"] == "v2"  # a tie goes to the earlier trial
+    assert choice["selected_on"] == "benchmark" and choice["corpus_sha256"] == "c0rpus"
+    with pytest.raises(TrialError, match=r"the benchmark corpora \(corpus\.sha256\) differ \(v1: c0rpus; v2: other"):
+        resolve_best(trials, "v4", None, {"v1": benchmark(0.8), "v2": benchmark(0.9, "other"),
+                                          "v3": benchmark(0.9)}, out, choice_file)
 
 
 def write(directory: Path, name: str, **values) -> Path:
@@ -119,3 +172,19 @@ def test_editing_one_trial_file_replans_that_trial_only(tmp_path):
     jobs = planned_jobs(snakemake(tmp_path, "-n", "--configfile", str(config)).stdout)
     # v1 is extended by v2, and v2 by v3: all retrain, as do those extending their best
     assert jobs["train_trial"] == 6
+
+
+@pytest.mark.slow
+def test_v4_to_v6_are_chosen_from_the_candidates_training_never_from_the_benchmark(tmp_path):
+    """The dry run's resolve_trial jobs read V1-V3's training metadata and no benchmark, and the
+    leaderboard reads how each was chosen."""
+    result = snakemake(tmp_path, "-n", "--configfile", str(demo_config_file(tmp_path)))
+    blocks = result.stdout.split("\n\n")
+    inputs = {block.split("output: results/")[1].split("/")[0]: block.split("input: ")[1].split("\n")[0]
+              for block in blocks if "rule resolve_trial:" in block}
+    assert set(inputs) == {"v4", "v5", "v6"}
+    for files in inputs.values():
+        assert all(f"results/{name}/training_metadata.json" in files for name in ("v1", "v2", "v3"))
+        assert "benchmark" not in files
+    leaderboard = next(block for block in blocks if "rule leaderboard:" in block)
+    assert all(f"results/{name}/extends_best.json" in leaderboard for name in ("v4", "v5", "v6"))

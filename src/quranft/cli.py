@@ -178,9 +178,11 @@ def cmd_resolve_trial(args: argparse.Namespace) -> None:
     from quranft.trials import resolve_best
 
     config = _config(args)
-    benchmarks = {name: read_json(path) for name, path in (item.split("=", 1) for item in args.benchmarks)}
-    choice = resolve_best(config["trials"]["dir"], args.trial, config["trials"]["overrides"], benchmarks, args.output)
-    log.info("%s extends %s (best by %s: %s)", args.trial, choice["chosen"], choice["metric"], choice["scores"])
+    results = {name: read_json(path) for name, path in (item.split("=", 1) for item in args.scores)}
+    choice = resolve_best(config["trials"]["dir"], args.trial, config["trials"]["overrides"], results, args.output,
+                          args.choice)
+    log.info("%s extends %s (best by %s on the %s data: %s)", args.trial, choice["chosen"], choice["metric"],
+             choice["selected_on"], choice["scores"])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -265,11 +267,13 @@ def build_parser() -> argparse.ArgumentParser:
     rescore.add_argument("--output", required=True, help="predictions JSON to write")
     rescore.set_defaults(run=cmd_rescore)
 
-    resolve = commands.add_parser("resolve-trial", help="resolve an extends_best trial from benchmarks")
+    resolve = commands.add_parser("resolve-trial", help="resolve an extends_best trial from its candidates' results")
     _add_config_options(resolve)
     resolve.add_argument("--trial", required=True)
-    resolve.add_argument("--benchmarks", nargs="+", required=True, metavar="NAME=FILE")
+    resolve.add_argument("--scores", nargs="+", required=True, metavar="NAME=FILE",
+                         help="each candidate's training_metadata.json (metric validation_wer) or benchmark.json")
     resolve.add_argument("--output", required=True, help="the resolved trial file (results/<trial>/trial.yaml)")
+    resolve.add_argument("--choice", required=True, help="how it was chosen, as JSON (results/<trial>/extends_best.json)")
     resolve.set_defaults(run=cmd_resolve_trial)
     return parser
 

@@ -30,10 +30,13 @@ class Trial:
     name: str
     values: dict[str, Any] | None  # every key of the schema, resolved; None while the best is unknown
     files: tuple[Path, ...]  # the trial's file and the files it extends, nearest first
-    best_of: dict[str, Any] | None = None  # extends_best, when the parent comes from benchmarks
+    best_of: dict[str, Any] | None = None  # extends_best, when the parent is the best of candidates
 
 
 RESOLVED = "trial.yaml"  # results/<trial>/trial.yaml: an extends_best trial, resolved
+# extends_best.metric that ranks the candidates by their best monitored validation WER (from
+# training); the others are benchmark figures.
+VALIDATION_WER = "validation_wer"
 
 # Trial values that do not change what training produces: editing them never restarts training
 # (the run fingerprint leaves them out) and re-runs only what reads them (averaging reads
@@ -117,7 +120,7 @@ def load_trial(trials_dir: str | Path, name: str, overrides: Mapping[str, Any] |
     best_of = chain[0][1].get("extends_best")
     if best_of is None:
         return Trial(name=name, values=_resolve(chain, overrides, schema), files=files)
-    best_of = {"metric": "sequence_accuracy", **best_of}
+    best_of = _best_of(chain[0][1], schema)
     for parent in best_of["trials"]:
         if parent == name:
             raise TrialError(f"{files[0]}: key 'extends_best' names the trial itself")
@@ -132,38 +135,106 @@ def load_trial(trials_dir: str | Path, name: str, overrides: Mapping[str, Any] |
     return Trial(name=name, values=values, files=(resolved, *files), best_of=best_of)
 
 
-def resolve_best(trials_dir: str | Path, name: str, overrides: Mapping[str, Any] | None,
-                 benchmarks: Mapping[str, Mapping[str, Any]], out: str | Path) -> dict[str, Any]:
-    """Pick the best candidate by its benchmark and write the resolved trial file; return the choice."""
-    from quranft.fileio import atomic_write_text
+def _best_of(values: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial file's extends_best with the schema's defaults (the metric) filled in."""
+    best_of = dict(values["extends_best"])
+    fill_defaults(schema["properties"]["extends_best"], best_of, schema)
+    return best_of
 
-    schema = load_schema(TRIAL_SCHEMA)
-    chain = _chain(trials_dir, name, schema)
-    best_of = {"metric": "sequence_accuracy", **chain[0][1]["extends_best"]}
-    metric = best_of["metric"]
-    scores = {}
-    for candidate in best_of["trials"]:
-        if candidate not in benchmarks:
-            raise TrialError(f"{chain[0][0]}: key 'extends_best' names {candidate}, which has no benchmark")
-        benchmark = benchmarks[candidate]
+
+def candidate_scores_file(best_of: Mapping[str, Any]) -> str:
+    """The file of results/<candidate>/ that holds extends_best's metric: the training metadata
+    for the validation WER (so that the choice never looks at the benchmark corpus), the
+    benchmark JSON for a benchmark metric."""
+    return "training_metadata.json" if best_of["metric"] == VALIDATION_WER else "benchmark.json"
+
+
+def _all_equal(values: Mapping[str, Any], where: str, what: str, remedy: str) -> Any:
+    """The one value all candidates share; else an error listing each candidate's."""
+    if len({str(v) for v in values.values()}) > 1:
+        listed = "; ".join(f"{candidate}: {value}" for candidate, value in values.items())
+        raise TrialError(f"{where}: key 'extends_best' compares {', '.join(values)}, but {what} differ ({listed}); "
+                         f"{remedy}")
+    return next(iter(values.values()))
+
+
+def _validation_scores(candidates: list[str], results: Mapping[str, Mapping[str, Any]],
+                       where: str) -> tuple[dict[str, float], dict[str, Any]]:
+    """Each candidate's best monitored validation WER, and the validation manifest they share."""
+    scores, monitors, manifests = {}, {}, {}
+    for candidate in candidates:
+        training = results[candidate]["training"]
+        if training["best_score"] is None:
+            raise TrialError(f"{where}: key 'extends_best' ranks {candidate} by its validation WER, but its "
+                             "training_metadata.json records none (training.best_score is null)")
+        scores[candidate] = training["best_score"]
+        monitors[candidate] = training["monitor"]
+        manifest = results[candidate]["data"]["manifests"]["validation"]
+        manifests[candidate] = f"{manifest['path']} (sha256 {manifest['sha256']})"
+    remedy = "give the candidates the same validation data (max_val_samples, text_option) and monitor, " \
+             "or rank them by a benchmark metric"
+    monitor = _all_equal(monitors, where, "the validation WERs they monitor", remedy)
+    _all_equal(manifests, where, "the validation manifests they were validated on", remedy)
+    sha256 = results[candidates[0]]["data"]["manifests"]["validation"]["sha256"]
+    return scores, {"monitor": monitor, "validation_manifest_sha256": sha256}
+
+
+def _benchmark_scores(candidates: list[str], metric: str, results: Mapping[str, Mapping[str, Any]],
+                      where: str) -> tuple[dict[str, float], dict[str, Any]]:
+    """Each candidate's benchmark figure by `metric`, and the corpus they share."""
+    scores, corpora = {}, {}
+    for candidate in candidates:
+        benchmark = results[candidate]
         if metric == "wer":
             scores[candidate] = benchmark["transcripts"]["wer"]
         else:
             scores[candidate] = benchmark["summary"][benchmark["matchers"]["primary"]][metric]
-    lower_is_better = metric == "wer"
+        corpora[candidate] = benchmark["corpus"]["sha256"]
+    sha256 = _all_equal(corpora, where, "the benchmark corpora (corpus.sha256)", "re-run their benchmarks")
+    return scores, {"corpus_sha256": sha256}
+
+
+def resolve_best(trials_dir: str | Path, name: str, overrides: Mapping[str, Any] | None,
+                 results: Mapping[str, Mapping[str, Any]], out: str | Path, choice_out: str | Path) -> dict[str, Any]:
+    """Pick the best candidate by extends_best's metric; write the resolved trial file (`out`) and
+    how it was chosen (`choice_out`, JSON); return the latter.
+
+    `results` holds each candidate's `candidate_scores_file`, parsed: the training metadata when
+    ranking by the validation WER (the candidates must share their validation manifest), the
+    benchmark JSON when ranking by a benchmark metric (then the choice is made on the test corpus).
+    """
+    from quranft.fileio import atomic_write_text, write_json
+
+    schema = load_schema(TRIAL_SCHEMA)
+    chain = _chain(trials_dir, name, schema)
+    where = str(chain[0][0])
+    best_of = _best_of(chain[0][1], schema)
+    metric, candidates = best_of["metric"], best_of["trials"]
+    for candidate in candidates:
+        if candidate not in results:
+            raise TrialError(f"{where}: key 'extends_best' names {candidate}, which has no "
+                             f"{candidate_scores_file(best_of)}")
+    if metric == VALIDATION_WER:
+        scores, evidence = _validation_scores(candidates, results, where)
+    else:
+        scores, evidence = _benchmark_scores(candidates, metric, results, where)
+    lower_is_better = metric in (VALIDATION_WER, "wer")
     # Ties go to the earlier trial in the list: the simpler, already-launched configuration.
-    chosen = sorted(best_of["trials"], key=lambda c: ((scores[c] if lower_is_better else -scores[c]),
-                                                      best_of["trials"].index(c)))[0]
+    chosen = sorted(candidates, key=lambda c: ((scores[c] if lower_is_better else -scores[c]),
+                                               candidates.index(c)))[0]
     own = dict(chain[0][1])
     own.pop("extends_best")
     own["extends"] = chosen
     parent_chain = _chain(trials_dir, chosen, schema)
     values = _resolve([(chain[0][0], own), *parent_chain], overrides, schema)
-    choice = {"metric": metric, "scores": scores, "chosen": chosen}
-    header = (f"# {name} resolved: extends_best of {best_of['trials']} by {metric} "
+    selected_on = "validation" if metric == VALIDATION_WER else "benchmark"
+    choice = {"trial": name, "candidates": candidates, "metric": metric, "selected_on": selected_on,
+              "scores": scores, "chosen": chosen, **evidence}
+    header = (f"# {name} resolved: extends_best of {candidates} by {metric} on the {selected_on} data "
               f"({', '.join(f'{c}={v:.4f}' for c, v in scores.items())}) -> {chosen}\n"
-              f"# Written by the rule resolve_trial from {chain[0][0]}; do not edit.\n")
+              f"# Written by the rule resolve_trial from {where}; do not edit.\n")
     atomic_write_text(out, header + yaml.safe_dump(values, allow_unicode=True, sort_keys=False))
+    write_json(choice_out, choice)
     return choice
 
 
