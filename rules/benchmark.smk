@@ -36,14 +36,19 @@ rule benchmark_model:
 
 rule leaderboard:
     input:
-        expand("results/{model}/benchmark.json", model=MODELS),
+        benchmarks=expand("results/{model}/benchmark.json", model=MODELS),
+        # how each extends_best trial's parent was chosen: one chosen on this corpus is marked
+        choices=[f"results/{name}/extends_best.json" for name, trial in TRIALS.items() if trial.best_of],
     output:
         markdown=report("results/leaderboard.md", caption="../report/leaderboard.rst", category="Leaderboard"),
         json="results/leaderboard.json",
         png=report("results/leaderboard.png", caption="../report/leaderboard.rst", category="Leaderboard"),
     params:
         benchmarks=lambda wildcards, input: " ".join(
-            f"{Path(path).parent.name}={path}" for path in input
+            f"{Path(path).parent.name}={path}" for path in input.benchmarks
+        ),
+        choices=lambda wildcards, input: " ".join(
+            f"{Path(path).parent.name}={path}" for path in input.choices
         ),
     log:
         "logs/benchmark/leaderboard.log",
@@ -51,5 +56,6 @@ rule leaderboard:
     conda:
         "../envs/quranft.yaml"
     shell:
-        "python -m quranft leaderboard --benchmarks {params.benchmarks} --markdown {output.markdown:q}"
+        "python -m quranft leaderboard --benchmarks {params.benchmarks} --choices {params.choices}"
+        " --markdown {output.markdown:q}"
         " --json {output.json:q} --png {output.png:q} > {log:q} 2>&1"

@@ -11,6 +11,7 @@ import pytest
 from conftest import DEMO
 from quranft import quran_text
 from quranft.benchmark import run_benchmark
+from quranft.code_versions import matcher_versions
 from quranft.leaderboard import build, to_markdown, write_leaderboard
 from quranft.rescore import rescore
 
@@ -48,7 +49,9 @@ def test_the_benchmark_json_has_what_the_protocol_asks(benchmarked, tiny_base):
     assert result["model"]["parameters"] > 0
     assert result["corpus"]["samples"] == 7 and len(result["corpus"]["sha256"]) == 64
     assert result["matchers"]["primary"] == "ctc"
-    assert {"version", "settings"} <= set(result["matchers"]["text"])
+    for matcher, version in matcher_versions().items():  # the hash of the matcher's and the scoring code
+        assert result["matchers"][matcher]["version"] == version and len(version) == 16
+    assert "settings" in result["matchers"]["text"]
     for matcher in ("text", "ctc"):
         summary = result["summary"][matcher]
         assert summary["samples"] == 7 and set(summary["per_category"]) == {"short", "medium", "multi"}
@@ -68,7 +71,9 @@ def test_missing_and_undecodable_clips_score_zero_with_their_errors(benchmarked)
     result = json.loads((benchmarked / "benchmark.json").read_text(encoding="utf-8"))
     rows = {r["id"]: r for r in result["rows"]}
     assert "gone.wav" in rows["gone"]["error"] and rows["gone"]["transcript"] is None
-    assert rows["broken"]["error"].startswith("audio:")
+    assert rows["broken"]["error"].startswith("AudioDecodeError:")
+    assert rows["gone"]["error_kind"] == rows["broken"]["error_kind"] == "decode"
+    assert result["summary"]["text"]["errors"] == result["summary"]["ctc"]["errors"] == {"decode": 2}
     for sample in ("gone", "broken"):
         for matcher in ("text", "ctc"):
             scores = rows[sample]["matchers"][matcher]
@@ -89,6 +94,7 @@ def test_rescoring_saved_output_reproduces_the_benchmark(benchmarked, corpus, ti
             assert original["matchers"][matcher].get("predicted") == again["matchers"][matcher].get("predicted")
             assert original["matchers"][matcher]["sequence_accuracy"] == again["matchers"][matcher]["sequence_accuracy"]
         assert result["summary"][matcher]["recall"] == benchmark["summary"][matcher]["recall"]
+        assert result["matcher"]["version"] == benchmark["matchers"][matcher]["version"]
 
 
 def test_rescoring_finds_the_verses_in_good_transcripts(corpus, tmp_path):
@@ -104,6 +110,7 @@ def test_rescoring_finds_the_verses_in_good_transcripts(corpus, tmp_path):
     assert rows["multi_112_001_004"]["matchers"]["text"]["sequence_accuracy"] == 1.0
     assert rows["retasy_113_003"]["matchers"]["text"]["predicted"] == []
     assert rows["user_103_002"]["error"].startswith("no transcript for user_103_002")
+    assert result["summary"]["text"]["errors"] == {"no_transcript": 4}
     assert json.loads((tmp_path / "predictions.json").read_text(encoding="utf-8"))["matcher"]["name"] == "text"
 
 
@@ -121,7 +128,7 @@ def test_the_leaderboard_compares_each_model_with_the_base(benchmarked, tmp_path
     versus = board["rows"][1]["versus_base"]
     recovered = [r["id"] for r in base["rows"] if r["matchers"]["ctc"]["sequence_accuracy"] == 0]
     assert versus["recovered"] == sorted(recovered) and versus["regressed"] == []
-    assert 0 < versus["mcnemar_p"] <= 1
+    assert 0 < versus["mcnemar_p"] <= 1 and versus["mcnemar_p_holm"] == versus["mcnemar_p"]  # one comparison
     markdown = (tmp_path / "board.md").read_text(encoding="utf-8")
     assert "| base |" in markdown and "| v1 |" in markdown and "ctc" in markdown
     assert (tmp_path / "board.png").read_bytes()[:4] == b"\x89PNG"

@@ -8,6 +8,7 @@ from quranft.scoring import (
     bootstrap_interval,
     compare,
     expand_span,
+    holm_adjust,
     mcnemar_exact,
     score_sample,
     summarize,
@@ -80,7 +81,7 @@ def test_compare_lists_regressed_and_recovered_samples():
              "c": {"recall": 1, "precision": 1, "sequence_accuracy": 1}}
     result = compare(base, other)
     assert result["regressed"] == ["a"] and result["recovered"] == ["b"]
-    assert result["mcnemar_p"] == 1.0 and not result["significant"]
+    assert result["mcnemar_p"] == 1.0
     assert result["deltas"]["sequence_accuracy"]["delta"] == 0.0
     with pytest.raises(ValueError):
         compare(base, {"a": other["a"]})
@@ -91,3 +92,13 @@ def test_bootstrap_interval_brackets_the_mean():
     assert low < 0.5 < high
     assert bootstrap_interval([1.0] * 10) == (1.0, 1.0)
     assert bootstrap_interval([]) is None
+
+
+def test_holm_adjustment_of_known_p_values():
+    # By hand: sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 gives 0.02, 0.03, 0.06, 0.04; the last
+    # is raised to 0.06 (adjusted p never fall along the sorted order). Back in the given order:
+    assert holm_adjust([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    # at alpha 0.05 two of the four stay significant, where the raw p would call all four
+    assert holm_adjust([0.5, 0.6]) == [1.0, 1.0]  # capped at 1
+    assert holm_adjust([0.04]) == [0.04]  # one test: nothing to adjust
+    assert holm_adjust([]) == []

@@ -154,13 +154,16 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
     log.info("%s: recall %.3f, precision %.3f, SeqAcc %.3f (%s matcher), WER %.3f", args.name, summary["recall"],
              summary["precision"], summary["sequence_accuracy"], settings["primary_matcher"],
              result["transcripts"]["wer"] or float("nan"))
+    if summary["errors"]:
+        log.warning("%s: samples that failed (scored 0), by kind: %s", args.name, summary["errors"])
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> None:
     from quranft.leaderboard import write_leaderboard
 
     files = dict(item.split("=", 1) for item in args.benchmarks)
-    board = write_leaderboard(files, args.markdown, args.json, args.png, args.matcher)
+    choices = dict(item.split("=", 1) for item in args.choices)
+    board = write_leaderboard(files, args.markdown, args.json, args.png, args.matcher, choices)
     log.info("leaderboard of %d models (%s matcher) -> %s", len(board["rows"]), board["matcher"], args.markdown)
 
 
@@ -251,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     board = commands.add_parser("leaderboard", help="compare every model's benchmark with the base's")
     board.add_argument("--benchmarks", nargs="+", required=True, metavar="NAME=FILE",
                        help="benchmark JSONs by model name; one must be named base")
+    board.add_argument("--choices", nargs="*", default=[], metavar="NAME=FILE",
+                       help="how each extends_best trial was chosen (results/<trial>/extends_best.json)")
     board.add_argument("--matcher", help="matcher to rank by (default: the benchmarks' primary)")
     board.add_argument("--markdown", required=True)
     board.add_argument("--json", required=True)

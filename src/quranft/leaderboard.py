@@ -2,32 +2,78 @@
 
 One row per model (base first): recall, precision, SeqAcc (with bootstrap 95% intervals), WER, CER,
 latency, size and parameters; for each trial, the samples it regressed on and recovered against the
-base, the exact McNemar test on SeqAcc and the bootstrap interval of each metric's difference.
-Every model is scored with the same (primary) matcher, which the leaderboard names.
+base, the exact McNemar test on SeqAcc (raw, and Holm-adjusted across all the trials compared with
+the base, which alone decides significance) and the bootstrap interval of each metric's difference.
+
+Only benchmarks of the same corpus (content hash) scored by the same version of the compared
+matcher (hash of its code) are compared; anything else is refused, naming the files. A trial that
+extends the best of others and was chosen by a benchmark metric on this very corpus is marked: its
+comparison with the base is optimistic, since the choice and the report use the same samples.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from quranft.errors import QuranftError
 from quranft.fileio import atomic_write_bytes, atomic_write_text, read_json, write_json
-from quranft.scoring import METRICS, bootstrap_interval, compare
+from quranft.scoring import METRICS, bootstrap_interval, compare, holm_adjust
+
+ALPHA = 0.05
+
+
+class LeaderboardError(QuranftError, ValueError):
+    """Benchmarks that cannot be compared; the message names the files and what differs."""
 
 
 def _per_sample(benchmark: dict, matcher: str) -> dict[str, dict[str, float]]:
     return {row["id"]: {m: row["matchers"][matcher][m] for m in METRICS} for row in benchmark["rows"]}
 
 
-def build(benchmarks: dict[str, dict], matcher: str | None = None) -> dict[str, Any]:
-    """Leaderboard data from {model name: benchmark JSON}; the base model must be named 'base'."""
+def _same(benchmarks: Mapping[str, dict], files: Mapping[str, str], what: str, value: Callable[[dict], Any]) -> None:
+    groups: dict[Any, list[str]] = {}
+    for name, benchmark in benchmarks.items():
+        groups.setdefault(value(benchmark), []).append(files[name])
+    if len(groups) > 1:
+        listed = "; ".join(f"{', '.join(names)} have {found}" for found, names in groups.items())
+        raise LeaderboardError(f"the benchmarks cannot be compared: their {what} differ: {listed}. "
+                               "Re-run the older benchmarks so that all are scored alike.")
+
+
+def check_comparable(benchmarks: Mapping[str, dict], matcher: str, files: Mapping[str, str]) -> None:
+    """Refuse benchmarks of different corpora, or scored by different versions of `matcher`."""
+    for name, benchmark in benchmarks.items():
+        if matcher not in benchmark["matchers"] or matcher not in benchmark["summary"]:
+            raise LeaderboardError(f"{files[name]}: has no scores of the {matcher} matcher")
+    _same(benchmarks, files, "corpus hashes (corpus.sha256)", lambda b: b["corpus"]["sha256"])
+    _same(benchmarks, files, f"{matcher} matcher versions (matchers.{matcher}.version)",
+          lambda b: b["matchers"][matcher].get("version"))
+
+
+def _selection(choice: Mapping[str, Any], corpus_sha256: str) -> dict[str, Any]:
+    """How an extends_best trial's parent was chosen, and whether on this corpus."""
+    return {"metric": choice["metric"], "chosen": choice["chosen"], "candidates": choice["candidates"],
+            "selected_on": choice["selected_on"],
+            "selected_on_this_corpus": choice["selected_on"] == "benchmark"
+            and choice.get("corpus_sha256") == corpus_sha256}
+
+
+def build(benchmarks: dict[str, dict], matcher: str | None = None, files: Mapping[str, str | Path] | None = None,
+          choices: Mapping[str, Mapping[str, Any]] | None = None, alpha: float = ALPHA) -> dict[str, Any]:
+    """Leaderboard data from {model name: benchmark JSON}; the base model must be named 'base'.
+
+    `files` names each benchmark's file in errors; `choices` holds the extends_best choices
+    (results/<trial>/extends_best.json) by trial name.
+    """
     if "base" not in benchmarks:
-        raise ValueError("the leaderboard needs the base model's benchmark")
+        raise LeaderboardError("the leaderboard needs the base model's benchmark")
+    files = {name: str((files or {}).get(name, f"the benchmark of {name}")) for name in benchmarks}
     matcher = matcher or benchmarks["base"]["matchers"]["primary"]
-    corpora = {b["corpus"]["sha256"] for b in benchmarks.values()}
-    if len(corpora) != 1:
-        raise ValueError("the benchmarks were run on different corpora: they cannot be compared")
+    check_comparable(benchmarks, matcher, files)
+    corpus_sha256 = benchmarks["base"]["corpus"]["sha256"]
     base_scores = _per_sample(benchmarks["base"], matcher)
     rows = []
     for name in ["base", *sorted(n for n in benchmarks if n != "base")]:
@@ -46,12 +92,20 @@ def build(benchmarks: dict[str, dict], matcher: str | None = None) -> dict[str, 
             "bytes": benchmark["model"]["bytes"],
             "parameters": benchmark["model"]["parameters"],
             "per_category": summary.get("per_category", {}),
+            "errors": summary.get("errors", {}),
         }
+        if name in (choices or {}):
+            row["selection"] = _selection(choices[name], corpus_sha256)
         if name != "base":
             row["versus_base"] = compare(base_scores, scores)
         rows.append(row)
-    return {"matcher": matcher, "corpus": benchmarks["base"]["corpus"],
-            "device": benchmarks["base"]["latency"]["device_name"], "rows": rows}
+    versus = [row["versus_base"] for row in rows if "versus_base" in row]
+    for comparison, adjusted in zip(versus, holm_adjust([v["mcnemar_p"] for v in versus])):
+        comparison.update(mcnemar_p_holm=adjusted, significant=adjusted < alpha)
+    return {"matcher": matcher, "matcher_version": benchmarks["base"]["matchers"][matcher]["version"],
+            "corpus": benchmarks["base"]["corpus"], "device": benchmarks["base"]["latency"]["device_name"],
+            "multiple_comparisons": {"method": "holm", "alpha": alpha, "comparisons": len(versus)},
+            "rows": rows}
 
 
 def _pct(value: float | None) -> str:
@@ -59,12 +113,15 @@ def _pct(value: float | None) -> str:
 
 
 def to_markdown(board: dict[str, Any]) -> str:
+    tests = board["multiple_comparisons"]
     lines = [
         "# Leaderboard",
         "",
         f"Verse identification on `{board['corpus']['path']}` ({board['corpus']['samples']} samples), "
-        f"matcher `{board['matcher']}`, latency on {board['device']}. Intervals are bootstrap 95% CIs; "
-        "p is the exact McNemar test of SeqAcc against the base model.",
+        f"matcher `{board['matcher']}` (version {board['matcher_version']}), latency on {board['device']}. "
+        "Intervals are bootstrap 95% CIs; p is the exact McNemar test of SeqAcc against the base model, "
+        f"Holm p the same adjusted across the {tests['comparisons']} trials compared with the base; a "
+        f"difference is called significant only when Holm p < {tests['alpha']}.",
         "",
         "| model | recall | precision | SeqAcc (95% CI) | WER | CER | latency median / p95 (s) | size (MB) | params | vs base |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -76,14 +133,26 @@ def to_markdown(board: dict[str, Any]) -> str:
             v = row["versus_base"]
             delta = v["deltas"]["sequence_accuracy"]["delta"]
             versus = (f"{delta:+.1%} SeqAcc, {len(v['recovered'])} recovered / {len(v['regressed'])} regressed, "
-                      f"p={v['mcnemar_p']:.3g}{' (significant)' if v['significant'] else ''}")
+                      f"p={v['mcnemar_p']:.3g}, Holm p={v['mcnemar_p_holm']:.3g}"
+                      f"{' (significant)' if v['significant'] else ''}")
         latency = (f"{row['latency_median']:.3f} / {row['latency_p95']:.3f}"
                    if row["latency_median"] is not None else "n/a")
+        marked = " *" if row.get("selection", {}).get("selected_on_this_corpus") else ""
         lines.append(
-            f"| {row['model']} | {_pct(row['recall'])} | {_pct(row['precision'])} | "
+            f"| {row['model']}{marked} | {_pct(row['recall'])} | {_pct(row['precision'])} | "
             f"{_pct(row['sequence_accuracy'])} ({_pct(low)}–{_pct(high)}) | {_pct(row['wer'])} | {_pct(row['cer'])} | "
             f"{latency} | {row['bytes'] / 1e6:.1f} | {row['parameters']:,} | {versus} |"
         )
+    for row in board["rows"]:
+        selection = row.get("selection")
+        if selection and selection["selected_on_this_corpus"]:
+            lines += ["", f"\\* **{row['model']}** was selected on this corpus: it extends {selection['chosen']}, "
+                          f"the best of {', '.join(selection['candidates'])} by {selection['metric']} on these "
+                          "very samples, so its comparison with the base is optimistic."]
+    for row in board["rows"]:
+        if row["errors"]:
+            failed = ", ".join(f"{kind} {count}" for kind, count in row["errors"].items())
+            lines += ["", f"**{row['model']}** failed samples (scored 0): {failed}."]
     for row in board["rows"]:
         if row.get("versus_base") and (row["versus_base"]["regressed"] or row["versus_base"]["recovered"]):
             lines += ["", f"**{row['model']}** regressed on: {', '.join(row['versus_base']['regressed']) or 'none'}; "
@@ -121,8 +190,10 @@ def plot(board: dict[str, Any], path: str | Path) -> None:
 
 
 def write_leaderboard(benchmark_files: dict[str, str | Path], out_md: str | Path, out_json: str | Path,
-                      out_png: str | Path, matcher: str | None = None) -> dict[str, Any]:
-    board = build({name: read_json(path) for name, path in benchmark_files.items()}, matcher)
+                      out_png: str | Path, matcher: str | None = None,
+                      choice_files: Mapping[str, str | Path] | None = None) -> dict[str, Any]:
+    board = build({name: read_json(path) for name, path in benchmark_files.items()}, matcher, benchmark_files,
+                  {name: read_json(path) for name, path in (choice_files or {}).items()})
     write_json(out_json, board)
     atomic_write_text(out_md, to_markdown(board))
     plot(board, out_png)

@@ -1,0 +1,103 @@
+"""The leaderboard's rules of comparison: same corpus, same matcher version, Holm-adjusted
+significance, and trials chosen on the benchmark corpus marked as such."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from quranft.cli import main
+from quranft.leaderboard import LeaderboardError, build, to_markdown
+
+SAMPLES = [f"s{i}" for i in range(8)]
+
+
+def benchmark(name: str, right: set[str], corpus: str = "c0rpus", ctc_version: str = "ctc-v1",
+              text_version: str = "text-v1") -> dict:
+    """A benchmark JSON as run_benchmark writes it (the parts the leaderboard reads)."""
+    rows = []
+    for sample in SAMPLES:
+        score = 1.0 if sample in right else 0.0
+        scores = {"recall": score, "precision": score, "sequence_accuracy": score}
+        rows.append({"id": sample, "matchers": {"ctc": dict(scores), "text": dict(scores)}})
+    mean = len(right) / len(SAMPLES)
+    summary = {"recall": mean, "precision": mean, "sequence_accuracy": mean, "samples": len(SAMPLES),
+               "per_category": {}, "errors": {}}
+    return {"model": {"name": name, "bytes": 1_000_000, "parameters": 1000},
+            "corpus": {"path": "corpus", "samples": len(SAMPLES), "sha256": corpus},
+            "matchers": {"primary": "ctc", "ctc": {"version": ctc_version}, "text": {"version": text_version}},
+            "summary": {"ctc": summary, "text": dict(summary)},
+            "transcripts": {"wer": 0.5, "cer": 0.2},
+            "latency": {"median": 0.01, "p95": 0.02, "real_time_factor": 0.01, "device_name": "cpu"},
+            "rows": rows}
+
+
+BASE_RIGHT = {"s6", "s7"}
+ALL_RIGHT = set(SAMPLES)  # recovers s0 to s5: exact McNemar p = 2 * 0.5**6 = 0.03125
+
+
+def test_holm_adjusts_each_p_across_the_trials_and_alone_decides_significance():
+    board = build({"base": benchmark("base", BASE_RIGHT), "v1": benchmark("v1", ALL_RIGHT),
+                   "v2": benchmark("v2", ALL_RIGHT)})
+    assert board["multiple_comparisons"] == {"method": "holm", "alpha": 0.05, "comparisons": 2}
+    for row in board["rows"][1:]:
+        versus = row["versus_base"]
+        assert versus["mcnemar_p"] == pytest.approx(0.03125)  # below 0.05 on its own
+        # Holm with two equal p: the smaller is doubled, the larger kept at least as large
+        assert versus["mcnemar_p_holm"] == pytest.approx(0.0625)
+        assert versus["significant"] is False
+    markdown = to_markdown(board)
+    assert "p=0.0312, Holm p=0.0625 |" in markdown and "(significant)" not in markdown
+    assert "Holm p the same adjusted across the 2 trials" in markdown
+
+
+def test_a_single_trial_keeps_its_p_and_is_significant_by_it():
+    board = build({"base": benchmark("base", BASE_RIGHT), "v1": benchmark("v1", ALL_RIGHT)})
+    versus = board["rows"][1]["versus_base"]
+    assert versus["mcnemar_p_holm"] == pytest.approx(0.03125) and versus["significant"] is True
+    assert "Holm p=0.0312 (significant)" in to_markdown(board)
+
+
+def test_benchmarks_scored_by_other_matcher_versions_are_refused_naming_the_files():
+    benchmarks = {"base": benchmark("base", BASE_RIGHT), "v1": benchmark("v1", ALL_RIGHT, ctc_version="ctc-v2"),
+                  "v2": benchmark("v2", ALL_RIGHT)}
+    files = {name: f"results/{name}/benchmark.json" for name in benchmarks}
+    with pytest.raises(LeaderboardError) as error:
+        build(benchmarks, files=files)
+    message = str(error.value)
+    assert "ctc matcher versions (matchers.ctc.version) differ" in message
+    assert "results/base/benchmark.json, results/v2/benchmark.json have ctc-v1" in message
+    assert "results/v1/benchmark.json have ctc-v2" in message
+    # only the compared matcher's version matters
+    assert build(benchmarks, matcher="text", files=files)["matcher_version"] == "text-v1"
+
+
+def test_benchmarks_of_other_corpora_are_refused_naming_the_files():
+    benchmarks = {"base": benchmark("base", BASE_RIGHT), "v1": benchmark("v1", ALL_RIGHT, corpus="other")}
+    with pytest.raises(LeaderboardError, match=r"corpus hashes \(corpus\.sha256\) differ: results/base/benchmark"
+                                               r"\.json have c0rpus; results/v1/benchmark\.json have other"):
+        build(benchmarks, files={name: f"results/{name}/benchmark.json" for name in benchmarks})
+
+
+def test_a_trial_chosen_on_this_corpus_is_marked(tmp_path):
+    files, choices = {}, {}
+    for name, right in (("base", BASE_RIGHT), ("v4", ALL_RIGHT), ("v5", ALL_RIGHT)):
+        files[name] = tmp_path / f"{name}.json"
+        files[name].write_text(json.dumps(benchmark(name, right)), encoding="utf-8")
+    for name, selected_on, evidence in (("v4", "benchmark", {"corpus_sha256": "c0rpus"}),
+                                        ("v5", "validation", {"validation_manifest_sha256": "v4l"})):
+        choices[name] = tmp_path / f"{name}.choice.json"
+        choices[name].write_text(json.dumps({"trial": name, "candidates": ["v1", "v2"], "metric": "sequence_accuracy",
+                                             "selected_on": selected_on, "scores": {"v1": 0.5, "v2": 0.6},
+                                             "chosen": "v2", **evidence}), encoding="utf-8")
+    out = tmp_path / "board"
+    assert main(["leaderboard", "--benchmarks", *(f"{n}={p}" for n, p in files.items()),
+                 "--choices", *(f"{n}={p}" for n, p in choices.items()),
+                 "--markdown", f"{out}.md", "--json", f"{out}.json", "--png", f"{out}.png"]) == 0
+    rows = {row["model"]: row for row in json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))["rows"]}
+    assert rows["v4"]["selection"]["selected_on_this_corpus"] is True
+    assert rows["v5"]["selection"]["selected_on_this_corpus"] is False and "selection" not in rows["base"]
+    markdown = out.with_suffix(".md").read_text(encoding="utf-8")
+    assert "| v4 * |" in markdown and "| v5 |" in markdown
+    assert "**v4** was selected on this corpus: it extends v2, the best of v1, v2 by sequence_accuracy" in markdown
