@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from quranft.average import AveragingError, average_checkpoints, average_trial, load_state_dict
+from quranft.average import AveragingError, average_checkpoints, average_trial, guard_rows, load_state_dict
 from quranft.trials import load_trial
 
 pytestmark = pytest.mark.slow
@@ -71,6 +71,31 @@ def test_average_is_the_exact_mean_and_integer_buffers_come_from_the_best(tmp_pa
     float_key = next(k for k, v in reference.items() if v.is_floating_point())
     torch.testing.assert_close(weighted[float_key], (3 * first[float_key] + second[float_key]) / 4)
     assert torch.equal(weighted[key], first[key])
+
+
+def test_the_guard_reads_at_most_max_val_clips_spread_over_the_manifest(tmp_path):
+    manifest = tmp_path / "validation.jsonl"
+    manifest.write_text("".join(json.dumps({"audio_filepath": f"{i}.flac", "text": "t"}) + "\n" for i in range(10)),
+                        encoding="utf-8")
+    assert [row["audio_filepath"] for row in guard_rows(manifest, 4)] == ["0.flac", "2.flac", "5.flac", "7.flac"]
+    assert len(guard_rows(manifest, 10)) == len(guard_rows(manifest, None)) == 10
+
+
+def test_the_guard_decodes_only_its_bounded_share_of_validation(trained, tiny_base, monkeypatch):
+    from quranft import transcribe
+
+    decoded = []
+    real = transcribe.transcribe_files
+
+    def spy(model, paths, **kwargs):
+        decoded.append([Path(p).name for p in paths])
+        return real(model, paths, **kwargs)
+
+    monkeypatch.setattr(transcribe, "transcribe_files", spy)
+    result = average_trial(trained, tiny_base, top_k=2, mode="always", max_val_clips=3)
+    expected = [Path(row["audio_filepath"]).name for row in guard_rows(trained / "data" / "validation.jsonl", 3)]
+    assert result["validation_clips"] == 3 and len(expected) == 3
+    assert decoded == [expected, expected]  # the best single checkpoint, then the average
 
 
 def test_the_averaged_model_restores_and_transcribes(trained, tiny_base, demo_data_stage):

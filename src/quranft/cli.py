@@ -139,8 +139,9 @@ def cmd_average(args: argparse.Namespace) -> None:
 
     config = _config(args)
     trial = _resolved_trial(config, args.trial, args.trial_dir)
-    average_trial(args.trial_dir, args.base_model, trial.values["average_top_k"], config["averaging"]["mode"],
-                  config["averaging"]["weighted"])
+    settings = config["averaging"]
+    average_trial(args.trial_dir, args.base_model, trial.values["average_top_k"], settings["mode"],
+                  settings["weighted"], max_val_clips=settings["max_val_clips"])
 
 
 def cmd_benchmark(args: argparse.Namespace) -> None:
