@@ -21,7 +21,7 @@ def test_real_and_demo_configs_validate_and_take_schema_defaults():
     assert real["data"]["max_val_samples"] == 8000
     assert real["data"]["max_retasy_samples"] == 6000
     assert (real["data"]["min_duration"], real["data"]["max_duration"]) == (0.6, 30.0)
-    assert real["sources"]["retasy"]["drop_labels"] == ["in_correct", "not_related_quran", "not_match_aya"]
+    assert real["sources"]["retasy"]["keep_labels"] == ["correct", None]  # null: the unannotated rows
     assert real["data"]["sample_rate"] == 16000  # not in the file: the schema's default
     assert real["sources"]["quran_ayah_corpus"]["format"] == "auto"
     demo = load_config(REPO / "config" / "config.yaml", REPO / "config" / "demo.yaml")
@@ -66,6 +66,15 @@ def test_each_mistake_gives_one_message_naming_the_key(mistake):
         validate_config(config)
     assert str(error.value).startswith(message)
     assert "\n" not in str(error.value)
+
+
+def test_keep_labels_and_drop_labels_exclude_each_other():
+    config = real_config()
+    config["sources"]["retasy"]["drop_labels"] = ["in_correct"]
+    with pytest.raises(ConfigError) as error:
+        validate_config(config)
+    assert str(error.value).startswith("config key 'sources.retasy'")
+    assert "keep_labels and drop_labels exclude each other" in str(error.value)
 
 
 def test_validation_does_not_change_a_valid_config_except_for_defaults():

@@ -14,6 +14,7 @@ import soundfile as sf
 import yaml
 
 from conftest import REPO, data_config, encoded, save_dataset, synth
+from quranft.config import validate_config
 from quranft.fingerprint import FingerprintIndex, fingerprint
 from quranft.leakage import write_index
 from quranft.prepare import DataStageError, prepare_source
@@ -94,6 +95,54 @@ def test_bad_labels_are_dropped_and_text_comes_from_the_configured_column(tmp_pa
     assert [row["id"] for row in manifest] == ["retasy-train-0000000", "retasy-train-0000002", "retasy-train-0000005"]
     assert manifest[0]["text"] == f"{TEXT} 0"  # white space normalised, diacritics kept
     assert manifest[0]["source"] == "retasy"
+
+
+LABELS = ["correct", "in_correct", None, "multiple_aya", "in_complete", "correct", None, "not_match_aya"]
+
+
+@pytest.fixture
+def labelled(tmp_path):
+    """A RetaSy-like parquet with every kind of final_label, unlabelled rows included (row 6 leaks),
+    and a function giving its source as the validated config has it with the given label lists."""
+    rows = [{"audio": encoded(synth(1.2, seed=500 if i == 6 else i)), "Aya": f"{TEXT} {i}", "final_label": label}
+            for i, label in enumerate(LABELS)]
+    dataset = str(save_dataset(tmp_path / "retasy", {"train": rows}, "parquet"))
+
+    def configured(**labels):
+        config = data_config()
+        config["sources"]["retasy"] = {"dataset": dataset, "splits": {"train": "train"}, "text_column": "Aya",
+                                       "label_column": "final_label", **labels}
+        return validate_config(config)["sources"]["retasy"], config["data"]
+
+    return configured
+
+
+@pytest.mark.parametrize("labels, kept", [
+    ({"keep_labels": ["correct", None]}, [0, 2, 5]),
+    ({"keep_labels": ["correct"]}, [0, 5]),
+    ({"drop_labels": ["in_correct", "not_match_aya", None]}, [0, 3, 4, 5]),
+])
+def test_keep_or_drop_labels_with_null_for_the_unlabelled_rows(tmp_path, labelled, leak_index, labels, kept):
+    source, data = labelled(**labels)
+    prepare_source("retasy", source, data, tmp_path / "out", leak_index)
+    manifest = [json.loads(line) for line in (tmp_path / "out" / "train.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [row["id"] for row in manifest] == [f"retasy-train-{i:07d}" for i in kept]
+
+
+def test_the_report_counts_kept_and_dropped_rows_per_label(tmp_path, labelled, leak_index):
+    source, data = labelled(keep_labels=["correct", None])
+    report = prepare_source("retasy", source, data, tmp_path / "out", leak_index)
+    figures = report["splits"]["train"]
+    assert figures["labels"] == {
+        "(unlabelled)": {"kept": 1, "dropped": {"leaked": 1}},
+        "correct": {"kept": 2, "dropped": {}},
+        "in_complete": {"kept": 0, "dropped": {"bad_label": 1}},
+        "in_correct": {"kept": 0, "dropped": {"bad_label": 1}},
+        "multiple_aya": {"kept": 0, "dropped": {"bad_label": 1}},
+        "not_match_aya": {"kept": 0, "dropped": {"bad_label": 1}},
+    }
+    assert figures["dropped"]["bad_label"] == 4 and figures["kept"] == 3
+    assert report["settings"]["keep_labels"] == ["correct", None]
 
 
 def test_written_audio_is_16k_mono_and_matches_the_manifest(tmp_path):

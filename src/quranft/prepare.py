@@ -38,6 +38,7 @@ REASONS = (
     "over_cap",
 )
 EXAMPLES_PER_REASON = 5
+UNLABELLED = "(unlabelled)"  # the per-label counts' name for rows whose label is null
 SPLIT_ORDER = ("validation", "train")  # validation first: a train row repeating it is the duplicate
 CHUNK_ROWS = 16
 
@@ -159,6 +160,18 @@ class SplitReport:
     dropped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
     examples: dict[str, list[str]] = field(default_factory=dict)
     leaked: list[dict[str, str]] = field(default_factory=list)
+    # per label value, when the source has a label column; rows past the cap are never read, so
+    # they are counted in over_cap but under no label
+    labels: dict[str, dict[str, Any]] | None = None
+
+    def count_label(self, label: str | None, reason: str | None) -> None:
+        if self.labels is None:
+            return
+        figures = self.labels.setdefault(UNLABELLED if label is None else str(label), {"kept": 0, "dropped": {}})
+        if reason is None:
+            figures["kept"] += 1
+        else:
+            figures["dropped"][reason] = figures["dropped"].get(reason, 0) + 1
 
     def drop(self, reason: str, row_id: str, detail: str = "") -> None:
         self.dropped[reason] += 1
@@ -167,6 +180,7 @@ class SplitReport:
             examples.append(f"{row_id}: {detail}" if detail else row_id)
 
     def as_dict(self) -> dict[str, Any]:
+        labels = {} if self.labels is None else {"labels": dict(sorted(self.labels.items()))}
         return {
             "rows_total": self.rows_total,
             "rows_read": self.rows_read,
@@ -176,6 +190,7 @@ class SplitReport:
             "dropped_total": sum(self.dropped.values()),
             "examples": {reason: self.examples[reason] for reason in REASONS if reason in self.examples},
             "leaked": self.leaked,
+            **labels,
         }
 
 
@@ -184,6 +199,7 @@ class _Row:
     index: int
     row_id: str
     text: str
+    label: str | None = None
     reason: str | None = None  # set by the cheap checks, before any decoding
     detail: str = ""
 
@@ -192,15 +208,14 @@ def _read_rows(rows: Iterable[Mapping[str, Any]], source_name: str, split: str,
                source: Mapping[str, Any]) -> Iterator[tuple[_Row, bytes | None]]:
     """Every row with its audio bytes, or with the reason it is dropped without decoding."""
     text_column = source["text_column"]
-    drop_labels = set(source["drop_labels"])
     for index, row in enumerate(rows):
         row_id = str(row[source["id_column"]]) if source["id_column"] else f"{source_name}-{split}-{index:07d}"
-        item = _Row(index, row_id, normalize_whitespace(row.get(text_column) or ""))
         label = row.get(source["label_column"]) if source["label_column"] else None
+        item = _Row(index, row_id, normalize_whitespace(row.get(text_column) or ""), label)
         if not item.text:
             item.reason = "empty_text"
-        elif label in drop_labels:
-            item.reason, item.detail = "bad_label", str(label)
+        elif not _label_kept(label, source):
+            item.reason, item.detail = "bad_label", UNLABELLED if label is None else str(label)
         else:
             try:
                 yield item, audio_bytes(row.get(source["audio_column"]))
@@ -208,6 +223,16 @@ def _read_rows(rows: Iterable[Mapping[str, Any]], source_name: str, split: str,
             except (OSError, ValueError) as error:
                 item.reason, item.detail = "undecodable", str(error)
         yield item, None
+
+
+def _label_kept(label: str | None, source: Mapping[str, Any]) -> bool:
+    """keep_labels (when given) lists the labels kept, else drop_labels those dropped; a null
+    entry stands for the unlabelled rows."""
+    if not source["label_column"]:
+        return True
+    if source.get("keep_labels") is not None:
+        return label in source["keep_labels"]
+    return label not in source["drop_labels"]
 
 
 def _chunked(pairs: Iterable[tuple[_Row, bytes | None]], size: int) -> Iterator[tuple[list[_Row], list[bytes | None]]]:
@@ -253,7 +278,7 @@ def prepare_source(
     try:
         for split in (s for s in SPLIT_ORDER if s in source["splits"]):
             opened = open_split(source, split)
-            report = SplitReport(rows_total=opened.num_rows)
+            report = SplitReport(rows_total=opened.num_rows, labels={} if source["label_column"] else None)
             reports[split] = report
             manifests[split] = _prepare_split(
                 source_name, split, source, opened, settings, split_cap(source_name, split, data),
@@ -281,6 +306,7 @@ def prepare_source(
             "audio_format": settings.audio_format,
             "leakage_max_bit_error_rate": settings.leakage_max_bit_error_rate,
             "drop_labels": list(source["drop_labels"]),
+            "keep_labels": source.get("keep_labels"),
             "caps": {split: split_cap(source_name, split, data) for split in manifests},
         },
         "splits": {split: reports[split].as_dict() for split in manifests},
@@ -320,6 +346,7 @@ def _prepare_split(source_name, split, source, opened, settings, cap, staging, i
                 decoded = Decoded(row.reason, row.detail)
             elif decoded.reason is None and decoded.sha1 in seen_sha1:
                 decoded = Decoded("duplicate", f"same audio as {seen_sha1[decoded.sha1]}")
+            report.count_label(row.label, decoded.reason)
             if decoded.reason is not None:
                 report.drop(decoded.reason, row.row_id, decoded.detail)
                 if decoded.reason == "leaked":
