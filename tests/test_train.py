@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -143,14 +145,61 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, tiny_base, demo
     assert metadata["training"]["global_step"] == 60
 
 
-def test_a_changed_trial_starts_over(tmp_path, tiny_base, demo_data_stage):
+def test_a_changed_training_setting_starts_over_keeping_the_old_checkpoints_aside(tmp_path, tiny_base,
+                                                                                  demo_data_stage, caplog):
     from quranft.train import train_trial
 
     trials = write_trial(tmp_path / "trials", max_steps=3, val_interval=3)
     train_trial(load_trial(trials, "t"), tiny_base, sources(demo_data_stage), tmp_path / "out")
+    first = sorted(p.name for p in (tmp_path / "out" / "checkpoints").glob("*.ckpt"))
     write_trial(trials, max_steps=3, val_interval=3, lr=2.0e-3)
-    metadata = train_trial(load_trial(trials, "t"), tiny_base, sources(demo_data_stage), tmp_path / "out")
+    with caplog.at_level(logging.WARNING, logger="quranft"):
+        metadata = train_trial(load_trial(trials, "t"), tiny_base, sources(demo_data_stage), tmp_path / "out")
     assert metadata["training"]["resumed_from_step"] is None and metadata["training"]["global_step"] == 3
+    [aside] = (tmp_path / "out").glob("checkpoints.superseded-*")
+    assert sorted(p.name for p in aside.glob("*.ckpt")) == first
+    assert "trial.lr: 0.001 -> 0.002" in caplog.text and str(aside) in caplog.text
+
+
+def test_editing_average_top_k_keeps_the_checkpoints_and_only_averages_again(tmp_path, tiny_base, demo_data_stage):
+    from quranft.average import average_trial
+    from quranft.train import train_trial
+
+    trials = write_trial(tmp_path / "trials", max_steps=6, val_interval=3, save_top_k=2, average_top_k=1,
+                         output_name="first")
+    out = tmp_path / "out"
+    train_trial(load_trial(trials, "t"), tiny_base, sources(demo_data_stage), out)
+    checkpoints = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (out / "checkpoints").glob("*.ckpt")}
+    assert len(checkpoints) == 3  # the two best and last.ckpt
+    write_trial(trials, max_steps=6, val_interval=3, save_top_k=2, average_top_k=2, output_name="second",
+                trigger="edited")
+    trial = load_trial(trials, "t")
+    metadata = train_trial(trial, tiny_base, sources(demo_data_stage), out)
+    assert metadata["training"]["resumed_from_step"] == 6 and metadata["training"]["global_step"] == 6
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (out / "checkpoints").glob("*.ckpt")} == checkpoints
+    assert not list(out.glob("checkpoints.superseded-*"))
+    assert len(metadata["checkpoints"]["top_k"]) == 2 and metadata["trial_values"]["average_top_k"] == 2
+    # the curves still show the training the resumed run did not redo
+    curves = (out / "logs" / "csv" / "metrics.csv").read_text(encoding="utf-8")
+    assert len([line for line in curves.splitlines()[1:] if line.strip()]) >= 2
+    averaging = average_trial(out, tiny_base, trial.values["average_top_k"], "always")
+    assert len(averaging["members"]) == 2
+
+
+def test_unknown_characters_stop_training_before_the_first_step(tmp_path, demo_data_stage):
+    from quranft.train import TrainingError, train_trial
+
+    # The demo base's tokenizer was trained on the Tanzil simple text: it lacks the Uthmani marks.
+    trials = write_trial(tmp_path / "trials", text_option="keep")
+    with pytest.raises(TrainingError) as error:
+        train_trial(load_trial(trials, "t"), REPO / "demo" / "base_model.nemo", sources(demo_data_stage),
+                    tmp_path / "out")
+    message = str(error.value)
+    assert message.startswith(f"{trials / 't.yaml'}: ")
+    assert "above key 'max_unknown_char_fraction' (0.001)" in message
+    assert re.search(r"U\+0671 ARABIC LETTER ALEF WASLA \(\u0671\) \d+ times", message)
+    assert "text_option: map_missing" in message
+    assert not (tmp_path / "out" / "checkpoints").exists()
 
 
 def test_two_process_cpu_ddp_trains(tmp_path, tiny_base, demo_data_stage):

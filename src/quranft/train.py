@@ -7,18 +7,17 @@ Writes into the trial's folder:
   training_curves.png             training loss and validation WER by step
   training_metadata.json          everything needed to reproduce and judge the run
 
-A run that is killed resumes from checkpoints/last.ckpt when re-run with the same trial and data;
-with a changed trial or data, the old checkpoints are removed and training starts over.
+A run that is killed resumes from checkpoints/last.ckpt when re-run with the same training values
+and data; with changed ones, the old checkpoints are moved aside and training starts over
+(quranft.resume).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import platform
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -36,13 +35,13 @@ from quranft import nemo_models
 from quranft.blend import blend_rows, write_manifest
 from quranft.curves import plot_training_curves
 from quranft.errors import QuranftError
-from quranft.fileio import read_json, write_json
+from quranft.fileio import write_json
+from quranft.resume import (MetricsAcrossResume, StoppedEarlyStaysStopped, prepare_checkpoints,
+                             run_fingerprint)
 from quranft.text import describe, make_mapper, missing_characters
 from quranft.trials import Trial
 
 log = logging.getLogger("quranft")
-
-RUN_FILE = "run.json"  # in checkpoints/: what the checkpoints were trained from
 
 
 class TrainingError(QuranftError, RuntimeError):
@@ -126,36 +125,39 @@ def _check_rnnt_loss(trial: Trial, gpus: int) -> None:
         ) from None
 
 
-def _run_fingerprint(trial: Trial, base_model: Path, manifests: dict[str, dict]) -> dict[str, Any]:
-    return {"trial": trial.values, "base_model_sha256": sha256_file(base_model),
-            "manifests": {split: m["sha256"] for split, m in manifests.items()}}
+def _map_text(trial: Trial, rows: dict[str, list[dict]], can_encode) -> tuple[dict[str, list[dict]], dict]:
+    """The rows with the trial's text_option applied, and the tokenizer coverage before and after.
 
-
-def _newest_readable_checkpoint(checkpoints: Path) -> Path | None:
-    """last.ckpt, or, if a kill cut it short, the newest checkpoint that still loads."""
-    candidates = sorted(checkpoints.glob("*.ckpt"), key=lambda p: (p.name == "last.ckpt", p.stat().st_mtime),
-                        reverse=True)
-    for path in candidates:
-        try:
-            torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-        except Exception as error:  # truncated zip archives raise several types
-            log.warning("checkpoint %s does not load (%s): skipped", path, error)
-            continue
-        return path
-    return None
-
-
-def _prepare_checkpoints(checkpoints: Path, fingerprint: dict[str, Any]) -> Path | None:
-    """The checkpoint to resume from, if the existing ones come from this very run; else start clean."""
-    run_file = checkpoints / RUN_FILE
-    if run_file.exists() and read_json(run_file) == json.loads(json.dumps(fingerprint)):
-        return _newest_readable_checkpoint(checkpoints)
-    if checkpoints.exists():
-        log.info("trial or data changed since %s was written: starting over", checkpoints)
-        shutil.rmtree(checkpoints)
-    checkpoints.mkdir(parents=True)
-    write_json(run_file, fingerprint)
-    return None
+    Stops (TrainingError) when more than max_unknown_char_fraction of the targets' characters would
+    still become unknown tokens: the model could not learn to write them, and the run would only
+    show it in its WER days later.
+    """
+    values = trial.values
+    missing = missing_characters((r["text"] for split in rows.values() for r in split), can_encode)
+    mapper = make_mapper(values["text_option"], missing)
+    mapped = {split: [{**r, "text": mapper(r["text"])} for r in split_rows] for split, split_rows in rows.items()}
+    still_missing = missing_characters((r["text"] for split in mapped.values() for r in split), can_encode)
+    characters = sum(len(r["text"]) - r["text"].count(" ") for split in mapped.values() for r in split)
+    unknown = sum(still_missing.values())
+    coverage = {"text_option": values["text_option"], "missing_before": describe(missing),
+                "missing_after": describe(still_missing), "characters": characters, "unknown": unknown,
+                "unknown_share": round(unknown / max(1, characters), 6)}
+    for row in coverage["missing_after"]:
+        log.warning("tokenizer lacks %s %s (%d times): it becomes an unknown token", row["codepoint"], row["name"],
+                    row["count"])
+    limit = values["max_unknown_char_fraction"]
+    if unknown > limit * characters:
+        listed = ", ".join(f"{row['codepoint']} {row['name']} ({row['char']}) {row['count']} times"
+                           for row in coverage["missing_after"])
+        hint = ("text_option: map_missing maps those with an Uthmani fallback" if values["text_option"] == "keep"
+                else "text_option: map_missing has no fallback for them")
+        raise TrainingError(
+            f"{trial.files[0]}: {unknown} of the {characters} characters of the train and validation targets "
+            f"({unknown / characters:.2%}) would become unknown tokens of the base model's tokenizer with "
+            f"text_option: {values['text_option']}, above key 'max_unknown_char_fraction' ({limit}): {listed}. "
+            f"{hint}; or raise max_unknown_char_fraction in the trial."
+        )
+    return mapped, coverage
 
 
 def _configure_model(model, trial: Trial, manifests: dict[str, dict], resources: Resources) -> None:
@@ -211,20 +213,11 @@ class KeepFrozenInEval(pl.Callback):
             module.eval()
 
 
-class RecordStartStep(pl.Callback):
-    """The step training starts, or resumes, at."""
-
-    start_step = 0
-
-    def on_train_start(self, trainer, pl_module):
-        self.start_step = trainer.global_step
-
-
 def _callbacks(trial: Trial, checkpoints: Path, frozen) -> list[pl.Callback]:
     values = trial.values
     monitor = values["monitor"]
     callbacks = [
-        RecordStartStep(),
+        StoppedEarlyStaysStopped(),
         KeepFrozenInEval(frozen),
         ModelCheckpoint(dirpath=checkpoints, filename=f"step{{step:06d}}-{monitor}{{{monitor}:.4f}}",
                         auto_insert_metric_name=False, monitor=monitor, mode="min",
@@ -257,31 +250,22 @@ def train_trial(trial: Trial, base_model: str | Path, source_dirs: dict[str, str
     caps = {"train": values["max_train_samples"], "validation": values["max_val_samples"],
             "retasy": values["max_retasy_samples"]}
     rows, blend_report = blend_rows(source_dirs, values["include_retasy"], caps)
-    can_encode = nemo_models.can_encode(model)
-    missing = missing_characters((r["text"] for split in rows.values() for r in split), can_encode)
-    mapper = make_mapper(values["text_option"], missing)
-    mapped = {split: [{**r, "text": mapper(r["text"])} for r in split_rows] for split, split_rows in rows.items()}
-    still_missing = missing_characters((r["text"] for split in mapped.values() for r in split), can_encode)
-    coverage = {"text_option": values["text_option"], "missing_before": describe(missing),
-                "missing_after": describe(still_missing),
-                "unknown_share": round(sum(still_missing.values()) /
-                                       max(1, sum(len(r["text"]) for s in mapped.values() for r in s)), 6)}
-    for row in coverage["missing_after"]:
-        log.warning("tokenizer lacks %s %s (%d times): it becomes an unknown token", row["codepoint"], row["name"],
-                    row["count"])
+    mapped, coverage = _map_text(trial, rows, nemo_models.can_encode(model))
     data_dir = out_dir / "data"
     manifests = {split: _write_manifest(data_dir / f"{split}.jsonl", split_rows) for split, split_rows in mapped.items()}
     if not mapped["train"] or not mapped["validation"]:
         raise TrainingError(f"{trial.files[0]}: the trial's blend leaves an empty train or validation manifest")
 
     checkpoints = out_dir / "checkpoints"
-    resume = _prepare_checkpoints(checkpoints, _run_fingerprint(trial, base_model, manifests))
+    base_sha256 = sha256_file(base_model)
+    resume = prepare_checkpoints(checkpoints, run_fingerprint(trial, base_sha256, manifests))
     _configure_model(model, trial, manifests, resources)
     frozen = nemo_models.frozen_modules(model, values["freeze_encoder_layers"], values["freeze_rnnt_decoder"])
     nemo_models.freeze(frozen)
     parameters = nemo_models.count_parameters(model)
 
     device = _device_settings(resources)
+    metrics = MetricsAcrossResume(out_dir / "logs" / "csv" / "metrics.csv", resumed=resume is not None)
     loggers = [CSVLogger(out_dir / "logs", name="", version="csv"),
                TensorBoardLogger(out_dir / "logs", name="", version="tb")]
     trainer = pl.Trainer(
@@ -303,13 +287,13 @@ def train_trial(trial: Trial, base_model: str | Path, source_dirs: dict[str, str
     model.set_trainer(trainer)
     model.setup_optimization(model.cfg.optim)
     fit_started = time.time()
-    trainer.fit(model, ckpt_path=str(resume) if resume else None)
+    trainer.fit(model, ckpt_path=str(resume.checkpoint) if resume else None)
     fit_seconds = time.time() - fit_started
     if not trainer.is_global_zero:
         return {}
 
-    start_step = next(c.start_step for c in trainer.callbacks if isinstance(c, RecordStartStep))
-    resumed_from = start_step if resume else None
+    start_step = resume.step if resume else 0
+    metrics.restore(start_step)
     steps_run = trainer.global_step - start_step
     checkpoint = trainer.checkpoint_callback
     ranked = sorted(((float(score), path) for path, score in checkpoint.best_k_models.items()), key=lambda x: x[0])
@@ -317,7 +301,7 @@ def train_trial(trial: Trial, base_model: str | Path, source_dirs: dict[str, str
         "trial": trial.name,
         "trial_files": [str(f) for f in trial.files],
         "trial_values": values,
-        "base_model": {"path": str(base_model), "sha256": sha256_file(base_model)},
+        "base_model": {"path": str(base_model), "sha256": base_sha256},
         "parameters": parameters,
         "frozen_modules": [name for name, _ in frozen],
         "data": {"manifests": manifests, "blend": blend_report, "requested_caps": caps},
@@ -325,7 +309,7 @@ def train_trial(trial: Trial, base_model: str | Path, source_dirs: dict[str, str
         "device": {**device, "device_name": torch.cuda.get_device_name(0) if resources.gpus else platform.processor()
                    or platform.machine(), "cpu_threads": torch.get_num_threads()},
         "training": {
-            "global_step": trainer.global_step, "resumed_from_step": resumed_from,
+            "global_step": trainer.global_step, "resumed_from_step": resume.step if resume else None,
             "stopped_early": values["early_stopping_patience"] is not None and trainer.global_step < values["max_steps"],
             "fit_seconds": round(fit_seconds, 2), "steps_per_second": round(steps_run / fit_seconds, 4) if fit_seconds else None,
             "samples_per_second": round(steps_run * values["batch_size"] * values["grad_accum"] * device["devices"]

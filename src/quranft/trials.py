@@ -40,8 +40,8 @@ VALIDATION_WER = "validation_wer"
 
 # Trial values that do not change what training produces: editing them never restarts training
 # (the run fingerprint leaves them out) and re-runs only what reads them (averaging reads
-# average_top_k).
-NOT_TRAINING_KEYS = ("trigger", "output_name", "average_top_k")
+# average_top_k; max_unknown_char_fraction only decides whether training may start).
+NOT_TRAINING_KEYS = ("trigger", "output_name", "average_top_k", "max_unknown_char_fraction")
 
 
 def training_values(values: Mapping[str, Any]) -> dict[str, Any]:
