@@ -46,8 +46,13 @@ def settings_file(name, **sections):
 
 
 def data_settings():
-    """The `data` section the data stage reads."""
-    return dict(config["data"])
+    """The `data` section the data stage reads, its max_*_samples the most any trial asks for
+    (held under the config's own numbers, which are ceilings): each trial blends its own caps from
+    what the data stage prepares."""
+    from quranft.trials import data_stage_caps
+
+    caps = data_stage_caps(config["data"], TRIALS, config["trials"]["dir"], config["trials"]["overrides"])
+    return {**config["data"], **caps}
 
 
 def trials_settings():

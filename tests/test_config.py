@@ -17,9 +17,8 @@ def real_config() -> dict:
 
 def test_real_and_demo_configs_validate_and_take_schema_defaults():
     real = load_config(REPO / "config" / "config.yaml")
-    assert real["data"]["max_train_samples"] == 120000
-    assert real["data"]["max_val_samples"] == 8000
-    assert real["data"]["max_retasy_samples"] == 6000
+    # no ceilings: the data stage prepares what the trials ask for
+    assert [real["data"][f"max_{kind}_samples"] for kind in ("train", "val", "retasy")] == [None, None, None]
     assert (real["data"]["min_duration"], real["data"]["max_duration"]) == (0.6, 30.0)
     assert real["sources"]["retasy"]["keep_labels"] == ["correct", None]  # null: the unannotated rows
     assert real["data"]["sample_rate"] == 16000  # not in the file: the schema's default

@@ -85,6 +85,8 @@ def test_frozen_layers_and_their_batchnorm_statistics_do_not_move(tmp_path, tiny
     assert list((tmp_path / "out" / "logs" / "tb").glob("events.out.tfevents.*"))
     assert 1 <= len(metadata["checkpoints"]["top_k"]) <= 2
     assert metadata["data"]["manifests"]["train"]["rows"] == 28  # 24 main-corpus rows + 4 RetaSy rows
+    retasy_cap = metadata["data"]["blend"]["caps"]["max_retasy_samples"]
+    assert (retasy_cap["asked"], retasy_cap["used"]) == (4, 4) and retasy_cap["available"] > 4
     assert metadata["tokenizer_coverage"]["missing_before"][0]["char"] in "\u0671\u06e1"  # Uthmani marks
     assert metadata["tokenizer_coverage"]["missing_after"] == []
     assert {"torch", "nemo_toolkit", "lightning"} <= set(metadata["versions"])

@@ -3,12 +3,14 @@
 Validation comes from the main corpus alone; train is the main corpus's train split plus, when
 RetaSy is included, the RetaSy rows. A row whose audio already appears earlier (validation before
 train, main corpus before RetaSy) is dropped as a duplicate, so that no clip is both trained on and
-validated on. The data stage blends with the config's caps (already applied while preparing); each
-trial blends again with its own caps and RetaSy choice.
+validated on. The data stage prepares the most rows any trial asks for and blends them all; each
+trial blends again with its own caps (its max_*_samples) and RetaSy choice, and the report says
+what each cap asked for against what was available.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,17 +18,19 @@ from typing import Any
 
 from quranft.fileio import read_json, read_jsonl, write_json, write_jsonl
 
+log = logging.getLogger("quranft")
+
 EXAMPLES = 5
 
 
 def _parts(source_dirs: Mapping[str, str | Path], include_retasy: bool):
     main = Path(source_dirs["quran_ayah_corpus"])
     parts = {
-        "validation": [("quran_ayah_corpus", main / "validation.jsonl", "validation")],
-        "train": [("quran_ayah_corpus", main / "train.jsonl", "train")],
+        "validation": [("quran_ayah_corpus", main / "validation.jsonl", "max_val_samples")],
+        "train": [("quran_ayah_corpus", main / "train.jsonl", "max_train_samples")],
     }
     if include_retasy:
-        parts["train"].append(("retasy", Path(source_dirs["retasy"]) / "train.jsonl", "retasy"))
+        parts["train"].append(("retasy", Path(source_dirs["retasy"]) / "train.jsonl", "max_retasy_samples"))
     return parts
 
 
@@ -37,10 +41,13 @@ def blend_rows(
 ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]]:
     """The blended rows per split, with audio paths relative to the working directory.
 
-    `caps` limits the rows taken (in manifest order) from the main corpus's train ("train") and
-    validation ("validation") splits and from RetaSy ("retasy").
+    `caps` limits the rows taken (in manifest order) from the main corpus's train
+    ("max_train_samples") and validation ("max_val_samples") splits and from RetaSy
+    ("max_retasy_samples"), as a trial's keys do; a cap asking for more than is available is
+    logged as a warning.
     """
     caps = caps or {}
+    cap_report: dict[str, dict[str, Any]] = {}
     seen: dict[str, str] = {}
     duplicates: list[str] = []
     manifests: dict[str, list[dict[str, Any]]] = {}
@@ -68,6 +75,8 @@ def blend_rows(
                 seconds += row["duration"]
             composition[split][source_name] = {"rows": kept, "available": available, "cap": cap,
                                                "hours": round(seconds / 3600, 4)}
+            if cap is not None:
+                cap_report[cap_name] = _cap_usage(cap_name, cap, available, kept, manifest, split)
         manifests[split] = rows_out
     report = {
         "include_retasy": include_retasy,
@@ -77,8 +86,26 @@ def blend_rows(
             for split, rows in manifests.items()
         },
         "cross_source_duplicates": {"count": len(duplicates), "examples": duplicates[:EXAMPLES]},
+        "caps": cap_report,
     }
     return manifests, report
+
+
+def _cap_usage(key: str, asked: int, available: int, used: int, manifest: Path, split: str) -> dict[str, Any]:
+    """What a cap asked for against what the data stage prepared, and why it fell short if it did."""
+    prepared = read_json(manifest.parent / "report.json")
+    data_stage_cap = prepared["settings"]["caps"][split]
+    # Kept fewer than its cap: the data stage ran out of source rows (a stream may not say how many
+    # rows it stopped short of, so over_cap cannot tell).
+    exhausted = data_stage_cap is None or prepared["splits"][split]["kept"] < data_stage_cap
+    usage = {"asked": asked, "available": available, "used": used, "data_stage_cap": data_stage_cap,
+             "source_exhausted": exhausted}
+    if asked > available:
+        why = (f"that is every usable row of {prepared['source']} ({manifest})" if exhausted else
+               f"the data stage stopped at its cap of {data_stage_cap} (data.{key} in the config)")
+        log.warning("%s asks for %d rows, but %d are available: %s. Training on %d.", key, asked, available,
+                    why, used)
+    return usage
 
 
 def write_manifest(path: str | Path, rows: list[dict[str, Any]]) -> None:

@@ -39,7 +39,7 @@ from quranft.fileio import write_json
 from quranft.resume import (MetricsAcrossResume, StoppedEarlyStaysStopped, prepare_checkpoints,
                              run_fingerprint)
 from quranft.text import describe, make_mapper, missing_characters
-from quranft.trials import Trial
+from quranft.trials import DATA_CAP_KEYS, Trial
 
 log = logging.getLogger("quranft")
 
@@ -247,8 +247,7 @@ def train_trial(trial: Trial, base_model: str | Path, source_dirs: dict[str, str
             f"but the base model's encoder has {layers} layers"
         )
 
-    caps = {"train": values["max_train_samples"], "validation": values["max_val_samples"],
-            "retasy": values["max_retasy_samples"]}
+    caps = {key: values[key] for key in DATA_CAP_KEYS}
     rows, blend_report = blend_rows(source_dirs, values["include_retasy"], caps)
     mapped, coverage = _map_text(trial, rows, nemo_models.can_encode(model))
     data_dir = out_dir / "data"
@@ -304,7 +303,7 @@ def train_trial(trial: Trial, base_model: str | Path, source_dirs: dict[str, str
         "base_model": {"path": str(base_model), "sha256": base_sha256},
         "parameters": parameters,
         "frozen_modules": [name for name, _ in frozen],
-        "data": {"manifests": manifests, "blend": blend_report, "requested_caps": caps},
+        "data": {"manifests": manifests, "blend": blend_report},
         "tokenizer_coverage": coverage,
         "device": {**device, "device_name": torch.cuda.get_device_name(0) if resources.gpus else platform.processor()
                    or platform.machine(), "cpu_threads": torch.get_num_threads()},

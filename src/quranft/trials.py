@@ -8,6 +8,8 @@ Kept free of heavy imports: the Snakefile resolves every trial on each parse.
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,8 @@ from quranft.config import fill_defaults, first_error, load_schema
 from quranft.errors import QuranftError
 
 TRIAL_SCHEMA = "schema/trial.schema.yaml"
+
+log = logging.getLogger("quranft")
 
 
 class TrialError(QuranftError, ValueError):
@@ -250,3 +254,61 @@ def _check_relations(values: Mapping[str, Any], path: Path) -> None:
 
 def trial_schema_keys() -> list[str]:
     return sorted(load_schema(TRIAL_SCHEMA)["properties"])
+
+
+DATA_CAP_KEYS = ("max_train_samples", "max_val_samples", "max_retasy_samples")
+
+
+def _most(a: int | None, b: int | None) -> int | None:
+    """The larger of two caps, None meaning every row."""
+    return None if a is None or b is None else max(a, b)
+
+
+def _possible_values(trials_dir: str | Path, trial: Trial, overrides: Mapping[str, Any] | None) -> list[dict]:
+    """The values a trial may train with: its own, or, extending the best of others, one set per
+    candidate it may extend (its own file's values over the candidate's)."""
+    if trial.best_of is None:
+        return [trial.values]
+    schema = load_schema(TRIAL_SCHEMA)
+    chain = _chain(trials_dir, trial.name, schema)
+    own = {key: value for key, value in chain[0][1].items() if key != "extends_best"}
+    return [_resolve([(chain[0][0], own), *_chain(trials_dir, candidate, schema)], overrides, schema)
+            for candidate in trial.best_of["trials"]]
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_once(message: str) -> None:
+    # the Snakefile asks for the data stage's caps once per rule that reads them
+    log.warning(message)
+
+
+def data_stage_caps(data: Mapping[str, Any], trials: Mapping[str, Trial], trials_dir: str | Path,
+                    overrides: Mapping[str, Any] | None = None) -> dict[str, int | None]:
+    """The caps the data stage prepares with (DATA_CAP_KEYS; None: every row).
+
+    Each is the most that any trial may ask for, so that each trial can take its own cap from the
+    prepared rows; an extends_best trial counts with every candidate it may extend, and a trial
+    that does not blend RetaSy asks nothing of it. The config's data.<key> is a ceiling when it is
+    a number (trials asking for more are named in a warning) and the cap when no trial asks.
+    """
+    caps: dict[str, int | None] = {}
+    asked: dict[str, dict[str, int | None]] = {key: {} for key in DATA_CAP_KEYS}
+    for name, trial in trials.items():
+        for values in _possible_values(trials_dir, trial, overrides):
+            for key in DATA_CAP_KEYS:
+                if key == "max_retasy_samples" and not values["include_retasy"]:
+                    continue
+                asked[key][name] = _most(asked[key].get(name, 0), values[key])
+    for key in DATA_CAP_KEYS:
+        ceiling = data[key]
+        if not asked[key]:
+            caps[key] = ceiling
+            continue
+        most = functools.reduce(_most, asked[key].values())
+        caps[key] = most if ceiling is None else ceiling if most is None else min(most, ceiling)
+        over = {name: cap for name, cap in asked[key].items() if ceiling is not None and (cap is None or cap > ceiling)}
+        if over:
+            wants = ", ".join(f"{name} ({'all rows' if cap is None else cap})" for name, cap in over.items())
+            _warn_once(f"config key 'data.{key}' ({ceiling}) is below what trial(s) {wants} ask for: the data stage "
+                       f"prepares at most {ceiling} rows; set it to null to prepare what the trials ask for")
+    return caps
