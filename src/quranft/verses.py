@@ -4,26 +4,32 @@ Normalisation follows the benchmark protocol: tashkeel, the superscript alef and
 marks, tatweel, BOM and punctuation are stripped; alef variants (alef wasla included) become bare
 alef; ta marbuta and alef maqsura are folded the same way on both sides.
 
-The text matcher scores spans of consecutive verses of any length against the whole transcript:
-candidate verses come from an inverted index of words (weighted by rarity), each candidate grows
-into spans around it, and rapidfuzz's normalised edit similarity ranks the spans. The basmala is
-handled both ways: ayah 1 of every surah but Al-Fatiha and At-Tawba is matched with and without
-it, and a transcript that opens with the basmala is also matched without it.
+The text matcher scores spans of consecutive verses of any length against the whole transcript.
+Candidate verses come from an index of character n-grams (weighted by rarity) and, for short
+transcripts, from the verses nearest the whole transcript, so that character errors cannot hide a
+verse; each candidate grows into spans around it, and rapidfuzz's normalised edit similarity
+(fuzz.ratio) ranks the spans. The basmala is handled both ways: ayah 1 of every surah but Al-Fatiha
+and At-Tawba is matched with and without it, and when a transcript opens with something close to
+the basmala, every span is also matched with the basmala before it. The best spans are also tried
+one verse earlier with that verse's first word unheard.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from rapidfuzz import fuzz
+import numpy as np
+from rapidfuzz import fuzz, process
 
 from quranft import quran_text
 
-MATCHER_VERSION = "1.0"
+MATCHER_VERSION = "2.0"
 
 _TASHKEEL = re.compile("[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u08d3-\u08ff\u0640\ufeff\u200b-\u200f]")
 _ALEFS = str.maketrans({"\u0623": "\u0627", "\u0625": "\u0627", "\u0622": "\u0627", "\u0671": "\u0627",
@@ -46,17 +52,42 @@ class Match:
     with_basmala: bool = False
 
 
+GRAM = 3  # characters per n-gram of the candidate index
+BASMALA_MIN_SCORE = 70.0  # a transcript's opening this close to the basmala is taken as one (verses reach 68)
+
+
+def grams(text: str) -> set[str]:
+    """The text's character n-grams, padded with a space so that its first and last words' edges
+    count like the others'."""
+    padded = f" {text} "
+    return {padded[i:i + GRAM] for i in range(len(padded) - GRAM + 1)}
+
+
 @dataclass
 class VerseIndex:
-    """Every verse, normalised, with an inverted word index and the identical-text groups."""
+    """Every verse, normalised: each surah's text per variant with its verse offsets (a span's text is
+    one slice), a character n-gram index, the distinct texts by length, and the identical-text groups.
+
+    Candidates come from character n-grams rather than whole words: one character error in a
+    transcript loses a word for good, but only the few n-grams that touch the error.
+    """
 
     variants: tuple[str, ...]
     keys: list[tuple[int, int]] = field(default_factory=list)
     texts: dict[tuple[int, int], list[str]] = field(default_factory=dict)  # one per variant
     ayahs: dict[int, int] = field(default_factory=dict)  # surah -> number of ayahs
-    postings: dict[str, list[int]] = field(default_factory=dict)
-    idf: dict[str, float] = field(default_factory=dict)
-    norms: list[float] = field(default_factory=list)  # per verse: length of its word-weight vector
+    surah_texts: dict[int, list[str]] = field(default_factory=dict)  # one per variant, verses joined by a space
+    offsets: dict[int, list[list[int]]] = field(default_factory=dict)  # per variant: where each verse starts, and the end + 1
+    gram_ids: dict[str, int] = field(default_factory=dict)
+    postings: list[np.ndarray] = field(default_factory=list)  # per n-gram: the positions of its verses
+    weights: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per n-gram: idf squared
+    norms: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per verse: length of its weight vector
+    # Only the first verse of an identical-text group is a candidate, so that a group as large as
+    # Ar-Rahman's 31 refrains takes one place among the candidates and not all of them.
+    distinct: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    length_texts: list[str] = field(default_factory=list)  # every distinct text, shortest first
+    length_keys: list[tuple[int, int]] = field(default_factory=list)  # the first verse of each
+    lengths: list[int] = field(default_factory=list)  # the length of each, for bisecting
     groups: dict[tuple[int, int], tuple[tuple[int, int], ...]] = field(default_factory=dict)
     basmala: str = ""
 
@@ -65,52 +96,88 @@ class VerseIndex:
         index = cls(variants=variants)
         tables = {v: quran_text.verses(v) for v in variants}
         index.keys = sorted(tables[variants[0]])
-        postings: dict[str, set[int]] = defaultdict(set)
+        postings: dict[str, list[int]] = defaultdict(list)
         by_text: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        first_key: dict[str, tuple[int, int]] = {}
         for position, key in enumerate(index.keys):
             texts = [normalize(tables[v][key]) for v in variants]
             index.texts[key] = texts
             index.ayahs[key[0]] = max(index.ayahs.get(key[0], 0), key[1])
-            for text in texts:
-                for word in text.split():
-                    postings[word].add(position)
+            for gram in set().union(*(grams(text) for text in texts)):
+                postings[gram].append(position)
             by_text[texts[0]].append(key)
-        index.postings = {w: sorted(p) for w, p in postings.items()}
-        total = len(index.keys)
-        index.idf = {w: math.log(total / len(p)) for w, p in index.postings.items()}
-        index.norms = [
-            math.sqrt(sum(index.idf[w] ** 2 for w in {w for text in index.texts[key] for w in text.split()})) or 1.0
-            for key in index.keys
-        ]
+            for text in texts:
+                first_key.setdefault(text, key)
+        for surah, count in index.ayahs.items():
+            verses = [index.texts[(surah, a)] for a in range(1, count + 1)]
+            index.surah_texts[surah] = [" ".join(texts[v] for texts in verses) for v in range(len(variants))]
+            index.offsets[surah] = [[0, *itertools.accumulate(len(texts[v]) + 1 for texts in verses)]
+                                    for v in range(len(variants))]
+        index.gram_ids = {gram: number for number, gram in enumerate(postings)}
+        index.postings = [np.array(p, dtype=np.int32) for p in postings.values()]
+        index.weights = np.array([math.log(len(index.keys) / len(p)) ** 2 for p in postings.values()])
+        index.norms = np.sqrt(np.bincount(np.concatenate(index.postings), minlength=len(index.keys),
+                                          weights=np.repeat(index.weights, [len(p) for p in index.postings])))
+        for text, key in sorted(first_key.items(), key=lambda item: (len(item[0]), item[1])):
+            index.length_texts.append(text)
+            index.length_keys.append(key)
+            index.lengths.append(len(text))
         for members in by_text.values():
             if len(members) > 1:
                 for key in members:
                     index.groups[key] = tuple(members)
+        index.distinct = np.array([index.groups.get(key, (key,))[0] == key for key in index.keys])
         index.basmala = normalize(quran_text.basmala(variants[0]))
         return index
 
     def identical_groups(self) -> list[tuple[tuple[int, int], ...]]:
         return sorted(set(self.groups.values()))
 
-    def span_texts(self, surah: int, first: int, last: int) -> list[tuple[str, bool]]:
-        """The span's text in each variant, and with the basmala when it starts at a surah's ayah 1."""
-        joined = [" ".join(self.texts[(surah, a)][v] for a in range(first, last + 1)) for v in range(len(self.variants))]
+    def span_length(self, surah: int, first: int, last: int) -> int:
+        """The length of the span's shortest text (without the basmala)."""
+        return min(ends[last] - ends[first - 1] for ends in self.offsets[surah]) - 1
+
+    def span_texts(self, surah: int, first: int, last: int, basmala_said: bool = False) -> list[tuple[str, bool]]:
+        """The span's distinct texts over the variants, and each with the basmala before it when the
+        span starts at a surah's ayah 1 or when `basmala_said` (a reciter may say it before starting
+        mid-surah). Never in Al-Fatiha, whose first verse is the basmala: a basmala before 1:k is a
+        recitation of 1:1-k."""
+        joined = dict.fromkeys(text[ends[first - 1]:ends[last] - 1]
+                               for text, ends in zip(self.surah_texts[surah], self.offsets[surah]))
         out = [(text, False) for text in joined]
-        if first == 1 and surah not in (1, 9):
+        if surah != 1 and (basmala_said or (first == 1 and surah != 9)):
             out += [(f"{self.basmala} {text}", True) for text in joined]
         return out
 
-    def candidates(self, words: list[str], limit: int) -> list[tuple[int, int]]:
-        """Verses whose words the transcript covers best (rare words weigh more; cosine-like)."""
-        scores: dict[int, float] = defaultdict(float)
-        for word in set(words):
-            weight = self.idf.get(word)
-            if weight is None:
-                continue
-            for position in self.postings[word]:
-                scores[position] += weight * weight
-        best = sorted(((p, s / self.norms[p]) for p, s in scores.items()), key=lambda item: (-item[1], item[0]))[:limit]
-        return [self.keys[position] for position, _ in best]
+    def candidates(self, query: str, limit: int) -> list[tuple[int, int]]:
+        """Verses whose n-grams the query covers best: the summed weights of the shared n-grams over
+        the verse's norm, so that rare n-grams weigh more and a long verse needs more of them."""
+        ids = [self.gram_ids[g] for g in grams(query) if g in self.gram_ids]
+        if not ids:
+            return []
+        lists = [self.postings[i] for i in ids]
+        shared = np.bincount(np.concatenate(lists), weights=np.repeat(self.weights[ids], [len(p) for p in lists]),
+                             minlength=len(self.keys))
+        scores = np.where(self.distinct, shared / self.norms, 0.0)
+        limit = min(limit, np.count_nonzero(scores))
+        best = np.argpartition(-scores, limit - 1)[:limit]
+        return [self.keys[p] for p in sorted(best.tolist(), key=lambda p: (-scores[p], p))]
+
+    def nearest(self, query: str, limit: int) -> list[tuple[int, int]]:
+        """Single verses closest to the whole query by edit similarity. Catches the short verses whose
+        few n-grams a character error can all destroy. Only texts of half to twice the query's length
+        are compared: no other can score two thirds or more."""
+        low = bisect.bisect_left(self.lengths, len(query) // 2)
+        high = bisect.bisect_right(self.lengths, 2 * len(query) + 1)
+        found = process.extract(query, self.length_texts[low:high], scorer=fuzz.ratio, limit=limit)
+        return [self.length_keys[low + position] for _, _, position in found]
+
+    def after_basmala(self, query: str) -> str | None:
+        """What follows the basmala when the query opens with it (character errors allowed), else None."""
+        size = len(self.basmala)
+        cuts = range(max(1, size - 6), min(len(query), size + 6) + 1)
+        score, cut = max(((fuzz.ratio(query[:c], self.basmala), c) for c in cuts), default=(0.0, 0))
+        return query[cut:].strip() if score >= BASMALA_MIN_SCORE else None
 
 
 @lru_cache(maxsize=None)
@@ -125,46 +192,85 @@ class TextMatcher:
 
     candidates: int = 12
     max_span: int | None = None  # None: spans of any length
-    min_score: float = 55.0
+    # The best of the 6,236 verses scores up to about 60 against unrelated text of 5 to 20 letters by
+    # chance; a transcript of a verse of 5 letters or more with up to 20% character errors scores 57
+    # or more, and mostly over 70.
+    min_score: float = 60.0
     span_penalty: float = 0.1  # points per extra verse, so that ties go to the shorter span
+    nearest_max_chars: int = 40  # queries up to this long also take the verses nearest as a whole
+    lost_word_spans: int = 3  # the best spans also tried one verse earlier with its first word lost
     name: str = "text"
 
     def settings(self) -> dict:
         return {"candidates": self.candidates, "max_span": self.max_span, "min_score": self.min_score,
-                "span_penalty": self.span_penalty}
+                "span_penalty": self.span_penalty, "nearest_max_chars": self.nearest_max_chars,
+                "lost_word_spans": self.lost_word_spans}
 
     def spans(self, transcript: str, index: VerseIndex) -> list[tuple[float, Match]]:
         """Scored candidate spans for a transcript, best first."""
         query = normalize(transcript)
         if not query:
             return []
-        queries = [query]
-        if query.startswith(index.basmala + " ") or query == index.basmala:
-            queries.append(query[len(index.basmala):].strip())
-        words = query.split()
-        length = len(query)
-        scored: dict[tuple[tuple[int, int], ...], tuple[float, Match]] = {}
-        for surah, ayah in index.candidates(words, self.candidates):
-            last_ayah = index.ayahs[surah]
-            for first in range(max(1, ayah - 8), ayah + 1):
-                for last in range(ayah, last_ayah + 1):
+        rest = index.after_basmala(query)
+        said = rest is not None
+        queries = [query, rest] if rest else [query]
+        found = [key for q in queries for key in index.candidates(q, self.candidates)]
+        found += [key for q in queries if len(q) <= self.nearest_max_chars for key in index.nearest(q, self.candidates)]
+        # A basmala followed by a word is a basmala said before a verse, never Al-Fatiha's first verse alone.
+        excluded = {((1, 1),)} if rest and len(rest.replace(" ", "")) >= 2 else set()
+        spans = [verses for verses in self._around(found, len(query), index) if verses not in excluded]
+        texts = [index.span_texts(v[0][0], v[0][1], v[-1][1], basmala_said=said) for v in spans]
+        flat = [text for options in texts for text, _ in options]
+        # One call scores every text: rapidfuzz's loop in C++ instead of one Python call per text.
+        ratios = iter(process.cdist([query], flat, scorer=fuzz.ratio, dtype=np.float32)[0].tolist() if flat else [])
+        scored = {}
+        for verses, options in zip(spans, texts):
+            score, with_basmala = max((next(ratios), said) for _, said in options)
+            scored[verses] = self._entry(verses, score, with_basmala)
+        for score, match in sorted(scored.values(), key=lambda item: (-item[0], item[1].verses))[:self.lost_word_spans]:
+            self._try_lost_first_word(query, match.verses, said, index, scored)
+        return sorted(scored.values(), key=lambda item: (-item[0], item[1].verses))
+
+    def _around(self, found: list[tuple[int, int]], length: int, index: VerseIndex) -> list[tuple[tuple[int, int], ...]]:
+        """The spans around each candidate verse (starting up to 8 verses before it) whose text is
+        within 60% (and 20 characters) of the query's length, and each candidate verse alone."""
+        longest, shortest = 1.6 * length + 20, (length - 20) / 1.6
+        spans = {}
+        for surah, ayah in dict.fromkeys(found):
+            for first in range(ayah, max(0, ayah - 9), -1):
+                if first < ayah and index.span_length(surah, first, ayah) > longest:
+                    break
+                for last in range(ayah, index.ayahs[surah] + 1):
                     if self.max_span is not None and last - first + 1 > self.max_span:
                         break
-                    texts = index.span_texts(surah, first, last)
-                    shortest = min(len(t) for t, _ in texts)
-                    if shortest > 1.6 * length + 20 and last > ayah:
+                    size = index.span_length(surah, first, last)
+                    alone = first == last
+                    if size > longest and not alone:
                         break
-                    # In Al-Fatiha the basmala is ayah 1: it is never stripped from the transcript there.
-                    usable = queries[:1] if surah == 1 else queries
-                    best = max(
-                        ((fuzz.ratio(q, text), with_basmala) for text, with_basmala in texts for q in usable if q),
-                        key=lambda item: item[0],
-                    )
-                    verses = tuple((surah, a) for a in range(first, last + 1))
-                    score = best[0] - self.span_penalty * (len(verses) - 1)
-                    if verses not in scored or score > scored[verses][0]:
-                        scored[verses] = (score, Match(verses, best[0], best[1]))
-        return sorted(scored.values(), key=lambda item: (-item[0], item[1].verses))
+                    if size >= shortest or alone:
+                        spans.setdefault(tuple((surah, a) for a in range(first, last + 1)), None)
+        return list(spans)
+
+    def _entry(self, verses: tuple[tuple[int, int], ...], score: float, with_basmala: bool) -> tuple[float, Match]:
+        return score - self.span_penalty * (len(verses) - 1), Match(verses, score, with_basmala)
+
+    def _try_lost_first_word(self, query: str, verses: tuple[tuple[int, int], ...], said: bool, index: VerseIndex,
+                             scored: dict) -> None:
+        """Scores the span one verse longer at the front with that verse's first word unheard (as when
+        a recording starts late), since the plain score of that span pays for the lost word in full."""
+        surah, first = verses[0]
+        if first == 1:
+            return
+        earlier = ((surah, first - 1), *verses)
+        texts = []
+        for text, with_basmala in index.span_texts(surah, first - 1, verses[-1][1], basmala_said=said):
+            opening, body = (f"{index.basmala} ", text[len(index.basmala) + 1:]) if with_basmala else ("", text)
+            if " " in body:
+                texts.append((opening + body.split(" ", 1)[1], with_basmala))
+        if texts:
+            candidate = self._entry(earlier, *max((fuzz.ratio(query, text), said) for text, said in texts))
+            if earlier not in scored or candidate[0] > scored[earlier][0]:
+                scored[earlier] = candidate
 
     def match(self, transcript: str, index: VerseIndex) -> Match:
         ranked = self.spans(transcript, index)
