@@ -5,7 +5,7 @@ VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 CORES ?= 2
 
-.PHONY: env demo test system-deps demo-corpus lint clean
+.PHONY: env demo test system-deps demo-corpus lint clean rehearsal
 
 env:
 	scripts/setup_env.sh
@@ -15,6 +15,13 @@ demo: env
 
 test: env system-deps
 	python -m pytest
+
+# The whole workflow at real size (a 114.6M-parameter stand-in for NVIDIA's model, random weights)
+# on the demo data, in rehearsal/; ends with each stage's wall time and peak memory.
+rehearsal: env
+	test -f rehearsal/replica_base.nemo || python scripts/make_replica_base.py --out rehearsal/replica_base.nemo
+	snakemake --cores $(CORES) --directory rehearsal --configfile config/rehearsal.yaml
+	python scripts/rehearsal_table.py rehearsal --output rehearsal/stages.md
 
 system-deps:
 	scripts/install_system_deps.sh
@@ -27,4 +34,4 @@ lint: env
 	snakemake --lint
 
 clean:
-	rm -rf results logs benchmarks .snakemake
+	rm -rf results logs benchmarks .snakemake rehearsal

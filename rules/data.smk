@@ -11,6 +11,8 @@ rule fingerprint_benchmark:
         corpus=lambda wildcards: config["benchmark"]["corpus"],
     log:
         "logs/data/fingerprint_benchmark.log",
+    benchmark:
+        "benchmarks/data/fingerprint_benchmark.tsv"
     conda:
         "../envs/quranft.yaml"
     shell:
@@ -87,6 +89,8 @@ rule blend_manifests:
         out_dir=lambda wildcards, output: os.path.dirname(output.report),
     log:
         "logs/data/blend_manifests.log",
+    benchmark:
+        "benchmarks/data/blend_manifests.tsv"
     localrule: True
     conda:
         "../envs/quranft.yaml"

@@ -40,6 +40,8 @@ rule base_model:
         "results/base/model.nemo",
     log:
         "logs/train/base_model.log",
+    benchmark:
+        "benchmarks/train/base_model.tsv"
     localrule: True
     conda:
         "../envs/quranft.yaml"

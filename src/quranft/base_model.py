@@ -135,3 +135,37 @@ def pretrain_demo_base(train_manifest: str | Path, validation_manifest: str | Pa
     }
     write_json(out.with_suffix(".json"), metadata)
     return metadata
+
+
+# NVIDIA's stt_ar_fastconformer_hybrid_large_pcd_v1.0, as its model card and config give it:
+# FastConformer hybrid RNNT+CTC, 17 layers of d_model 512, 8 heads, dw_striding 8x subsampling with
+# 256 channels, RNNT prediction and joint networks of 640, a 1024-piece SentencePiece unigram tokenizer.
+REAL_SIZE = {"d_model": 512, "n_layers": 17, "n_heads": 8, "pred_hidden": 640, "joint_hidden": 640,
+             "subsampling_channels": 256, "vocab_size": 1024}
+
+
+def make_replica_base(out: str | Path, seed: int = 0, tokenizer_text: str = "simple") -> dict[str, Any]:
+    """The full-size stand-in for NVIDIA's model: its architecture with random weights and a
+    tokenizer of its size trained on the Tanzil text. Real-size memory, time and file sizes can
+    be measured with it offline; what it transcribes is noise. Writes `out` and `<out>.json`."""
+    import torch
+
+    from quranft import nemo_models, quran_text
+    from quranft.train import versions
+
+    started = time.time()
+    out = Path(out)
+    torch.manual_seed(seed)
+    with tempfile.TemporaryDirectory() as work:
+        tokenizer_dir = nemo_models.train_tokenizer(quran_text.verses(tokenizer_text).values(),
+                                                    Path(work) / "tokenizer", REAL_SIZE["vocab_size"])
+        config = nemo_models.tiny_hybrid_config(
+            tokenizer_dir, **{key: value for key, value in REAL_SIZE.items() if key != "vocab_size"})
+        model = nemo_models.CTCOnlyHybridModel(cfg=config)
+        nemo_models.save(model, out)
+    metadata = {"model": str(out), "architecture": REAL_SIZE, "tokenizer_text": tokenizer_text, "seed": seed,
+                "parameters": nemo_models.count_parameters(model), "bytes": out.stat().st_size,
+                "note": "random weights: for measuring the workflow at real size, not for its predictions",
+                "wall_seconds": round(time.time() - started, 1), "versions": versions()}
+    write_json(out.with_suffix(".json"), metadata)
+    return metadata
