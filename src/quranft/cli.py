@@ -168,6 +168,42 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
     log.info("leaderboard of %d models (%s matcher) -> %s", len(board["rows"]), board["matcher"], args.markdown)
 
 
+def cmd_build_corpus(args: argparse.Namespace) -> None:
+    from quranft.build_corpus import build_corpus
+
+    config = _config(args)
+    if not config["benchmark"].get("build"):
+        raise ConfigError("config key 'benchmark.build' is not set: nothing to build the corpus from")
+    out_dir = args.output or config["benchmark"]["corpus"]
+    report = build_corpus(config["benchmark"]["build"], out_dir)
+    log.info("benchmark corpus %s: %d clips, by category %s, by source %s", out_dir, report["samples"],
+             report["by_category"], report["by_source"])
+
+
+def cmd_prepare_asr_benchmark(args: argparse.Namespace) -> None:
+    from quranft.asr_benchmark import prepare_asr_set
+
+    config = _config(args)
+    if not config.get("asr_benchmark"):
+        raise ConfigError("config key 'asr_benchmark' is not set: no ASR test set to prepare")
+    report = prepare_asr_set(config["asr_benchmark"], args.out_dir)
+    log.info("ASR test set %s: %d clips (%.2f h) by subset %s; skipped %s", args.out_dir, report["kept"],
+             report["hours"], report["by_subset"], report["skipped"])
+
+
+def cmd_asr_benchmark(args: argparse.Namespace) -> None:
+    from quranft.asr_benchmark import run_asr_benchmark
+
+    config = _config(args)
+    if not config.get("asr_benchmark"):
+        raise ConfigError("config key 'asr_benchmark' is not set")
+    result = run_asr_benchmark(args.model, args.test_set, args.output, args.name,
+                               config["asr_benchmark"]["batch_size"], args.device)
+    for subset, figures in result["summary"].items():
+        log.info("%s %s: WER %s, CER %s (no diacritics); WER %s with diacritics; %d clips", args.name, subset,
+                 figures["plain"]["wer"], figures["plain"]["cer"], figures["diacritized"]["wer"], figures["clips"])
+
+
 def cmd_rescore(args: argparse.Namespace) -> None:
     from quranft.rescore import rescore
 
@@ -281,6 +317,25 @@ def build_parser() -> argparse.ArgumentParser:
     resolve.add_argument("--output", required=True, help="the resolved trial file (results/<trial>/trial.yaml)")
     resolve.add_argument("--choice", required=True, help="how it was chosen, as JSON (results/<trial>/extends_best.json)")
     resolve.set_defaults(run=cmd_resolve_trial)
+
+    build = commands.add_parser("build-corpus", help="build the benchmark corpus from datasets (benchmark.build)")
+    _add_config_options(build)
+    build.add_argument("--output", help="corpus folder to write (default: benchmark.corpus)")
+    build.set_defaults(run=cmd_build_corpus)
+
+    asr_set = commands.add_parser("prepare-asr-benchmark", help="decode the ASR test set (asr_benchmark) once")
+    _add_config_options(asr_set)
+    asr_set.add_argument("--out-dir", required=True, help="folder to write (audio/, manifest.jsonl, report.json)")
+    asr_set.set_defaults(run=cmd_prepare_asr_benchmark)
+
+    asr = commands.add_parser("asr-benchmark", help="WER and CER of one model on the prepared ASR test set")
+    _add_config_options(asr)
+    asr.add_argument("--model", required=True, help="the .nemo to score")
+    asr.add_argument("--name", required=True, help="the model's name in the results (base, v1, ...)")
+    asr.add_argument("--test-set", required=True, help="folder written by prepare-asr-benchmark")
+    asr.add_argument("--output", required=True, help="JSON to write")
+    asr.add_argument("--device", default="cpu", help="cpu or cuda")
+    asr.set_defaults(run=cmd_asr_benchmark)
     return parser
 
 

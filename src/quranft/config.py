@@ -76,18 +76,34 @@ def first_error(schema: Mapping[str, Any], instance: Any, what: str = "config ke
     return describe_error(errors[0], what) if errors else None
 
 
+def _resolve(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The schema a $ref points at (a JSON pointer into `root`, such as #/$defs/source)."""
+    while "$ref" in schema:
+        node = root
+        for part in schema["$ref"].lstrip("#/").split("/"):
+            node = node[part]
+        schema = node
+    return schema
+
+
 def fill_defaults(schema: Mapping[str, Any], instance: Any, root: Mapping[str, Any]) -> None:
-    """Insert the schema's defaults into `instance` in place, recursing through objects."""
-    if "$ref" in schema:
-        name = schema["$ref"].rsplit("/", 1)[-1]
-        schema = root["$defs"][name]
+    """Insert the schema's defaults into `instance` in place, recursing through objects (named
+    properties, and the values of an object whose additionalProperties is a schema)."""
+    schema = _resolve(schema, root)
     if not isinstance(instance, dict):
         return
-    for name, sub in schema.get("properties", {}).items():
+    properties = schema.get("properties", {})
+    for name, sub in properties.items():
+        sub = _resolve(sub, root)
         if name not in instance and "default" in sub:
             instance[name] = copy.deepcopy(sub["default"])
         if name in instance:
             fill_defaults(sub, instance[name], root)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, Mapping):
+        for name, value in instance.items():
+            if name not in properties:
+                fill_defaults(extra, value, root)
 
 
 def _check_relations(config: Mapping[str, Any]) -> None:
@@ -116,6 +132,29 @@ def _check_relations(config: Mapping[str, Any]) -> None:
             "config key 'sources.retasy.splits' must name only 'train': RetaSy is blended into "
             f"train only, got {sorted(retasy['splits'])}"
         )
+    if config["benchmark"].get("build"):
+        _check_build(config["benchmark"]["build"])
+
+
+def _check_build(build: Mapping[str, Any]) -> None:
+    """benchmark.build: limits in order, and a way to tell each source's verses."""
+    pairs = [("min_duration", "max_duration"), ("short_max_words", "medium_max_words")]
+    for low, high in pairs:
+        if build[low] >= build[high]:
+            raise ConfigError(f"config key 'benchmark.build.{low}' ({build[low]}) must be below "
+                              f"'benchmark.build.{high}' ({build[high]})")
+    for name, source in build["sources"].items():
+        where = f"benchmark.build.sources.{name}"
+        if source["multi"]["min_verses"] > source["multi"]["max_verses"]:
+            raise ConfigError(f"config key '{where}.multi.min_verses' must be at most '{where}.multi.max_verses'")
+        if source["multi"]["count"] and not source["reciter_column"]:
+            raise ConfigError(f"config key '{where}.multi.count' needs '{where}.reciter_column': "
+                              "multi-verse clips join verses of one reciter")
+        if source["ayah_column"] and not source["surah_column"]:
+            raise ConfigError(f"config key '{where}.ayah_column' needs '{where}.surah_column'")
+        if not source["text_column"] and not source["ayah_column"]:
+            raise ConfigError(f"config key '{where}' needs text_column, or surah_column and ayah_column, "
+                              "to tell each row's verse")
 
 
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:

@@ -77,3 +77,16 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
             except json.JSONDecodeError as error:
                 raise ValueError(f"{path}:{number}: not a JSON object: {error.msg}") from None
     return rows
+
+
+def replace_dir(staging: str | Path, target: str | Path) -> None:
+    """Put the complete folder `staging` in the place of `target` (a reader sees the old folder or
+    the new one, never a mix); `staging` must sit beside `target`, on the same file system."""
+    import shutil
+
+    staging, target = Path(staging), Path(target)
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    if target.exists():
+        target.rename(old)
+    staging.rename(target)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,102 @@
+"""The ASR benchmark on a local test set in Quran-Lab/quranic-asr-benchmark's layout (audio/<source>/
+files with metadata.jsonl: file_name, text) and on a parquet with a subset column (no network)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import encoded, synth
+
+from quranft import quran_text
+from quranft.config import validate_config
+
+SUBSETS = {"everyayah_heldout": [(112, 1), (112, 2)], "qul_alnufais": [(113, 1)], "tlog_holdout": [(114, 1), (1, 2)]}
+
+
+def audio_folder(path):
+    """An audio-folder dataset: audio/<subset>/<n>.wav beside a metadata.jsonl naming file and text."""
+    number = 0
+    for subset, verses in SUBSETS.items():
+        folder = path / "audio" / subset
+        folder.mkdir(parents=True)
+        lines = []
+        for surah, ayah in verses:
+            (folder / f"{number}.wav").write_bytes(encoded(synth(1.0, seed=number), fmt="WAV"))
+            lines.append({"file_name": f"{number}.wav", "text": quran_text.verse(surah, ayah, "uthmani")})
+            number += 1
+        (folder / "metadata.jsonl").write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
+    return path
+
+
+def asr_config(**settings):
+    return validate_config({
+        "base_model": "unused.nemo", "benchmark": {"corpus": "unused"}, "trials": {"names": []},
+        "sources": {"quran_ayah_corpus": {"dataset": "unused", "splits": {"train": "train", "validation": "validation"}}},
+        "data": {"include_retasy": False},
+        "asr_benchmark": settings,
+    })["asr_benchmark"]
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    from quranft.asr_benchmark import prepare_asr_set
+
+    path = tmp_path_factory.mktemp("asr")
+    settings = asr_config(dataset=str(audio_folder(path / "quran-lab")), split="train")
+    report = prepare_asr_set(settings, path / "set")
+    return path / "set", report
+
+
+def test_the_test_set_is_decoded_once_with_each_rows_subset(prepared):
+    from quranft.fileio import read_jsonl
+
+    set_dir, report = prepared
+    assert report["by_subset"] == {name: len(verses) for name, verses in SUBSETS.items()}
+    rows = read_jsonl(set_dir / "manifest.jsonl")
+    assert all((set_dir / row["audio_filepath"]).is_file() and row["duration"] == 1.0 for row in rows)
+
+
+def test_a_subset_column_names_the_subsets(tmp_path):
+    from conftest import save_dataset
+
+    from quranft.asr_benchmark import prepare_asr_set
+
+    rows = [{"audio": encoded(synth(1.0, seed=n)), "text": quran_text.verse(112, n + 1), "source": f"s{n % 2}"}
+            for n in range(4)]
+    rows.append({"audio": encoded(synth(1.0, seed=9)), "text": "  ", "source": "s0"})
+    save_dataset(tmp_path / "parquet", {"test": rows}, fmt="parquet")
+    settings = asr_config(dataset=str(tmp_path / "parquet"), split="test", subset_column="source")
+    report = prepare_asr_set(settings, tmp_path / "set")
+    assert report["by_subset"] == {"s0": 2, "s1": 2} and report["skipped"] == {"empty_text": 1}
+
+
+def test_error_rates_with_and_without_diacritics():
+    from quranft.asr_benchmark import error_rates, summarize
+
+    reference = quran_text.verse(112, 1, "uthmani")  # قُلْ هُوَ ٱللَّهُ أَحَدٌ
+    same_letters = quran_text.verse(112, 1, "simple-clean")  # no marks at all
+    figures = error_rates([reference], [same_letters])
+    assert figures["plain"]["wer"] == 0.0 and figures["plain"]["cer"] == 0.0
+    assert figures["diacritized"]["wer"] == 1.0  # every word lacks its marks
+    assert error_rates([reference], [quran_text.verse(112, 1, "simple")])["diacritized"]["wer"] < 1.0
+    one_word_wrong = error_rates([reference], ["قل هو الله واحد"])
+    assert one_word_wrong["plain"]["wer"] == 0.25
+    rows = [{"subset": "a", "reference": reference, "hypothesis": same_letters, "error": None},
+            {"subset": "b", "reference": reference, "hypothesis": "", "error": "EmptyAudioError: no samples"}]
+    summary = summarize(rows)
+    assert summary["a"]["plain"]["wer"] == 0.0 and summary["b"]["plain"]["wer"] == 1.0
+    assert summary["all"]["plain"]["wer"] == 0.5 and summary["all"]["failed"] == 1
+
+
+def test_a_model_is_scored_per_subset(prepared, tiny_base, tmp_path):
+    from quranft.asr_benchmark import run_asr_benchmark
+
+    set_dir, _ = prepared
+    result = run_asr_benchmark(tiny_base, set_dir, tmp_path / "asr.json", "base", batch_size=2)
+    assert list(result["summary"]) == ["all", *sorted(SUBSETS)]
+    assert result["summary"]["all"]["clips"] == 5 and result["summary"]["all"]["failed"] == 0
+    for figures in result["summary"].values():
+        assert figures["plain"]["wer"] is not None and figures["diacritized"]["cer"] is not None
+    assert json.loads((tmp_path / "asr.json").read_text())["model"]["name"] == "base"
