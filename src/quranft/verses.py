@@ -165,10 +165,10 @@ class VerseIndex:
 
     def nearest(self, query: str, limit: int) -> list[tuple[int, int]]:
         """Single verses closest to the whole query by edit similarity. Catches the short verses whose
-        few n-grams a character error can all destroy. Only texts of half to twice the query's length
-        are compared: no other can score two thirds or more."""
-        low = bisect.bisect_left(self.lengths, len(query) // 2)
-        high = bisect.bisect_right(self.lengths, 2 * len(query) + 1)
+        few n-grams a character error can all destroy. Only texts within 60% (and two characters) of
+        the query's length are compared, as for spans; the rest could not score 77."""
+        low = bisect.bisect_left(self.lengths, (len(query) - 2) / 1.6)
+        high = bisect.bisect_right(self.lengths, 1.6 * len(query) + 2)
         found = process.extract(query, self.length_texts[low:high], scorer=fuzz.ratio, limit=limit)
         return [self.length_keys[low + position] for _, _, position in found]
 
