@@ -45,14 +45,23 @@ def settings_file(name, **sections):
     return path
 
 
-def data_settings():
+# The data-stage caps that bound each source's preparation (the blend reads them all).
+SOURCE_CAPS = {"quran_ayah_corpus": ("max_train_samples", "max_val_samples"), "retasy": ("max_retasy_samples",)}
+
+
+def data_settings(source=None):
     """The `data` section the data stage reads, its max_*_samples the most any trial asks for
     (held under the config's own numbers, which are ceilings): each trial blends its own caps from
-    what the data stage prepares."""
+    what the data stage prepares. For one source's preparation, only its own caps and not the
+    blend's include_retasy: a change to RetaSy's cap never re-prepares the main corpus."""
     from quranft.trials import data_stage_caps
 
     caps = data_stage_caps(config["data"], TRIALS, config["trials"]["dir"], config["trials"]["overrides"])
-    return {**config["data"], **caps}
+    settings = {**config["data"], **caps}
+    if source is not None:
+        other = {cap for name, keys in SOURCE_CAPS.items() if name != source for cap in keys}
+        settings = {key: value for key, value in settings.items() if key not in other | {"include_retasy"}}
+    return settings
 
 
 def trials_settings():

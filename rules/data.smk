@@ -25,7 +25,7 @@ rule prepare_retasy:
     input:
         data=source_files("retasy"),
         fingerprints=rules.fingerprint_benchmark.output[0],
-        settings=settings_file("prepare_retasy", data=data_settings(), sources={"retasy": config["sources"]["retasy"]})
+        settings=settings_file("prepare_retasy", data=data_settings("retasy"), sources={"retasy": config["sources"]["retasy"]})
         if "retasy" in config["sources"]
         else [],
     output:
@@ -56,7 +56,7 @@ use rule prepare_retasy as prepare_quran_ayah_corpus with:
         fingerprints=rules.fingerprint_benchmark.output[0],
         settings=settings_file(
             "prepare_quran_ayah_corpus",
-            data=data_settings(),
+            data=data_settings("quran_ayah_corpus"),
             sources={"quran_ayah_corpus": config["sources"]["quran_ayah_corpus"]},
         ),
     output:

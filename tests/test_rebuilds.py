@@ -87,9 +87,11 @@ def _other_corpus(values, tmp):
 # Each config edit and exactly the jobs it re-plans on a finished run.
 EDITS = {
     "comment and key order": (None, {}),
-    "data.min_duration": (lambda v, t: v["data"].update(min_duration=0.7), DATA_DOWN),
-    "a source's settings": (lambda v, t: v["sources"]["retasy"].update(drop_labels=["in_correct"]),
+    "data.min_duration": (lambda v, t: v.setdefault("data", {}).update(min_duration=0.7), DATA_DOWN),
+    "a source's settings": (lambda v, t: v["sources"]["retasy"].update(keep_labels=["correct"]),
                             {**DATA_DOWN, "prepare_quran_ayah_corpus": 0}),
+    "data.max_retasy_samples": (lambda v, t: v.setdefault("data", {}).update(max_retasy_samples=10),
+                                {**DATA_DOWN, "prepare_quran_ayah_corpus": 0}),
     "base_model": (_other_base, {"base_model": 1, "train_trial": 6, "resolve_trial": 3, "average_checkpoints": 6,
                                  "benchmark_model": 7, "leaderboard": 1, "all": 1}),
     "trials.overrides.max_steps": (lambda v, t: v["trials"]["overrides"].update(max_steps=61),
