@@ -76,8 +76,8 @@ class VerseIndex:
     keys: list[tuple[int, int]] = field(default_factory=list)
     texts: dict[tuple[int, int], list[str]] = field(default_factory=dict)  # one per variant
     ayahs: dict[int, int] = field(default_factory=dict)  # surah -> number of ayahs
-    surah_texts: dict[int, list[str]] = field(default_factory=dict)  # one per variant, verses joined by a space
-    offsets: dict[int, list[list[int]]] = field(default_factory=dict)  # per variant: where each verse starts, and the end + 1
+    surah_texts: dict[int, list[str]] = field(default_factory=dict)  # per variant: the verses joined by spaces
+    offsets: dict[int, list[list[int]]] = field(default_factory=dict)  # per variant: each verse's start, end + 1
     gram_ids: dict[str, int] = field(default_factory=dict)
     postings: list[np.ndarray] = field(default_factory=list)  # per n-gram: the positions of its verses
     weights: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per n-gram: idf squared
@@ -96,39 +96,49 @@ class VerseIndex:
         index = cls(variants=variants)
         tables = {v: quran_text.verses(v) for v in variants}
         index.keys = sorted(tables[variants[0]])
+        for surah, ayah in index.keys:
+            index.texts[(surah, ayah)] = [normalize(tables[v][(surah, ayah)]) for v in variants]
+            index.ayahs[surah] = max(index.ayahs.get(surah, 0), ayah)
+        index._join_surahs()
+        index._index_grams()
+        index._group_identical()
+        index.basmala = normalize(quran_text.basmala(variants[0]))
+        return index
+
+    def _join_surahs(self) -> None:
+        for surah, count in self.ayahs.items():
+            verses = [self.texts[(surah, a)] for a in range(1, count + 1)]
+            self.surah_texts[surah] = [" ".join(texts[v] for texts in verses) for v in range(len(self.variants))]
+            self.offsets[surah] = [[0, *itertools.accumulate(len(texts[v]) + 1 for texts in verses)]
+                                   for v in range(len(self.variants))]
+
+    def _index_grams(self) -> None:
         postings: dict[str, list[int]] = defaultdict(list)
+        for position, key in enumerate(self.keys):
+            for gram in set().union(*(grams(text) for text in self.texts[key])):
+                postings[gram].append(position)
+        self.gram_ids = {gram: number for number, gram in enumerate(postings)}
+        self.postings = [np.array(p, dtype=np.int32) for p in postings.values()]
+        self.weights = np.array([math.log(len(self.keys) / len(p)) ** 2 for p in postings.values()])
+        self.norms = np.sqrt(np.bincount(np.concatenate(self.postings), minlength=len(self.keys),
+                                         weights=np.repeat(self.weights, [len(p) for p in self.postings])))
+
+    def _group_identical(self) -> None:
         by_text: dict[str, list[tuple[int, int]]] = defaultdict(list)
         first_key: dict[str, tuple[int, int]] = {}
-        for position, key in enumerate(index.keys):
-            texts = [normalize(tables[v][key]) for v in variants]
-            index.texts[key] = texts
-            index.ayahs[key[0]] = max(index.ayahs.get(key[0], 0), key[1])
-            for gram in set().union(*(grams(text) for text in texts)):
-                postings[gram].append(position)
-            by_text[texts[0]].append(key)
-            for text in texts:
+        for key in self.keys:
+            by_text[self.texts[key][0]].append(key)
+            for text in self.texts[key]:
                 first_key.setdefault(text, key)
-        for surah, count in index.ayahs.items():
-            verses = [index.texts[(surah, a)] for a in range(1, count + 1)]
-            index.surah_texts[surah] = [" ".join(texts[v] for texts in verses) for v in range(len(variants))]
-            index.offsets[surah] = [[0, *itertools.accumulate(len(texts[v]) + 1 for texts in verses)]
-                                    for v in range(len(variants))]
-        index.gram_ids = {gram: number for number, gram in enumerate(postings)}
-        index.postings = [np.array(p, dtype=np.int32) for p in postings.values()]
-        index.weights = np.array([math.log(len(index.keys) / len(p)) ** 2 for p in postings.values()])
-        index.norms = np.sqrt(np.bincount(np.concatenate(index.postings), minlength=len(index.keys),
-                                          weights=np.repeat(index.weights, [len(p) for p in index.postings])))
-        for text, key in sorted(first_key.items(), key=lambda item: (len(item[0]), item[1])):
-            index.length_texts.append(text)
-            index.length_keys.append(key)
-            index.lengths.append(len(text))
         for members in by_text.values():
             if len(members) > 1:
                 for key in members:
-                    index.groups[key] = tuple(members)
-        index.distinct = np.array([index.groups.get(key, (key,))[0] == key for key in index.keys])
-        index.basmala = normalize(quran_text.basmala(variants[0]))
-        return index
+                    self.groups[key] = tuple(members)
+        self.distinct = np.array([self.groups.get(key, (key,))[0] == key for key in self.keys])
+        for text, key in sorted(first_key.items(), key=lambda item: (len(item[0]), item[1])):
+            self.length_texts.append(text)
+            self.length_keys.append(key)
+            self.lengths.append(len(text))
 
     def identical_groups(self) -> list[tuple[tuple[int, int], ...]]:
         return sorted(set(self.groups.values()))
@@ -222,16 +232,20 @@ class TextMatcher:
         texts = [index.span_texts(v[0][0], v[0][1], v[-1][1], basmala_said=said) for v in spans]
         flat = [text for options in texts for text, _ in options]
         # One call scores every text: rapidfuzz's loop in C++ instead of one Python call per text.
-        ratios = iter(process.cdist([query], flat, scorer=fuzz.ratio, dtype=np.float32)[0].tolist() if flat else [])
-        scored = {}
+        ratios = process.cdist([query], flat, scorer=fuzz.ratio, dtype=np.float64)[0].tolist() if flat else []
+        scored, start = {}, 0
         for verses, options in zip(spans, texts):
-            score, with_basmala = max((next(ratios), said) for _, said in options)
-            scored[verses] = self._entry(verses, score, with_basmala)
-        for score, match in sorted(scored.values(), key=lambda item: (-item[0], item[1].verses))[:self.lost_word_spans]:
+            own = ratios[start:start + len(options)]
+            start += len(options)
+            best = max(range(len(options)), key=own.__getitem__)
+            scored[verses] = self._entry(verses, own[best], options[best][1])
+        best = sorted(scored.values(), key=lambda item: (-item[0], item[1].verses))[:self.lost_word_spans]
+        for _, match in best:
             self._try_lost_first_word(query, match.verses, said, index, scored)
         return sorted(scored.values(), key=lambda item: (-item[0], item[1].verses))
 
-    def _around(self, found: list[tuple[int, int]], length: int, index: VerseIndex) -> list[tuple[tuple[int, int], ...]]:
+    def _around(self, found: list[tuple[int, int]], length: int,
+                index: VerseIndex) -> list[tuple[tuple[int, int], ...]]:
         """The spans around each candidate verse (starting up to 8 verses before it) whose text is
         within 60% (and 20 characters) of the query's length, and each candidate verse alone."""
         longest, shortest = 1.6 * length + 20, (length - 20) / 1.6
@@ -268,7 +282,8 @@ class TextMatcher:
             if " " in body:
                 texts.append((opening + body.split(" ", 1)[1], with_basmala))
         if texts:
-            candidate = self._entry(earlier, *max((fuzz.ratio(query, text), said) for text, said in texts))
+            candidate = self._entry(earlier, *max(((fuzz.ratio(query, text), with_basmala)
+                                                   for text, with_basmala in texts), key=lambda item: item[0]))
             if earlier not in scored or candidate[0] > scored[earlier][0]:
                 scored[earlier] = candidate
 
