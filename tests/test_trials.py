@@ -55,17 +55,22 @@ def test_extends_best_without_a_metric_takes_the_schema_default(tmp_path):
     assert load_trial(trials, "b").best_of == {"trials": ["a"], "metric": "validation_wer"}
 
 
-def trained(best_wer: float | None, validation_sha256: str = "same", monitor: str = "val_wer_ctc") -> dict:
-    """The parts of a training_metadata.json that extends_best reads."""
+def trained(name: str, best_wer: float | None, validation_sha256: str = "same", monitor: str = "val_wer_ctc") -> dict:
+    """The parts of a training_metadata.json that extends_best reads; each trial writes its own
+    copy of the validation manifest."""
     return {"training": {"monitor": monitor, "best_score": best_wer},
-            "data": {"manifests": {"validation": {"path": "results/x/data/validation.jsonl",
+            "data": {"manifests": {"validation": {"path": f"results/{name}/data/validation.jsonl",
                                                   "sha256": validation_sha256}}}}
+
+
+def candidates(**values) -> dict:
+    return {name: trained(name, *value) if isinstance(value, tuple) else trained(name, value)
+            for name, value in values.items()}
 
 
 def test_extends_best_by_validation_wer_takes_the_lowest_and_records_the_choice(tmp_path):
     out, choice_file = tmp_path / "results" / "v4" / "trial.yaml", tmp_path / "results" / "v4" / "extends_best.json"
-    choice = resolve_best(TRIALS, "v4", None, {"v1": trained(0.30), "v2": trained(0.20), "v3": trained(0.25)}, out,
-                          choice_file)
+    choice = resolve_best(TRIALS, "v4", None, candidates(v1=0.30, v2=0.20, v3=0.25), out, choice_file)
     assert choice == {"trial": "v4", "candidates": ["v1", "v2", "v3"], "metric": "validation_wer",
                       "selected_on": "validation", "scores": {"v1": 0.30, "v2": 0.20, "v3": 0.25}, "chosen": "v2",
                       "monitor": "val_wer_ctc", "validation_manifest_sha256": "same"}
@@ -79,20 +84,19 @@ def test_extends_best_by_validation_wer_takes_the_lowest_and_records_the_choice(
         "# v4 resolved: extends_best of ['v1', 'v2', 'v3'] by validation_wer on the validation data")
 
 
-@pytest.mark.parametrize("candidates, message", [
-    ({"v1": trained(0.3), "v2": trained(0.2, validation_sha256="other"), "v3": trained(0.2)},
+@pytest.mark.parametrize("results, message", [
+    (candidates(v1=0.3, v2=(0.2, "other"), v3=0.2),
      r"v4\.yaml: key 'extends_best' compares v1, v2, v3, but the validation manifests they were validated on "
-     r"differ \(v1: results/x/data/validation\.jsonl \(sha256 same\); v2: results/x/data/validation\.jsonl "
+     r"differ \(v1: results/v1/data/validation\.jsonl \(sha256 same\); v2: results/v2/data/validation\.jsonl "
      r"\(sha256 other\); v3: "),
-    ({"v1": trained(0.3), "v2": trained(0.2), "v3": trained(0.2, monitor="val_wer")},
+    (candidates(v1=0.3, v2=0.2, v3=(0.2, "same", "val_wer")),
      r"the validation WERs they monitor differ \(v1: val_wer_ctc; v2: val_wer_ctc; v3: val_wer\)"),
-    ({"v1": trained(0.3), "v2": trained(None), "v3": trained(0.2)},
-     r"ranks v2 by its validation WER, but its training_metadata\.json records none"),
-    ({"v1": trained(0.3), "v2": trained(0.2)}, r"names v3, which has no training_metadata\.json"),
+    (candidates(v1=0.3, v2=None, v3=0.2), r"ranks v2 by its validation WER, but its training_metadata\.json records none"),
+    (candidates(v1=0.3, v2=0.2), r"names v3, which has no training_metadata\.json"),
 ])
-def test_candidates_that_cannot_be_ranked_by_validation_wer_are_refused(tmp_path, candidates, message):
+def test_candidates_that_cannot_be_ranked_by_validation_wer_are_refused(tmp_path, results, message):
     with pytest.raises(TrialError, match=message):
-        resolve_best(TRIALS, "v4", None, candidates, tmp_path / "trial.yaml", tmp_path / "extends_best.json")
+        resolve_best(TRIALS, "v4", None, results, tmp_path / "trial.yaml", tmp_path / "extends_best.json")
     assert not (tmp_path / "trial.yaml").exists()
 
 

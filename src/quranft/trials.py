@@ -153,10 +153,11 @@ def candidate_scores_file(best_of: Mapping[str, Any]) -> str:
     return "training_metadata.json" if best_of["metric"] == VALIDATION_WER else "benchmark.json"
 
 
-def _all_equal(values: Mapping[str, Any], where: str, what: str, remedy: str) -> Any:
-    """The one value all candidates share; else an error listing each candidate's."""
+def _all_equal(values: Mapping[str, Any], where: str, what: str, remedy: str,
+               shown: Mapping[str, str] | None = None) -> Any:
+    """The one value all candidates share; else an error listing each candidate's (or `shown`)."""
     if len({str(v) for v in values.values()}) > 1:
-        listed = "; ".join(f"{candidate}: {value}" for candidate, value in values.items())
+        listed = "; ".join(f"{candidate}: {(shown or values)[candidate]}" for candidate in values)
         raise TrialError(f"{where}: key 'extends_best' compares {', '.join(values)}, but {what} differ ({listed}); "
                          f"{remedy}")
     return next(iter(values.values()))
@@ -165,7 +166,7 @@ def _all_equal(values: Mapping[str, Any], where: str, what: str, remedy: str) ->
 def _validation_scores(candidates: list[str], results: Mapping[str, Mapping[str, Any]],
                        where: str) -> tuple[dict[str, float], dict[str, Any]]:
     """Each candidate's best monitored validation WER, and the validation manifest they share."""
-    scores, monitors, manifests = {}, {}, {}
+    scores, monitors, hashes, manifests = {}, {}, {}, {}
     for candidate in candidates:
         training = results[candidate]["training"]
         if training["best_score"] is None:
@@ -174,12 +175,12 @@ def _validation_scores(candidates: list[str], results: Mapping[str, Mapping[str,
         scores[candidate] = training["best_score"]
         monitors[candidate] = training["monitor"]
         manifest = results[candidate]["data"]["manifests"]["validation"]
+        hashes[candidate] = manifest["sha256"]  # each trial writes its own copy: the content decides
         manifests[candidate] = f"{manifest['path']} (sha256 {manifest['sha256']})"
     remedy = "give the candidates the same validation data (max_val_samples, text_option) and monitor, " \
              "or rank them by a benchmark metric"
     monitor = _all_equal(monitors, where, "the validation WERs they monitor", remedy)
-    _all_equal(manifests, where, "the validation manifests they were validated on", remedy)
-    sha256 = results[candidates[0]]["data"]["manifests"]["validation"]["sha256"]
+    sha256 = _all_equal(hashes, where, "the validation manifests they were validated on", remedy, manifests)
     return scores, {"monitor": monitor, "validation_manifest_sha256": sha256}
 
 
