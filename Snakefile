@@ -22,6 +22,7 @@ include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/average.smk"
 include: "rules/benchmark.smk"
+include: "rules/benchmark_data.smk"
 
 
 rule all:

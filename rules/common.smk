@@ -12,17 +12,20 @@ os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PY
 
 from quranft.config import validate_config
 from quranft.code_versions import scoring_code_files
-from quranft.corpus import audio_files as benchmark_audio_files
+from quranft.corpus import audio_files as benchmark_audio_files, synthetic_corpus_warning
 from quranft.fileio import write_json_if_changed
 from quranft.sources import local_files
 from quranft.trials import load_trial
 
 validate_config(config)
+if warning := synthetic_corpus_warning(config["benchmark"]["corpus"], config["base_model"], workflow.basedir):
+    print(warning, file=sys.stderr)
 # Trial files belong to the workflow: found relative to the working directory, else to the workflow.
 if not os.path.isdir(config["trials"]["dir"]) and not os.path.isabs(config["trials"]["dir"]):
     config["trials"]["dir"] = os.path.join(workflow.basedir, config["trials"]["dir"])
 
 DATA = "results/data"
+ASR_SET = "results/asr_benchmark"  # the ASR test set, decoded once for every model
 SETTINGS = "results/settings"
 DEMO_BASE = "demo/base_model.nemo"
 TRIALS = {
@@ -92,8 +95,17 @@ def source_manifests():
     ]
 
 
+def built_corpus_manifest():
+    """The manifest rule build_benchmark_corpus writes, when benchmark.build is set (else None)."""
+    return os.path.join(config["benchmark"]["corpus"], "manifest.json") if config["benchmark"]["build"] else None
+
+
 def benchmark_audio():
-    """The benchmark clips' audio (not its manifest): the leakage guard reads only the audio."""
+    """The benchmark clips' audio (not its manifest): the leakage guard reads only the audio. A
+    corpus the workflow builds is not there at parse time: its manifest, the builder's output,
+    stands for its clips."""
+    if built_corpus_manifest():
+        return [built_corpus_manifest()]
     return benchmark_audio_files(config["benchmark"]["corpus"])
 
 
@@ -147,11 +159,18 @@ def model_outputs():
 def benchmark_corpus_files():
     """The benchmark manifest and its audio: editing either re-runs only the benchmarks."""
     corpus = config["benchmark"]["corpus"]
+    if built_corpus_manifest():
+        return [built_corpus_manifest()]
     return [os.path.join(corpus, "manifest.json"), *benchmark_audio_files(corpus)]
 
 
+def asr_outputs():
+    """Every model's ASR benchmark, when asr_benchmark is set."""
+    return [f"results/{model}/asr_benchmark.json" for model in MODELS] if config["asr_benchmark"] else []
+
+
 def benchmark_outputs():
-    return [*(f"results/{model}/benchmark.json" for model in MODELS), "results/leaderboard.md"]
+    return [*(f"results/{model}/benchmark.json" for model in MODELS), *asr_outputs(), "results/leaderboard.md"]
 
 
 def data_outputs():

@@ -101,8 +101,8 @@ def demo_config_file(workdir: Path, **overrides) -> Path:
     config["benchmark"]["corpus"] = str(REPO / config["benchmark"]["corpus"])
     config["trials"]["dir"] = str(REPO / "config" / "trials")
     for key, value in overrides.items():
-        if isinstance(value, dict):
-            config.setdefault(key, {}).update(value)
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key].update(value)
         else:
             config[key] = value
     path = workdir / "demo.yaml"

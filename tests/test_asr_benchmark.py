@@ -100,3 +100,16 @@ def test_a_model_is_scored_per_subset(prepared, tiny_base, tmp_path):
     for figures in result["summary"].values():
         assert figures["plain"]["wer"] is not None and figures["diacritized"]["cer"] is not None
     assert json.loads((tmp_path / "asr.json").read_text())["model"]["name"] == "base"
+
+
+def test_the_workflow_scores_every_model_on_the_test_set_prepared_once(tmp_path):
+    from conftest import DEMO, demo_config_file, planned_jobs, snakemake
+
+    data = audio_folder(tmp_path / "quran-lab")
+    config = demo_config_file(tmp_path, base_model=str(DEMO / "base_model.nemo"),
+                              asr_benchmark={"dataset": str(data), "split": "train"})
+    jobs = planned_jobs(snakemake(tmp_path, "-n", "--configfile", str(config)).stdout)
+    assert jobs["prepare_asr_benchmark"] == 1 and jobs["asr_benchmark_model"] == 7
+    snakemake(tmp_path, "results/base/asr_benchmark.json", "-c1", "--configfile", str(config))
+    result = json.loads((tmp_path / "results" / "base" / "asr_benchmark.json").read_text())
+    assert result["summary"]["all"]["clips"] == 5 and set(result["summary"]) == {"all", *SUBSETS}

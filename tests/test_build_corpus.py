@@ -90,14 +90,14 @@ def build_config(tmp_path, seed=7, **everyayah):
         "sources": {"quran_ayah_corpus": {"dataset": "unused", "splits": {"train": "train", "validation": "validation"}}},
         "data": {"include_retasy": False},
         "trials": {"names": []},
-        "benchmark": {"corpus": str(tmp_path / "corpus"), "build": {"seed": seed, "sources": {
-            "retasy": {"dataset": str(tmp_path / "retasy"), "split": "train", "text_column": "Aya",
-                       "surah_column": "Surah", "reciter_column": "reciter_id", "label_column": "final_label",
-                       "keep_labels": ["correct"], "singles": {"short": 2, "medium": 2, "long": 2}},
-            "everyayah": {"dataset": str(tmp_path / "everyayah"), "split": "test", "reciter_column": "reciter",
-                          "singles": {"short": 1, "medium": 1, "long": 1},
-                          "multi": {"count": 3, "min_verses": 2, "max_verses": 4}, **everyayah},
-        }}},
+        "benchmark": {"corpus": str(tmp_path / "corpus"), "build": {"seed": seed, "sources": [
+            {"name": "retasy", "dataset": str(tmp_path / "retasy"), "split": "train", "text_column": "Aya",
+             "surah_column": "Surah", "reciter_column": "reciter_id", "label_column": "final_label",
+             "keep_labels": ["correct"], "singles": {"short": 2, "medium": 2, "long": 2}},
+            {"name": "everyayah", "dataset": str(tmp_path / "everyayah"), "split": "test", "reciter_column": "reciter",
+             "singles": {"short": 1, "medium": 1, "long": 1}, "multi": {"count": 3, "min_verses": 2, "max_verses": 4},
+             **everyayah},
+        ]}},
     })
 
 
@@ -247,12 +247,14 @@ def test_the_leakage_guard_excludes_the_built_retasy_clips_from_training(built, 
 
 
 def test_config_errors_name_the_key(datasets_dir):
-    with pytest.raises(ConfigError, match="everyayah.multi.count' needs .*reciter_column"):
+    with pytest.raises(ConfigError, match="sources.1.multi.count' needs .*sources.1.reciter_column"):
         build_config(datasets_dir, reciter_column=None)
-    with pytest.raises(ConfigError, match="everyayah.ayah_column' needs"):
+    with pytest.raises(ConfigError, match="sources.1.ayah_column' needs"):
         build_config(datasets_dir, ayah_column="ayah")
-    with pytest.raises(ConfigError, match="benchmark.build.sources.everyayah.singles.huge"):
+    with pytest.raises(ConfigError, match="'benchmark.build.sources.1.singles.huge' is unknown"):
         build_config(datasets_dir, singles={"huge": 1})
+    with pytest.raises(ConfigError, match="names must differ"):
+        build_config(datasets_dir, name="retasy")
 
 
 def test_the_demo_data_builds_offline(tmp_path):
@@ -263,12 +265,46 @@ def test_the_demo_data_builds_offline(tmp_path):
         "base_model": "unused.nemo", "trials": {"names": []},
         "sources": {"quran_ayah_corpus": {"dataset": "unused", "splits": {"train": "train", "validation": "validation"}}},
         "data": {"include_retasy": False},
-        "benchmark": {"corpus": str(tmp_path / "corpus"), "build": {"sources": {
-            "retasy": {"dataset": str(DEMO / "retasy"), "split": "train", "text_column": "Aya", "surah_column": "Surah",
-                       "label_column": "final_label", "keep_labels": ["correct", None],
-                       "singles": {"short": 4, "medium": 2}},
-        }}},
+        "benchmark": {"corpus": str(tmp_path / "corpus"), "build": {"sources": [
+            {"name": "retasy", "dataset": str(DEMO / "retasy"), "split": "train", "text_column": "Aya",
+             "surah_column": "Surah", "label_column": "final_label", "keep_labels": ["correct", None],
+             "singles": {"short": 4, "medium": 2}},
+        ]}},
     })
     report = build_corpus(config["benchmark"]["build"], tmp_path / "corpus")
     assert report["sources"]["retasy"]["picked"] == {"short": 4, "medium": 2, "long": 0, "multi": 0}
     assert report["sources"]["retasy"]["skipped"]["bad_label"] == 8
+
+
+def demo_build_settings():
+    return {"sources": [{
+        "name": "retasy", "dataset": str(DEMO / "retasy"), "split": "train", "text_column": "Aya",
+        "surah_column": "Surah", "label_column": "final_label", "keep_labels": ["correct"],
+        "singles": {"short": 3, "medium": 1}}]}
+
+
+def test_the_workflow_builds_the_corpus_before_the_leakage_guard_and_the_benchmarks(tmp_path):
+    from conftest import demo_config_file, planned_jobs, snakemake
+
+    config = demo_config_file(tmp_path, benchmark={"corpus": "results/benchmark_corpus", "build": demo_build_settings()})
+    planned = snakemake(tmp_path, "-n", "--configfile", str(config)).stdout
+    assert planned_jobs(planned)["build_benchmark_corpus"] == 1
+    for rule in ("fingerprint_benchmark", "benchmark_model"):
+        block = planned.split(f"rule {rule}:")[1].split("\n\n")[0]
+        assert "results/benchmark_corpus/manifest.json" in block.split("output:")[0]
+    snakemake(tmp_path, "results/data/benchmark_fingerprints.npz", "-c1", "--configfile", str(config))
+    samples = load_samples(tmp_path / "results" / "benchmark_corpus")
+    assert len(samples) == 4 and all(s.source == "retasy" for s in samples)
+    assert (tmp_path / "results" / "data" / "benchmark_fingerprints.npz").is_file()
+
+
+def test_a_real_base_model_judged_on_the_synthetic_corpus_is_warned_about(tmp_path):
+    from conftest import REPO, demo_config_file, snakemake
+
+    from quranft.corpus import synthetic_corpus_warning
+
+    assert synthetic_corpus_warning(DEMO / "benchmark", str(DEMO / "base_model.nemo"), REPO) is None
+    assert synthetic_corpus_warning(tmp_path, "nvidia/stt_ar_fastconformer_hybrid_large_pcd_v1.0", REPO) is None
+    config = demo_config_file(tmp_path, base_model="nvidia/stt_ar_fastconformer_hybrid_large_pcd_v1.0")
+    assert "WARNING: benchmark.corpus is the demo's synthetic corpus" in snakemake(
+        tmp_path, "-n", "--configfile", str(config)).stderr

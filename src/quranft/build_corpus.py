@@ -71,7 +71,7 @@ def open_source(name: str, source: Mapping[str, Any]):
     columns = set(opened.rows.column_names or [])
     for key in ("surah_column", "ayah_column", "reciter_column"):
         if source[key] and columns and source[key] not in columns:
-            raise SourceError(f"benchmark.build.sources.{name}.{key}: column {source[key]!r} not found in "
+            raise SourceError(f"benchmark.build source {name}, {key}: column {source[key]!r} not found in "
                               f"{opened.description}; it has {', '.join(sorted(columns))}")
     return opened
 
@@ -283,7 +283,8 @@ def build_corpus(settings: Mapping[str, Any], out_dir: str | Path) -> dict[str, 
     try:
         resolver = VerseResolver(default_index(), settings["min_score"])
         samples, reports, taken = [], {}, set()
-        for name, source in settings["sources"].items():
+        for source in settings["sources"]:
+            name = source["name"]
             entries, reports[name] = build_source(name, source, settings, resolver, staging, taken)
             samples += entries
             log.info("%s: %s picked from %d rows read; skipped %s", name, reports[name]["picked"],

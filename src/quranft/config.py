@@ -87,9 +87,12 @@ def _resolve(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str,
 
 
 def fill_defaults(schema: Mapping[str, Any], instance: Any, root: Mapping[str, Any]) -> None:
-    """Insert the schema's defaults into `instance` in place, recursing through objects (named
-    properties, and the values of an object whose additionalProperties is a schema)."""
+    """Insert the schema's defaults into `instance` in place, recursing through objects and the
+    items of arrays."""
     schema = _resolve(schema, root)
+    if isinstance(instance, list) and isinstance(schema.get("items"), Mapping):
+        for item in instance:
+            fill_defaults(schema["items"], item, root)
     if not isinstance(instance, dict):
         return
     properties = schema.get("properties", {})
@@ -99,11 +102,6 @@ def fill_defaults(schema: Mapping[str, Any], instance: Any, root: Mapping[str, A
             instance[name] = copy.deepcopy(sub["default"])
         if name in instance:
             fill_defaults(sub, instance[name], root)
-    extra = schema.get("additionalProperties")
-    if isinstance(extra, Mapping):
-        for name, value in instance.items():
-            if name not in properties:
-                fill_defaults(extra, value, root)
 
 
 def _check_relations(config: Mapping[str, Any]) -> None:
@@ -143,8 +141,11 @@ def _check_build(build: Mapping[str, Any]) -> None:
         if build[low] >= build[high]:
             raise ConfigError(f"config key 'benchmark.build.{low}' ({build[low]}) must be below "
                               f"'benchmark.build.{high}' ({build[high]})")
-    for name, source in build["sources"].items():
-        where = f"benchmark.build.sources.{name}"
+    names = [source["name"] for source in build["sources"]]
+    if len(set(names)) < len(names):
+        raise ConfigError(f"config key 'benchmark.build.sources': names must differ, got {names}")
+    for number, source in enumerate(build["sources"]):
+        where = f"benchmark.build.sources.{number}"
         if source["multi"]["min_verses"] > source["multi"]["max_verses"]:
             raise ConfigError(f"config key '{where}.multi.min_verses' must be at most '{where}.multi.max_verses'")
         if source["multi"]["count"] and not source["reciter_column"]:

@@ -81,3 +81,17 @@ def audio_files(corpus_dir: str | Path) -> list[str]:
     return [
         str(corpus_dir / s.file) for s in load_samples(corpus_dir) if (corpus_dir / s.file).is_file()
     ]
+
+
+def synthetic_corpus_warning(corpus_dir: str | Path, base_model: str, workflow_dir: str | Path) -> str | None:
+    """A warning when the synthetic demo corpus (espeak-ng voices) would judge a real base model,
+    whose figures on it would say nothing about real recitation; None otherwise."""
+    demo = Path(workflow_dir) / "demo"
+    if Path(corpus_dir).resolve() != (demo / "benchmark").resolve():
+        return None
+    if Path(base_model).resolve() == (demo / "base_model.nemo").resolve():
+        return None
+    return (f"WARNING: benchmark.corpus is the demo's synthetic corpus ({corpus_dir}: espeak-ng voices), but "
+            f"the base model is {base_model}, not the demo's: its verse-identification figures would describe "
+            "synthetic speech, not recitation. Build a real corpus with benchmark.build (README, \"Building a "
+            "real benchmark corpus\") or point benchmark.corpus at a corpus of real recordings.")
