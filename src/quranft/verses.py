@@ -202,10 +202,12 @@ class TextMatcher:
 
     candidates: int = 12
     max_span: int | None = None  # None: spans of any length
-    # The best of the 6,236 verses scores up to about 60 against unrelated text of 5 to 20 letters by
-    # chance; a transcript of a verse of 5 letters or more with up to 20% character errors scores 57
-    # or more, and mostly over 70.
-    min_score: float = 60.0
+    # Below these scores a transcript matches nothing. Chance decides the bar: against random letters,
+    # the best of the 6,236 verses scores about 58 at 9 to 30 characters, but under 48 past 30 (where
+    # a transcript with half its words wrong may score 56 and be right).
+    min_score: float = 55.0
+    short_min_score: float = 62.0  # for transcripts shorter than short_chars
+    short_chars: int = 30
     span_penalty: float = 0.1  # points per extra verse, so that ties go to the shorter span
     nearest_max_chars: int = 40  # queries up to this long also take the verses nearest as a whole
     lost_word_spans: int = 3  # the best spans also tried one verse earlier with its first word lost
@@ -213,6 +215,7 @@ class TextMatcher:
 
     def settings(self) -> dict:
         return {"candidates": self.candidates, "max_span": self.max_span, "min_score": self.min_score,
+                "short_min_score": self.short_min_score, "short_chars": self.short_chars,
                 "span_penalty": self.span_penalty, "nearest_max_chars": self.nearest_max_chars,
                 "lost_word_spans": self.lost_word_spans}
 
@@ -289,6 +292,7 @@ class TextMatcher:
 
     def match(self, transcript: str, index: VerseIndex) -> Match:
         ranked = self.spans(transcript, index)
-        if not ranked or ranked[0][1].score < self.min_score:
+        short = len(normalize(transcript)) < self.short_chars
+        if not ranked or ranked[0][1].score < (self.short_min_score if short else self.min_score):
             return Match((), ranked[0][1].score if ranked else 0.0)
         return ranked[0][1]
