@@ -67,3 +67,9 @@ def test_spans_from_later_verses_are_found(matcher, surah, first, last, basmala)
 
 def test_no_log_probabilities_match_nothing(matcher):
     assert matcher.match("الحمد لله", None, default_index(), TextMatcher()).verses == ()
+
+
+@pytest.mark.parametrize("surah, noisy", [(20, "بسم الله الرحمن الرحين طاه"), (19, "بسن الله الرحمن الرحيم كهيعض")])
+def test_a_noisy_transcript_of_a_first_verse_after_the_basmala_is_found(matcher, surah, noisy):
+    log_probs = perfect_log_probs(matcher, recited(surah, 1, 1, True, "simple"))
+    assert matcher.match(noisy, log_probs, default_index(), TextMatcher()).verses == ((surah, 1),)

@@ -45,7 +45,7 @@ def corrupt(text: str, rate: float, rng: random.Random) -> str:
     return "".join(out)
 
 
-def _recipe_spans(recipe: str, rng: random.Random, short: list[tuple[int, int]]) -> tuple[int, int, int, bool]:
+def _pick_span(recipe: str, rng: random.Random, short: list[tuple[int, int]]) -> tuple[int, int, int, bool]:
     """(surah, first, last, basmala said) for one recipe."""
     if recipe == "short":
         surah, ayah = rng.choice(short)
@@ -78,15 +78,14 @@ def make_queries(count: int, seed: int = 0, min_rate: float = 0.05, max_rate: fl
     rng = random.Random(seed)
     short = sorted(key for key, text in quran_text.verses("simple").items()
                    if len(normalize(text).split()) <= SHORT_WORDS)
-    recipes = ("single", "short", "basmala_said", "basmala_skipped", "lost_first_word", "span")
     queries = []
     for number in range(count):
-        recipe = recipes[number % len(recipes)]
-        if recipe == "short" and number // len(recipes) < len(NAMED_SHORT):
-            surah, first = NAMED_SHORT[number // len(recipes)]
+        recipe = KINDS[number % len(KINDS)]  # one recipe per kind; a query may end up of other kinds too
+        if recipe == "short" and number // len(KINDS) < len(NAMED_SHORT):
+            surah, first = NAMED_SHORT[number // len(KINDS)]
             last, basmala = first, rng.random() < 0.5
         else:
-            surah, first, last, basmala = _recipe_spans(recipe, rng, short)
+            surah, first, last, basmala = _pick_span(recipe, rng, short)
         variant = rng.choice(variants)
         words = normalize(" ".join(quran_text.verse(surah, a, variant) for a in range(first, last + 1))).split()
         # A first verse of one word lost whole leaves nothing of it to find: the verse keeps a word.
