@@ -39,6 +39,7 @@ rule leaderboard:
         benchmarks=expand("results/{model}/benchmark.json", model=MODELS),
         # how each extends_best trial's parent was chosen: one chosen on this corpus is marked
         choices=[f"results/{name}/extends_best.json" for name, trial in TRIALS.items() if trial.best_of],
+        asr=asr_outputs(),
     output:
         markdown=report("results/leaderboard.md", caption="../report/leaderboard.rst", category="Leaderboard"),
         json="results/leaderboard.json",
@@ -50,12 +51,13 @@ rule leaderboard:
         choices=lambda wildcards, input: " ".join(
             f"{Path(path).parent.name}={path}" for path in input.choices
         ),
+        asr=lambda wildcards, input: " ".join(f"{Path(path).parent.name}={path}" for path in input.asr),
     log:
         "logs/benchmark/leaderboard.log",
     localrule: True
     conda:
         "../envs/quranft.yaml"
     shell:
-        "python -m quranft leaderboard --benchmarks {params.benchmarks} --choices {params.choices}"
+        "python -m quranft leaderboard --benchmarks {params.benchmarks} --choices {params.choices} --asr {params.asr}"
         " --markdown {output.markdown:q}"
         " --json {output.json:q} --png {output.png:q} > {log:q} 2>&1"

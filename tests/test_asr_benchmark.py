@@ -113,3 +113,33 @@ def test_the_workflow_scores_every_model_on_the_test_set_prepared_once(tmp_path)
     snakemake(tmp_path, "results/base/asr_benchmark.json", "-c1", "--configfile", str(config))
     result = json.loads((tmp_path / "results" / "base" / "asr_benchmark.json").read_text())
     assert result["summary"]["all"]["clips"] == 5 and set(result["summary"]) == {"all", *SUBSETS}
+
+
+def asr_result(name, wer, dataset="quran-lab", kept=5):
+    figures = {"clips": kept, "failed": 0, "plain": {"wer": wer, "cer": wer / 2, "reference_words": 20},
+               "diacritized": {"wer": 2 * wer, "cer": wer, "reference_words": 20}}
+    return {"model": {"name": name}, "test_set": {"dataset": dataset, "kept": kept, "hours": 0.01,
+                                                  "by_subset": {"phone": 2, "studio": 3}},
+            "summary": {"all": figures, "phone": figures, "studio": figures}}
+
+
+def test_the_leaderboard_sets_every_models_asr_figures_beside_verse_identification(tmp_path):
+    from test_leaderboard import ALL_RIGHT, BASE_RIGHT, benchmark
+
+    from quranft.cli import main
+
+    args = ["leaderboard", "--benchmarks"]
+    asr = []
+    for name, right, wer in (("base", BASE_RIGHT, 0.0744), ("v1", ALL_RIGHT, 0.0541)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(benchmark(name, right)))
+        (tmp_path / f"{name}.asr.json").write_text(json.dumps(asr_result(name, wer)))
+        args.append(f"{name}={tmp_path / f'{name}.json'}")
+        asr.append(f"{name}={tmp_path / f'{name}.asr.json'}")
+    out = tmp_path / "board"
+    assert main([*args, "--asr", *asr, "--markdown", f"{out}.md", "--json", f"{out}.json", "--png", f"{out}.png"]) == 0
+    markdown = out.with_suffix(".md").read_text(encoding="utf-8")
+    assert "## ASR benchmark" in markdown and "| model | all (5) | phone (2) | studio (3) | all, with diacritics |" in markdown
+    assert "| base | 7.44 / 3.72 | 7.44 / 3.72 | 7.44 / 3.72 | 14.88 / 7.44 |" in markdown
+    assert [row["model"] for row in json.loads(out.with_suffix(".json").read_text())["asr"]["rows"]] == ["base", "v1"]
+    (tmp_path / "v1.asr.json").write_text(json.dumps(asr_result("v1", 0.05, kept=4)))
+    assert main([*args, "--asr", *asr, "--markdown", f"{out}.md", "--json", f"{out}.json", "--png", f"{out}.png"]) == 1

@@ -169,3 +169,45 @@ def run_asr_benchmark(model_path: str | Path, set_dir: str | Path, out_json: str
     }
     write_json(out_json, result)
     return result
+
+
+def leaderboard_section(results: Mapping[str, dict], files: Mapping[str, str]) -> dict[str, Any]:
+    """Every model's ASR figures for the leaderboard, base first; refused (naming the files) when
+    the models were not scored on the same test set."""
+    from quranft.leaderboard import LeaderboardError
+
+    def test_set(result: dict) -> tuple:
+        return result["test_set"]["dataset"], result["test_set"]["kept"], tuple(result["test_set"]["by_subset"].items())
+
+    found = {test_set(result) for result in results.values()}
+    if len(found) > 1:
+        listed = "; ".join(f"{files[name]}: {test_set(result)}" for name, result in results.items())
+        raise LeaderboardError(f"the ASR benchmarks were not scored on the same test set: {listed}")
+    names = sorted(results, key=lambda name: (name != "base", name))
+    first = results[names[0]]["test_set"]
+    return {"test_set": {key: first[key] for key in ("dataset", "kept", "by_subset", "hours")},
+            "rows": [{"model": name, "summary": results[name]["summary"]} for name in names]}
+
+
+def leaderboard_markdown(section: Mapping[str, Any]) -> list[str]:
+    """The leaderboard's ASR table: WER / CER overall and per subset without diacritics, and
+    overall with them."""
+    subsets = list(section["rows"][0]["summary"])
+    test_set = section["test_set"]
+
+    def pair(figures: Mapping[str, Any]) -> str:
+        return " / ".join("n/a" if figures[k] is None else f"{100 * figures[k]:.2f}" for k in ("wer", "cer"))
+
+    lines = ["", "## ASR benchmark", "",
+             f"WER / CER (%) on `{test_set['dataset']}` ({test_set['kept']} clips, {test_set['hours']} h), CTC greedy, "
+             "corpus-level per subset; without diacritics (the verse protocol's normalisation) unless marked "
+             "(README, \"ASR benchmark\").", "",
+             "| model | " + " | ".join(f"{name} ({n})" for name, n in
+                                      [(s, test_set["by_subset"].get(s, test_set["kept"])) for s in subsets])
+             + f" | {ALL}, with diacritics |",
+             "| --- |" + " --- |" * (len(subsets) + 1)]
+    for row in section["rows"]:
+        summary = row["summary"]
+        cells = [pair(summary[s]["plain"]) for s in subsets] + [pair(summary[ALL]["diacritized"])]
+        lines.append(f"| {row['model']} | " + " | ".join(cells) + " |")
+    return lines

@@ -164,7 +164,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
 
     files = dict(item.split("=", 1) for item in args.benchmarks)
     choices = dict(item.split("=", 1) for item in args.choices)
-    board = write_leaderboard(files, args.markdown, args.json, args.png, args.matcher, choices)
+    asr = dict(item.split("=", 1) for item in args.asr)
+    board = write_leaderboard(files, args.markdown, args.json, args.png, args.matcher, choices, asr)
     log.info("leaderboard of %d models (%s matcher) -> %s", len(board["rows"]), board["matcher"], args.markdown)
 
 
@@ -293,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="benchmark JSONs by model name; one must be named base")
     board.add_argument("--choices", nargs="*", default=[], metavar="NAME=FILE",
                        help="how each extends_best trial was chosen (results/<trial>/extends_best.json)")
+    board.add_argument("--asr", nargs="*", default=[], metavar="NAME=FILE",
+                       help="ASR benchmark JSONs by model name (results/<model>/asr_benchmark.json)")
     board.add_argument("--matcher", help="matcher to rank by (default: the benchmarks' primary)")
     board.add_argument("--markdown", required=True)
     board.add_argument("--json", required=True)

@@ -157,6 +157,10 @@ def to_markdown(board: dict[str, Any]) -> str:
         if row.get("versus_base") and (row["versus_base"]["regressed"] or row["versus_base"]["recovered"]):
             lines += ["", f"**{row['model']}** regressed on: {', '.join(row['versus_base']['regressed']) or 'none'}; "
                           f"recovered: {', '.join(row['versus_base']['recovered']) or 'none'}."]
+    if board.get("asr"):
+        from quranft.asr_benchmark import leaderboard_markdown
+
+        lines += leaderboard_markdown(board["asr"])
     return "\n".join(lines) + "\n"
 
 
@@ -191,9 +195,16 @@ def plot(board: dict[str, Any], path: str | Path) -> None:
 
 def write_leaderboard(benchmark_files: dict[str, str | Path], out_md: str | Path, out_json: str | Path,
                       out_png: str | Path, matcher: str | None = None,
-                      choice_files: Mapping[str, str | Path] | None = None) -> dict[str, Any]:
+                      choice_files: Mapping[str, str | Path] | None = None,
+                      asr_files: Mapping[str, str | Path] | None = None) -> dict[str, Any]:
+    """Also the ASR benchmark's table when `asr_files` (results/<model>/asr_benchmark.json) are given."""
     board = build({name: read_json(path) for name, path in benchmark_files.items()}, matcher, benchmark_files,
                   {name: read_json(path) for name, path in (choice_files or {}).items()})
+    if asr_files:
+        from quranft.asr_benchmark import leaderboard_section
+
+        board["asr"] = leaderboard_section({name: read_json(path) for name, path in asr_files.items()},
+                                           {name: str(path) for name, path in asr_files.items()})
     write_json(out_json, board)
     atomic_write_text(out_md, to_markdown(board))
     plot(board, out_png)
