@@ -53,6 +53,7 @@ class Match:
 
 
 GRAM = 3  # characters per n-gram of the candidate index
+SLACK = 10  # characters beyond the 60% length window for spans, which length noise in a short transcript exceeds
 BASMALA_MIN_SCORE = 70.0  # a transcript's opening this close to the basmala is taken as one (verses reach 68)
 
 
@@ -143,19 +144,26 @@ class VerseIndex:
     def identical_groups(self) -> list[tuple[tuple[int, int], ...]]:
         return sorted(set(self.groups.values()))
 
-    def span_length(self, surah: int, first: int, last: int) -> int:
-        """The length of the span's shortest text (without the basmala)."""
-        return min(ends[last] - ends[first - 1] for ends in self.offsets[surah]) - 1
+    def span_lengths(self, surah: int, first: int, last: int, basmala_said: bool = False) -> tuple[int, int]:
+        """The lengths of the span's shortest and longest text (as `span_texts` gives them)."""
+        lengths = [ends[last] - ends[first - 1] - 1 for ends in self.offsets[surah]]
+        opening = len(self.basmala) + 1 if self.with_basmala(surah, first, basmala_said) else 0
+        return min(lengths), max(lengths) + opening
+
+    @staticmethod
+    def with_basmala(surah: int, first: int, basmala_said: bool) -> bool:
+        """Whether a span may be heard after the basmala: from a surah's ayah 1, or anywhere when the
+        basmala was said (a reciter may say it before starting mid-surah). Never in Al-Fatiha, whose
+        first verse is the basmala: a basmala before 1:k is a recitation of 1:1-k."""
+        return surah != 1 and (basmala_said or (first == 1 and surah != 9))
 
     def span_texts(self, surah: int, first: int, last: int, basmala_said: bool = False) -> list[tuple[str, bool]]:
-        """The span's distinct texts over the variants, and each with the basmala before it when the
-        span starts at a surah's ayah 1 or when `basmala_said` (a reciter may say it before starting
-        mid-surah). Never in Al-Fatiha, whose first verse is the basmala: a basmala before 1:k is a
-        recitation of 1:1-k."""
+        """The span's distinct texts over the variants, and each with the basmala before it where
+        `with_basmala` allows."""
         joined = dict.fromkeys(text[ends[first - 1]:ends[last] - 1]
                                for text, ends in zip(self.surah_texts[surah], self.offsets[surah]))
         out = [(text, False) for text in joined]
-        if surah != 1 and (basmala_said or (first == 1 and surah != 9)):
+        if self.with_basmala(surah, first, basmala_said):
             out += [(f"{self.basmala} {text}", True) for text in joined]
         return out
 
@@ -231,7 +239,7 @@ class TextMatcher:
         found += [key for q in queries if len(q) <= self.nearest_max_chars for key in index.nearest(q, self.candidates)]
         # A basmala followed by a word is a basmala said before a verse, never Al-Fatiha's first verse alone.
         excluded = {((1, 1),)} if rest and len(rest.replace(" ", "")) >= 2 else set()
-        spans = [verses for verses in self._around(found, len(query), index) if verses not in excluded]
+        spans = [verses for verses in self._around(found, len(query), said, index) if verses not in excluded]
         texts = [index.span_texts(v[0][0], v[0][1], v[-1][1], basmala_said=said) for v in spans]
         flat = [text for options in texts for text, _ in options]
         # One call scores every text: rapidfuzz's loop in C++ instead of one Python call per text.
@@ -247,24 +255,24 @@ class TextMatcher:
             self._try_lost_first_word(query, match.verses, said, index, scored)
         return sorted(scored.values(), key=lambda item: (-item[0], item[1].verses))
 
-    def _around(self, found: list[tuple[int, int]], length: int,
+    def _around(self, found: list[tuple[int, int]], length: int, said: bool,
                 index: VerseIndex) -> list[tuple[tuple[int, int], ...]]:
-        """The spans around each candidate verse (starting up to 8 verses before it) whose text is
-        within 60% (and 20 characters) of the query's length, and each candidate verse alone."""
-        longest, shortest = 1.6 * length + 20, (length - 20) / 1.6
+        """The spans around each candidate verse (starting up to 8 verses before it) with a text
+        within 60% (and SLACK characters) of the query's length, and each candidate verse alone."""
+        longest, shortest = 1.6 * length + SLACK, (length - SLACK) / 1.6
         spans = {}
         for surah, ayah in dict.fromkeys(found):
             for first in range(ayah, max(0, ayah - 9), -1):
-                if first < ayah and index.span_length(surah, first, ayah) > longest:
+                if first < ayah and index.span_lengths(surah, first, ayah, said)[0] > longest:
                     break
                 for last in range(ayah, index.ayahs[surah] + 1):
                     if self.max_span is not None and last - first + 1 > self.max_span:
                         break
-                    size = index.span_length(surah, first, last)
+                    low, high = index.span_lengths(surah, first, last, said)
                     alone = first == last
-                    if size > longest and not alone:
+                    if low > longest and not alone:
                         break
-                    if size >= shortest or alone:
+                    if high >= shortest or alone:
                         spans.setdefault(tuple((surah, a) for a in range(first, last + 1)), None)
         return list(spans)
 
