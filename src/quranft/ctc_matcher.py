@@ -73,14 +73,14 @@ class CTCMatcher:
     def targets(self, verses: tuple[tuple[int, int], ...]) -> list[list[int]]:
         """Token sequences a recitation of these verses may produce: per variant, with and without
         a basmala before them (said as its own verse, or before starting mid-surah). Never in
-        Al-Fatiha, whose first verse is the basmala: a basmala said before 1:k is a recitation of
-        1:1-k, and a prefixed 1:2-k would tie with 1:1-k token for token and win by the span penalty."""
+        Al-Fatiha (`VerseIndex.with_basmala`): a prefixed 1:2-k would be 1:1-k token for token, and
+        win over it by the span penalty."""
         if verses not in self._targets:
             sequences = []
             for variant in self.variants:
                 text = " ".join(quran_text.verse(s, a, variant) for s, a in verses)
                 sequences.append(self.encode(text))
-                if verses[0][0] != 1:
+                if VerseIndex.with_basmala(*verses[0], basmala_said=True):
                     sequences.append(self.encode(f"{self._basmala[variant]} {text}"))
             self._targets[verses] = sequences
         return self._targets[verses]
