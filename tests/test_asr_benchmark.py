@@ -90,6 +90,7 @@ def test_error_rates_with_and_without_diacritics():
     assert summary["all"]["plain"]["wer"] == 0.5 and summary["all"]["failed"] == 1
 
 
+@pytest.mark.slow
 def test_a_model_is_scored_per_subset(prepared, tiny_base, tmp_path):
     from quranft.asr_benchmark import run_asr_benchmark
 
@@ -102,6 +103,7 @@ def test_a_model_is_scored_per_subset(prepared, tiny_base, tmp_path):
     assert json.loads((tmp_path / "asr.json").read_text())["model"]["name"] == "base"
 
 
+@pytest.mark.slow
 def test_the_workflow_scores_every_model_on_the_test_set_prepared_once(tmp_path):
     from conftest import DEMO, demo_config_file, planned_jobs, snakemake
 

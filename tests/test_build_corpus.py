@@ -218,6 +218,7 @@ def test_the_built_corpus_scores_with_the_benchmark(built, tmp_path):
     assert result["summary"]["text"]["sequence_accuracy"] == 1.0
 
 
+@pytest.mark.slow
 def test_the_built_corpus_runs_through_the_model_benchmark(built, tiny_base, tmp_path):
     from quranft.benchmark import run_benchmark
 
@@ -283,6 +284,7 @@ def demo_build_settings():
         "singles": {"short": 3, "medium": 1}}]}
 
 
+@pytest.mark.slow
 def test_the_workflow_builds_the_corpus_before_the_leakage_guard_and_the_benchmarks(tmp_path):
     from conftest import demo_config_file, planned_jobs, snakemake
 
@@ -298,6 +300,7 @@ def test_the_workflow_builds_the_corpus_before_the_leakage_guard_and_the_benchma
     assert (tmp_path / "results" / "data" / "benchmark_fingerprints.npz").is_file()
 
 
+@pytest.mark.slow
 def test_a_real_base_model_judged_on_the_synthetic_corpus_is_warned_about(tmp_path):
     from conftest import REPO, demo_config_file, snakemake
 
@@ -308,3 +311,33 @@ def test_a_real_base_model_judged_on_the_synthetic_corpus_is_warned_about(tmp_pa
     config = demo_config_file(tmp_path, base_model="nvidia/stt_ar_fastconformer_hybrid_large_pcd_v1.0")
     assert "WARNING: benchmark.corpus is the demo's synthetic corpus" in snakemake(
         tmp_path, "-n", "--configfile", str(config)).stderr
+
+
+@pytest.mark.slow
+def test_edits_of_the_build_and_the_asr_benchmark_replan_what_they_determine(tmp_path):
+    """The README's rebuild rows for benchmark.build and asr_benchmark, on a finished demo run."""
+    import yaml
+
+    from conftest import demo_config_file, make_up_to_date, planned_jobs, snakemake
+    from test_asr_benchmark import audio_folder
+
+    config = demo_config_file(tmp_path, benchmark={"corpus": "results/benchmark_corpus", "build": demo_build_settings()},
+                              asr_benchmark={"dataset": str(audio_folder(tmp_path / "asr")), "split": "train"})
+    make_up_to_date(tmp_path, config)
+
+    def plan_after(change):
+        values = yaml.safe_load(config.read_text(encoding="utf-8"))
+        change(values)
+        config.write_text(yaml.safe_dump(values, allow_unicode=True), encoding="utf-8")
+        jobs = planned_jobs(snakemake(tmp_path, "-n", "--configfile", str(config)).stdout)
+        snakemake(tmp_path, "--touch", "-c1", "--configfile", str(config))
+        return jobs
+
+    assert plan_after(lambda v: v["asr_benchmark"].update(batch_size=3)) == {
+        "asr_benchmark_model": 7, "leaderboard": 1, "all": 1}
+    assert plan_after(lambda v: v["asr_benchmark"].update(max_rows=4)) == {
+        "prepare_asr_benchmark": 1, "asr_benchmark_model": 7, "leaderboard": 1, "all": 1}
+    built = plan_after(lambda v: v["benchmark"]["build"].update(seed=1))
+    assert built["build_benchmark_corpus"] == 1 and built["fingerprint_benchmark"] == 1
+    assert built["benchmark_model"] == 7 and built["train_trial"] == 6 and "asr_benchmark_model" in built
+    assert "pretrain_demo_base" not in built and "prepare_asr_benchmark" not in built
