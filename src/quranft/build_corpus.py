@@ -88,8 +88,6 @@ def resolve_row(row: Mapping[str, Any], source: Mapping[str, Any], resolver: Ver
             return resolver.from_columns(surah, int(row.get(source["ayah_column"])))
         except (TypeError, ValueError):
             return skipped("bad_ayah_number")
-    if not source["text_column"]:
-        return skipped("no_verse_columns")
     return resolver.from_text(str(row.get(source["text_column"]) or ""), surah)
 
 
