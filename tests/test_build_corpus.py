@@ -341,3 +341,23 @@ def test_edits_of_the_build_and_the_asr_benchmark_replan_what_they_determine(tmp
     assert built["build_benchmark_corpus"] == 1 and built["fingerprint_benchmark"] == 1
     assert built["benchmark_model"] == 7 and built["train_trial"] == 6 and "asr_benchmark_model" in built
     assert "pretrain_demo_base" not in built and "prepare_asr_benchmark" not in built
+
+
+@pytest.mark.slow
+def test_the_real_config_plans_the_corpus_build_before_the_benchmarks_offline():
+    import subprocess
+    import sys
+
+    from conftest import REPO, planned_jobs
+
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n"], cwd=REPO, capture_output=True, text=True,
+                            timeout=300, env={"PATH": f"{sys.executable.rsplit('/', 1)[0]}:/usr/bin:/bin",
+                                              "HF_HUB_OFFLINE": "1", "HOME": str(REPO / ".snakemake")})
+    assert result.returncode == 0, result.stdout + result.stderr
+    jobs = planned_jobs(result.stdout)
+    assert jobs["build_benchmark_corpus"] == 1 and jobs["prepare_asr_benchmark"] == 1
+    assert jobs["asr_benchmark_model"] == jobs["benchmark_model"] == 7
+    for rule in ("fingerprint_benchmark", "benchmark_model"):
+        block = result.stdout.split(f"rule {rule}:")[1].split("output:")[0]
+        assert "results/benchmark_corpus/manifest.json" in block
+    assert "WARNING" not in result.stderr
