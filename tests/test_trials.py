@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from conftest import REPO, demo_config_file, make_up_to_date, planned_jobs, snakemake
-from quranft.trials import TrialError, candidate_scores_file, load_trial, resolve_best, trial_schema_keys
+from quranft.trials import (TrialError, candidate_scores_file, load_trial, resolve_best, trial_schema_keys,
+                            training_values)
 
 TRIALS = REPO / "config" / "trials"
 
@@ -135,10 +136,28 @@ def write(directory: Path, name: str, **values) -> Path:
     ({"average_top_k": 6, "save_top_k": 5}, r"bad\.yaml: key 'average_top_k' \(6\) must not exceed 'save_top_k'"),
     ({"extends": "bad"}, r"bad\.yaml: key 'extends' makes a cycle"),
     ({"extends": "nothing"}, r"nothing\.yaml: trial file not found"),
+    ({"batching": "duration"}, r"bad\.yaml: key 'batch_duration' is missing: batching duration needs"),
+    ({"batch_duration": 600}, r"bad\.yaml: key 'batch_duration' \(600\) is set, but 'batching' is fixed"),
+    ({"batching": "tokens"}, r"bad\.yaml: key 'batching' must be one of \['fixed', 'duration'\], got 'tokens'"),
+    ({"batching": "duration", "batch_duration": 0}, r"bad\.yaml: key 'batch_duration' must be > 0, got 0"),
+    ({"num_buckets": 0}, r"bad\.yaml: key 'num_buckets' must be >= 1, got 0"),
 ])
 def test_a_bad_trial_value_names_the_file_and_key(tmp_path, values, message):
     with pytest.raises(TrialError, match=message):
         load_trial(write(tmp_path, "bad", **values), "bad")
+
+
+def test_duration_batching_keys_and_their_defaults_and_what_they_change(tmp_path):
+    trials = write(tmp_path, "d", batching="duration", batch_duration=600.0)
+    write(trials, "f", extends="d", batching="fixed", batch_duration=None)
+    duration, fixed = load_trial(trials, "d").values, load_trial(trials, "f").values
+    assert (duration["num_buckets"], duration["bucket_buffer_size"], duration["quadratic_duration"]) == \
+        (30, 10000, None)  # NeMo's defaults
+    assert load_trial(TRIALS, "v1").values["batching"] == "fixed"  # the seed's batches stay the default
+    # Bucketing settings change a duration trial's training, not a fixed trial's.
+    assert training_values({**duration, "num_buckets": 8}) != training_values(duration)
+    assert training_values({**fixed, "num_buckets": 8}) == training_values(fixed)
+    assert "batch_duration" not in training_values(fixed)
 
 
 @pytest.mark.slow

@@ -46,11 +46,15 @@ VALIDATION_WER = "validation_wer"
 # (the run fingerprint leaves them out) and re-runs only what reads them (averaging reads
 # average_top_k; max_unknown_char_fraction only decides whether training may start).
 NOT_TRAINING_KEYS = ("trigger", "output_name", "average_top_k", "max_unknown_char_fraction")
+# Keys that only batching: duration reads; with fixed batching they do not change training either.
+DURATION_BATCHING_KEYS = ("batch_duration", "quadratic_duration", "num_buckets", "bucket_buffer_size")
 
 
 def training_values(values: Mapping[str, Any]) -> dict[str, Any]:
-    """The resolved trial values that determine training: all but NOT_TRAINING_KEYS."""
-    return {key: value for key, value in values.items() if key not in NOT_TRAINING_KEYS}
+    """The resolved trial values that determine training: all but NOT_TRAINING_KEYS, and but
+    DURATION_BATCHING_KEYS when the trial batches a fixed number of clips."""
+    ignored = NOT_TRAINING_KEYS + (DURATION_BATCHING_KEYS if values["batching"] == "fixed" else ())
+    return {key: value for key, value in values.items() if key not in ignored}
 
 
 def trial_file(trials_dir: str | Path, name: str) -> Path:
@@ -251,6 +255,12 @@ def _check_relations(values: Mapping[str, Any], path: Path) -> None:
         )
     if values["min_lr"] > values["lr"]:
         raise TrialError(f"{path}: key 'min_lr' ({values['min_lr']}) must not exceed 'lr' ({values['lr']})")
+    if values["batching"] == "duration" and values["batch_duration"] is None:
+        raise TrialError(f"{path}: key 'batch_duration' is missing: batching duration needs the seconds of audio "
+                         "a batch may hold")
+    if values["batching"] == "fixed" and values["batch_duration"] is not None:
+        raise TrialError(f"{path}: key 'batch_duration' ({values['batch_duration']}) is set, but 'batching' is "
+                         "fixed (batch_size clips a batch); set batching: duration, or batch_duration: null")
 
 
 def trial_schema_keys() -> list[str]:
@@ -265,7 +275,7 @@ def _most(a: int | None, b: int | None) -> int | None:
     return None if a is None or b is None else max(a, b)
 
 
-def _possible_values(trials_dir: str | Path, trial: Trial, overrides: Mapping[str, Any] | None) -> list[dict]:
+def possible_values(trials_dir: str | Path, trial: Trial, overrides: Mapping[str, Any] | None) -> list[dict]:
     """The values a trial may train with: its own, or, extending the best of others, one set per
     candidate it may extend (its own file's values over the candidate's)."""
     if trial.best_of is None:
@@ -295,7 +305,7 @@ def data_stage_caps(data: Mapping[str, Any], trials: Mapping[str, Trial], trials
     caps: dict[str, int | None] = {}
     asked: dict[str, dict[str, int | None]] = {key: {} for key in DATA_CAP_KEYS}
     for name, trial in trials.items():
-        for values in _possible_values(trials_dir, trial, overrides):
+        for values in possible_values(trials_dir, trial, overrides):
             for key in DATA_CAP_KEYS:
                 if key == "max_retasy_samples" and not values["include_retasy"]:
                     continue
