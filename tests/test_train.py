@@ -41,6 +41,10 @@ TINY_TRIAL = {
 }
 
 
+# Demo clips are 1.5 to 10 s: batches of one to about six clips.
+DURATION_BATCHING = {"batching": "duration", "batch_duration": 12.0, "num_buckets": 4}
+
+
 def write_trial(directory: Path, name: str = "t", **values) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / f"{name}.yaml").write_text(yaml.safe_dump({**TINY_TRIAL, **values}), encoding="utf-8")
@@ -113,6 +117,47 @@ def test_ctc_only_training_never_calls_the_rnnt_loss(tmp_path, tiny_base, demo_d
     assert len(calls) >= 3 and metadata["training"]["global_step"] == 3
 
 
+def test_duration_batches_train_and_every_validation_sees_each_validation_clip_once(tmp_path, tiny_base,
+                                                                                   demo_data_stage, monkeypatch):
+    from quranft import nemo_models
+    from quranft.train import train_trial
+
+    train_batches, validation_batches = [], []
+    training_step, validation_pass = nemo_models.CTCOnlyHybridModel.training_step, \
+        nemo_models.CTCOnlyHybridModel.validation_pass
+
+    def recording_training_step(self, batch, batch_nb):
+        signal, signal_len, transcript, transcript_len = batch  # NeMo's Lhotse batches: the same 4-tuple
+        train_batches.append((signal_len / 16000).tolist())
+        return training_step(self, batch, batch_nb)
+
+    def recording_validation_pass(self, batch, batch_idx, dataloader_idx=0):
+        validation_batches.append((self.trainer.global_step, len(batch[1])))
+        return validation_pass(self, batch, batch_idx, dataloader_idx)
+
+    monkeypatch.setattr(nemo_models.CTCOnlyHybridModel, "training_step", recording_training_step)
+    monkeypatch.setattr(nemo_models.CTCOnlyHybridModel, "validation_pass", recording_validation_pass)
+    trials = write_trial(tmp_path / "trials", max_steps=30, val_interval=10, **DURATION_BATCHING)
+    metadata = train_trial(load_trial(trials, "t"), tiny_base, sources(demo_data_stage), tmp_path / "out")
+
+    # 28 clips of 1.5 to 10 s: more than one epoch of no known length, ended by max_steps
+    assert metadata["training"]["global_step"] == 30 and len(train_batches) == 30
+    assert all(sum(batch) <= 12.0 for batch in train_batches)
+    assert len({len(batch) for batch in train_batches}) > 1  # as many clips as fit
+    assert metadata["training"]["samples_seen"] == sum(len(batch) for batch in train_batches) > 28
+    assert metadata["training"]["audio_seconds_seen"] == pytest.approx(sum(map(sum, train_batches)), abs=0.1)
+    assert metadata["training"]["samples_per_second"] == pytest.approx(
+        metadata["training"]["samples_seen"] / metadata["training"]["fit_seconds"], rel=0.01)
+    # validation at steps 10, 20 and 30, each over the whole validation manifest once
+    validations = {}
+    for step, clips in validation_batches:
+        validations[step] = validations.get(step, 0) + clips
+    assert validations == {10: 8, 20: 8, 30: 8} and metadata["data"]["manifests"]["validation"]["rows"] == 8
+    metrics = (tmp_path / "out" / "logs" / "csv" / "metrics.csv").read_text(encoding="utf-8")
+    assert metrics.splitlines()[0].count("val_wer") and 1 <= len(metadata["checkpoints"]["top_k"]) <= 2
+    assert (tmp_path / "out" / "checkpoints" / "last.ckpt").is_file()
+
+
 def train_command(config: Path, trial: str, base: Path, workdir: Path, out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "quranft", "train", "--config", str(config), "--trial", trial,
             "--base-model", str(base), "--data-dir", str(workdir / "results" / "data"), "--out-dir", str(out), *extra]
@@ -126,8 +171,9 @@ def cli_config(tmp_path: Path, trials: Path) -> Path:
     return path
 
 
-def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, tiny_base, demo_data_stage):
-    trials = write_trial(tmp_path / "trials", max_steps=60, val_interval=5)
+@pytest.mark.parametrize("batching", [{}, DURATION_BATCHING], ids=["fixed", "duration"])
+def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, tiny_base, demo_data_stage, batching):
+    trials = write_trial(tmp_path / "trials", max_steps=60, val_interval=5, **batching)
     command = train_command(cli_config(tmp_path, trials), "t", tiny_base, demo_data_stage, tmp_path / "out")
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -204,8 +250,9 @@ def test_unknown_characters_stop_training_before_the_first_step(tmp_path, demo_d
     assert not (tmp_path / "out" / "checkpoints").exists()
 
 
-def test_two_process_cpu_ddp_trains(tmp_path, tiny_base, demo_data_stage):
-    trials = write_trial(tmp_path / "trials", max_steps=4, val_interval=2)
+@pytest.mark.parametrize("batching", [{}, DURATION_BATCHING], ids=["fixed", "duration"])
+def test_two_process_cpu_ddp_trains(tmp_path, tiny_base, demo_data_stage, batching):
+    trials = write_trial(tmp_path / "trials", max_steps=4, val_interval=2, **batching)
     command = train_command(cli_config(tmp_path, trials), "t", tiny_base, demo_data_stage, tmp_path / "out",
                             "--cpu-processes", "2")
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"), MASTER_PORT="29517")

@@ -31,7 +31,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from nemo.collections.asr.losses.rnnt import RNNTLoss
 from omegaconf import open_dict
 
-from quranft import nemo_models
+from quranft import dataloading, nemo_models
 from quranft.blend import blend_rows, write_manifest
 from quranft.curves import plot_training_curves
 from quranft.errors import QuranftError
@@ -160,18 +160,17 @@ def _map_text(trial: Trial, rows: dict[str, list[dict]], can_encode) -> tuple[di
     return mapped, coverage
 
 
-def _configure_model(model, trial: Trial, manifests: dict[str, dict], resources: Resources) -> None:
+def _configure_model(model, trial: Trial, manifests: dict[str, dict], train_durations: list[float],
+                     resources: Resources) -> None:
     values = trial.values
     workers = max(0, resources.threads - 1)
-    common = {"sample_rate": model.cfg.sample_rate, "num_workers": workers, "pin_memory": resources.gpus > 0,
-              "use_start_end_token": False}
+    common = {"sample_rate": model.cfg.sample_rate, "num_workers": workers, "pin_memory": resources.gpus > 0}
     with open_dict(model.cfg):
-        model.cfg.train_ds = {**common, "manifest_filepath": manifests["train"]["path"],
-                              "batch_size": values["batch_size"], "shuffle": True,
-                              "max_duration": 30.0, "min_duration": 0.1, "is_tarred": False}
+        model.cfg.train_ds = dataloading.train_config(values, manifests["train"]["path"], train_durations, common)
         model.cfg.validation_ds = {**common, "manifest_filepath": manifests["validation"]["path"],
-                                   "batch_size": values["batch_size"], "shuffle": False}
-    model.setup_training_data(model.cfg.train_ds)
+                                   "batch_size": values["batch_size"], "shuffle": False, "use_start_end_token": False}
+    if not model.cfg.train_ds.get("defer_setup"):
+        model.setup_training_data(model.cfg.train_ds)
     model.setup_validation_data(model.cfg.validation_ds)
 
     nemo_models.update_config(model, "spec_augment", {
@@ -213,12 +212,13 @@ class KeepFrozenInEval(pl.Callback):
             module.eval()
 
 
-def _callbacks(trial: Trial, checkpoints: Path, frozen) -> list[pl.Callback]:
+def _callbacks(trial: Trial, checkpoints: Path, frozen, seen: dataloading.SamplesSeen) -> list[pl.Callback]:
     values = trial.values
     monitor = values["monitor"]
     callbacks = [
         StoppedEarlyStaysStopped(),
         KeepFrozenInEval(frozen),
+        seen,
         ModelCheckpoint(dirpath=checkpoints, filename=f"step{{step:06d}}-{monitor}{{{monitor}:.4f}}",
                         auto_insert_metric_name=False, monitor=monitor, mode="min",
                         save_top_k=values["save_top_k"], save_last=True),
@@ -258,12 +258,13 @@ def train_trial(trial: Trial, base_model: str | Path, source_dirs: dict[str, str
     checkpoints = out_dir / "checkpoints"
     base_sha256 = sha256_file(base_model)
     resume = prepare_checkpoints(checkpoints, run_fingerprint(trial, base_sha256, manifests))
-    _configure_model(model, trial, manifests, resources)
+    _configure_model(model, trial, manifests, [r["duration"] for r in mapped["train"]], resources)
     frozen = nemo_models.frozen_modules(model, values["freeze_encoder_layers"], values["freeze_rnnt_decoder"])
     nemo_models.freeze(frozen)
     parameters = nemo_models.count_parameters(model)
 
     device = _device_settings(resources)
+    seen = dataloading.SamplesSeen(model.cfg.sample_rate)
     metrics = MetricsAcrossResume(out_dir / "logs" / "csv" / "metrics.csv", resumed=resume is not None)
     loggers = [CSVLogger(out_dir / "logs", name="", version="csv"),
                TensorBoardLogger(out_dir / "logs", name="", version="tb")]
@@ -277,10 +278,11 @@ def train_trial(trial: Trial, base_model: str | Path, source_dirs: dict[str, str
         num_sanity_val_steps=0,
         log_every_n_steps=max(1, min(50, values["val_interval"] // 2)),
         logger=loggers,
-        callbacks=_callbacks(trial, checkpoints, frozen),
+        callbacks=_callbacks(trial, checkpoints, frozen, seen),
         enable_progress_bar=os.isatty(2),
         enable_model_summary=False,
-        use_distributed_sampler=True,
+        # Lhotse's sampler splits the batches between DDP ranks itself; Lightning's would wrap it.
+        use_distributed_sampler=values["batching"] == dataloading.FIXED,
         default_root_dir=out_dir,
     )
     model.set_trainer(trainer)
@@ -311,8 +313,9 @@ def train_trial(trial: Trial, base_model: str | Path, source_dirs: dict[str, str
             "global_step": trainer.global_step, "resumed_from_step": resume.step if resume else None,
             "stopped_early": values["early_stopping_patience"] is not None and trainer.global_step < values["max_steps"],
             "fit_seconds": round(fit_seconds, 2), "steps_per_second": round(steps_run / fit_seconds, 4) if fit_seconds else None,
-            "samples_per_second": round(steps_run * values["batch_size"] * values["grad_accum"] * device["devices"]
-                                        * device["num_nodes"] / fit_seconds, 3) if fit_seconds else None,
+            "samples_seen": seen.samples, "audio_seconds_seen": round(seen.audio_seconds, 2),
+            "samples_per_second": round(seen.samples / fit_seconds, 3) if fit_seconds else None,
+            "audio_seconds_per_second": round(seen.audio_seconds / fit_seconds, 3) if fit_seconds else None,
             "monitor": values["monitor"],
             "best_score": float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None,
         },
