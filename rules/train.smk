@@ -91,8 +91,14 @@ rule train_trial:
         out_dir=lambda wildcards, output: os.path.dirname(output.metadata),
     wildcard_constraints:
         trial=TRIAL_PATTERN,
+    # Data-loading workers follow the threads: threads - 1 of them per training process (the
+    # processes of a DDP job share them). Snakemake caps threads at --cores (-c2: 2), and the
+    # profiles raise them (set-threads train_trial: 8); on Slurm the job's CPUs follow the threads,
+    # so ask for more of both with --set-threads train_trial=16. (Threads cannot follow a
+    # resource: Snakemake evaluates them first.)
     threads: 2
     resources:
+        cpus_per_task=lambda wildcards, threads: threads,
         gpu=0,
         mem_mb=16000,
         runtime=24 * 60,

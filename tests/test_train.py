@@ -120,15 +120,16 @@ def test_ctc_only_training_never_calls_the_rnnt_loss(tmp_path, tiny_base, demo_d
 def test_duration_batches_train_and_every_validation_sees_each_validation_clip_once(tmp_path, tiny_base,
                                                                                    demo_data_stage, monkeypatch):
     from quranft import nemo_models
-    from quranft.train import train_trial
+    from quranft.train import Resources, train_trial
 
-    train_batches, validation_batches = [], []
+    train_batches, validation_batches, workers = [], [], set()
     training_step, validation_pass = nemo_models.CTCOnlyHybridModel.training_step, \
         nemo_models.CTCOnlyHybridModel.validation_pass
 
     def recording_training_step(self, batch, batch_nb):
         signal, signal_len, transcript, transcript_len = batch  # NeMo's Lhotse batches: the same 4-tuple
         train_batches.append((signal_len / 16000).tolist())
+        workers.add(self._train_dl.num_workers)
         return training_step(self, batch, batch_nb)
 
     def recording_validation_pass(self, batch, batch_idx, dataloader_idx=0):
@@ -138,8 +139,11 @@ def test_duration_batches_train_and_every_validation_sees_each_validation_clip_o
     monkeypatch.setattr(nemo_models.CTCOnlyHybridModel, "training_step", recording_training_step)
     monkeypatch.setattr(nemo_models.CTCOnlyHybridModel, "validation_pass", recording_validation_pass)
     trials = write_trial(tmp_path / "trials", max_steps=30, val_interval=10, **DURATION_BATCHING)
-    metadata = train_trial(load_trial(trials, "t"), tiny_base, sources(demo_data_stage), tmp_path / "out")
+    metadata = train_trial(load_trial(trials, "t"), tiny_base, sources(demo_data_stage), tmp_path / "out",
+                           Resources(threads=3))
 
+    # two data-loading workers (tokenizing too) beside the training loop's thread
+    assert workers == {2} and metadata["device"]["data_workers"] == 2
     # 28 clips of 1.5 to 10 s: more than one epoch of no known length, ended by max_steps
     assert metadata["training"]["global_step"] == 30 and len(train_batches) == 30
     assert all(sum(batch) <= 12.0 for batch in train_batches)
@@ -156,6 +160,14 @@ def test_duration_batches_train_and_every_validation_sees_each_validation_clip_o
     metrics = (tmp_path / "out" / "logs" / "csv" / "metrics.csv").read_text(encoding="utf-8")
     assert metrics.splitlines()[0].count("val_wer") and 1 <= len(metadata["checkpoints"]["top_k"]) <= 2
     assert (tmp_path / "out" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_a_job_of_8_threads_loads_with_7_workers_and_ddp_processes_share_them():
+    from quranft.train import Resources, threads_per_process
+
+    assert threads_per_process(Resources(threads=8)) - 1 == 7
+    assert threads_per_process(Resources(threads=8, gpus=2)) - 1 == 3
+    assert threads_per_process(Resources(threads=2, cpu_processes=2)) - 1 == 0
 
 
 def train_command(config: Path, trial: str, base: Path, workdir: Path, out: Path, *extra: str) -> list[str]:

@@ -89,3 +89,19 @@ def test_dry_run_and_lint_are_clean(configs):
         assert result.returncode == 0, output
         if args == ["--lint"]:
             assert "Congratulations, your workflow is in a good condition!" in output
+
+
+@pytest.mark.parametrize("args, threads", [(["-c2", "--set-threads", "train_trial=8"], 2),
+                                           (["--profile", "slurm", "-c64"], 8)], ids=["local-c2", "slurm"])
+def test_training_threads_follow_the_cores_and_the_slurm_cpus_follow_the_threads(args, threads):
+    """threads - 1 data-loading workers: a job of 8 CPUs loads with 7 (quranft.train.threads_per_process)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "-p", *args, "--configfile", "config/demo.yaml", "--",
+         "results/v1/training_metadata.json"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={"PATH": f"{sys.executable.rsplit('/', 1)[0]}:/usr/bin:/bin", "HOME": str(REPO / ".snakemake")},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    block = result.stdout.split("rule train_trial:")[1].split("\n\n")[0]
+    assert f"threads: {threads}\n" in block and f"cpus_per_task={threads}," in block
+    assert f" --threads {threads} " in block

@@ -55,7 +55,15 @@ class Resources:
     gpus: int = 0  # 0 trains on the CPU
     num_nodes: int = 1
     cpu_processes: int = 1  # DDP processes on the CPU (gloo), when gpus == 0
-    threads: int = 1  # data-loading workers follow it
+    threads: int = 1  # the job's CPU threads, shared by its processes on a node
+
+
+def threads_per_process(resources: Resources) -> int:
+    """The job's threads shared by its training processes on this node (one per GPU, or the CPU
+    processes): each keeps one for its training loop and gives the others to data-loading workers,
+    so that a job of 8 threads trains one process with 7 workers."""
+    processes = resources.gpus if resources.gpus > 0 else resources.cpu_processes
+    return max(1, resources.threads // max(1, processes))
 
 
 def sha256_file(path: str | Path) -> str:
@@ -163,7 +171,7 @@ def _map_text(trial: Trial, rows: dict[str, list[dict]], can_encode) -> tuple[di
 def _configure_model(model, trial: Trial, manifests: dict[str, dict], train_durations: list[float],
                      resources: Resources) -> None:
     values = trial.values
-    workers = max(0, resources.threads - 1)
+    workers = threads_per_process(resources) - 1
     common = {"sample_rate": model.cfg.sample_rate, "num_workers": workers, "pin_memory": resources.gpus > 0}
     with open_dict(model.cfg):
         model.cfg.train_ds = dataloading.train_config(values, manifests["train"]["path"], train_durations, common)
@@ -236,7 +244,7 @@ def train_trial(trial: Trial, base_model: str | Path, source_dirs: dict[str, str
     base_model = Path(base_model)
     values = trial.values
     _check_rnnt_loss(trial, resources.gpus)
-    torch.set_num_threads(max(1, resources.threads))
+    torch.set_num_threads(threads_per_process(resources))
     pl.seed_everything(values["seed"], workers=True)
 
     model = nemo_models.restore(base_model, ctc_only=values["ctc_only"])
@@ -308,7 +316,8 @@ def train_trial(trial: Trial, base_model: str | Path, source_dirs: dict[str, str
         "data": {"manifests": manifests, "blend": blend_report},
         "tokenizer_coverage": coverage,
         "device": {**device, "device_name": torch.cuda.get_device_name(0) if resources.gpus else platform.processor()
-                   or platform.machine(), "cpu_threads": torch.get_num_threads()},
+                   or platform.machine(), "cpu_threads": torch.get_num_threads(),
+                   "data_workers": threads_per_process(resources) - 1},
         "training": {
             "global_step": trainer.global_step, "resumed_from_step": resume.step if resume else None,
             "stopped_early": values["early_stopping_patience"] is not None and trainer.global_step < values["max_steps"],
