@@ -274,6 +274,8 @@ def test_two_process_cpu_ddp_trains(tmp_path, tiny_base, demo_data_stage, batchi
     assert metadata["device"]["devices"] == 2 and metadata["device"]["strategy"] == "ddp"
     assert metadata["training"]["global_step"] == 4
     assert "gloo" in result.stderr + result.stdout
+    if not batching:  # each rank 14 of the 28 clips, in batches of 4, 4, 4 and 2: counted on both ranks
+        assert metadata["training"]["samples_seen"] == 28
 
 
 def test_more_frozen_layers_than_the_encoder_has_names_the_file_and_key(tmp_path, tiny_base, demo_data_stage):
