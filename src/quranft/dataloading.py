@@ -11,7 +11,8 @@ batching: duration  batches of up to `batch_duration` seconds of audio, each dra
 
 Validation always uses NeMo's classic loader, `batch_size` clips a batch, in manifest order.
 
-Kept free of NeMo imports: the padding measurement and the batching benchmark use it alone.
+NeMo is imported only where the sampler itself is drawn from (sampled_batches), for the tests and
+scripts/bench_batching.py; the padding measure needs nothing of it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ FRAME_SHIFT = 0.01  # seconds per feature frame of the preprocessor
 
 def bucket_duration_bins(durations: Sequence[float], num_buckets: int) -> list[float]:
     """Lhotse's bucket boundaries for these clip durations: each bucket holds about the same total
-    audio, so buckets are narrow where clips are many. Fewer buckets when there are fewer clips
+    audio, so buckets are narrow where most of the audio is. Fewer buckets when there are fewer clips
     (or distinct durations) than buckets; no boundaries (one bucket) below two clips."""
     from lhotse import MonoCut
     from lhotse.dataset.sampling.dynamic_bucketing import estimate_duration_buckets
