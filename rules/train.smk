@@ -100,6 +100,9 @@ rule train_trial:
     resources:
         cpus_per_task=lambda wildcards, threads: threads,
         gpu=0,
+        # processes on the CPU (gloo DDP) when gpu is 0; with GPUs, one process per GPU. Under
+        # Slurm the training command starts them as tasks of the job (quranft.launch).
+        tasks=1,
         mem_mb=16000,
         runtime=24 * 60,
     log:
@@ -111,4 +114,4 @@ rule train_trial:
     shell:
         "python -m quranft train --settings {input.settings:q} --trial {wildcards.trial}"
         " --base-model {input.base:q} --data-dir {params.data_dir:q} --out-dir {params.out_dir:q}"
-        " --gpus {resources.gpu} --threads {threads} > {log:q} 2>&1"
+        " --gpus {resources.gpu} --cpu-processes {resources.tasks} --threads {threads} > {log:q} 2>&1"

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import REPO, demo_config_file, snakemake
 
@@ -54,7 +55,7 @@ def slurm_run(slurm, tmp_path_factory, tiny_base):
     config = demo_config_file(workdir, base_model=str(tiny_base),
                               trials={"overrides": {"max_steps": 2, "val_interval": 2, "batch_size": 4,
                                                     "freeze_encoder_layers": 2, "save_top_k": 2,
-                                                    "average_top_k": 2}})
+                                                    "average_top_k": 2, "text_option": "map_missing"}})
     result = run_profile(workdir, "--configfile", str(config), *FIT_LOCAL)
     return workdir, config, result
 
@@ -76,7 +77,7 @@ def test_the_demo_workflow_runs_through_slurm_to_its_leaderboard(slurm_run):
                      "benchmark.json"):
             assert (folder / name).is_file(), f"{trial}/{name}"
     resolved = (workdir / "results" / "v4" / "trial.yaml").read_text(encoding="utf-8")
-    assert resolved.startswith("# v4 resolved: extends_best of ['v1', 'v2', 'v3'] by sequence_accuracy")
+    assert resolved.startswith("# v4 resolved: extends_best of ['v1', 'v2', 'v3'] by validation_wer on the validation data")
     metadata = json.loads((workdir / "results" / "v3" / "training_metadata.json").read_text(encoding="utf-8"))
     assert metadata["trial_values"]["ctc_only"] is False  # V3 trained the hybrid loss, RNNT and all
     assert metadata["training"]["global_step"] == 2
@@ -89,6 +90,29 @@ def test_the_html_report_holds_the_results(slurm_run):
     assert "<html" in html[:2000].lower()
     for text in ("leaderboard", "training_curves", "averaging.json", "benchmark.json"):
         assert text in html, text
+
+
+def test_a_trial_on_two_devices_runs_as_two_slurm_tasks_each_on_its_share(slurm_run):
+    """Under Slurm, Lightning's world size is the job's tasks: a training job on two devices holds
+    two tasks and starts one process in each (here gloo DDP on the CPU: the code path of N GPUs)."""
+    workdir, config, first = slurm_run
+    assert first.returncode == 0
+    values = yaml.safe_load(config.read_text(encoding="utf-8"))
+    values["trials"]["overrides"].update(max_steps=4, val_interval=4)  # a changed trial: v1 trains anew
+    config.write_text(yaml.safe_dump(values, allow_unicode=True), encoding="utf-8")
+    result = run_profile(workdir, "results/v1/training_metadata.json", "--configfile", str(config), *FIT_LOCAL,
+                         "train_trial:tasks=2", timeout=900)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    log = (workdir / "logs" / "train" / "v1.log").read_text(encoding="utf-8")
+    assert "starting one Slurm task per device: srun --overlap --ntasks=2" in log
+    metadata = json.loads((workdir / "results" / "v1" / "training_metadata.json").read_text(encoding="utf-8"))
+    assert (metadata["device"]["devices"], metadata["device"]["strategy"]) == (2, "ddp")
+    assert metadata["training"]["global_step"] == 4 and metadata["training"]["resumed_from_step"] is None
+    ranks = [json.loads((workdir / "results" / "v1" / "logs" / "ranks" / f"rank{k}.json").read_text(encoding="utf-8"))
+             for k in (0, 1)]
+    # 4 steps of 2 batches of 4 clips (v1's grad_accum 2) on each rank
+    assert [(r["rank"], r["world_size"], r["batches"], r["samples"]) for r in ranks] == [(0, 2, 8, 32), (1, 2, 8, 32)]
+    assert not set(ranks[0]["sample_keys"]) & set(ranks[1]["sample_keys"])  # each rank its own share
 
 
 def test_a_failing_rule_is_reported_with_its_log(slurm, tmp_path):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 from quranft.config import ConfigError, load_config
@@ -120,6 +121,13 @@ def _resolved_trial(config: dict, name: str, trial_dir: str):
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    from quranft.launch import relaunch_as_tasks, srun_command
+
+    devices = args.gpus or args.cpu_processes
+    command = srun_command(devices * args.num_nodes, devices, args.num_nodes, args.threads, args.argv)
+    if command:  # in a Slurm job: one task per device, each running this same command
+        relaunch_as_tasks(command)
+
     from quranft.train import Resources, train_trial
 
     config = _config(args)
@@ -141,7 +149,7 @@ def cmd_average(args: argparse.Namespace) -> None:
     trial = _resolved_trial(config, args.trial, args.trial_dir)
     settings = config["averaging"]
     average_trial(args.trial_dir, args.base_model, trial.values["average_top_k"], settings["mode"],
-                  settings["weighted"], max_val_clips=settings["max_val_clips"])
+                  settings["weighted"], max_val_clips=settings["max_val_clips"], device=args.device)
 
 
 def cmd_benchmark(args: argparse.Namespace) -> None:
@@ -278,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     average.add_argument("--trial", required=True, help="trial name (its average_top_k is used)")
     average.add_argument("--trial-dir", required=True, help="the trial's folder (results/<trial>)")
     average.add_argument("--base-model", required=True, help="the base .nemo (tokenizer and config)")
+    average.add_argument("--device", default="cpu", help="where the guard decodes: cpu or cuda")
     average.set_defaults(run=cmd_average)
 
     bench = commands.add_parser("benchmark", help="verse-identification benchmark of one model")
@@ -344,7 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv  # what a command re-runs itself with (training, as one Slurm task per device)
     try:
         args.run(args)
     except QuranftError as error:  # one clear line for the rule's log, then a non-zero exit

@@ -38,6 +38,7 @@ from quranft.errors import QuranftError
 from quranft.fileio import write_json
 from quranft.resume import (MetricsAcrossResume, StoppedEarlyStaysStopped, prepare_checkpoints,
                              run_fingerprint)
+from quranft.launch import RankDataRecord, announce_prepared, slurm_task_rank, wait_until_prepared
 from quranft.text import describe, make_mapper, missing_characters
 from quranft.trials import DATA_CAP_KEYS, Trial
 
@@ -106,6 +107,11 @@ def _device_settings(resources: Resources) -> dict[str, Any]:
         devices = resources.gpus
         settings = {"accelerator": "gpu", "devices": devices, "precision": precision}
     else:
+        if torch.cuda.is_available():
+            log.warning("%s\nTRAINING ON THE CPU although CUDA sees %d GPU(s) here: the job asked for no GPU "
+                        "(resources gpu=0). On a GPU machine run `snakemake --profile gpu`, or give the rule "
+                        "GPUs with --set-resources train_trial:gpu=1.\n%s", "!" * 100,
+                        torch.cuda.device_count(), "!" * 100)
         devices = resources.cpu_processes
         settings = {"accelerator": "cpu", "devices": devices, "precision": "32-true"}
     settings["num_nodes"] = resources.num_nodes
@@ -244,6 +250,9 @@ def train_trial(trial: Trial, base_model: str | Path, source_dirs: dict[str, str
     base_model = Path(base_model)
     values = trial.values
     _check_rnnt_loss(trial, resources.gpus)
+    task_rank = slurm_task_rank()
+    if task_rank:  # the other Slurm tasks prepare once rank 0 has decided what the run resumes from
+        wait_until_prepared(out_dir)
     torch.set_num_threads(threads_per_process(resources))
     pl.seed_everything(values["seed"], workers=True)
 
@@ -266,6 +275,8 @@ def train_trial(trial: Trial, base_model: str | Path, source_dirs: dict[str, str
     checkpoints = out_dir / "checkpoints"
     base_sha256 = sha256_file(base_model)
     resume = prepare_checkpoints(checkpoints, run_fingerprint(trial, base_sha256, manifests))
+    if task_rank == 0:
+        ready = announce_prepared(out_dir, resume.step if resume else None)
     _configure_model(model, trial, manifests, [r["duration"] for r in mapped["train"]], resources)
     frozen = nemo_models.frozen_modules(model, values["freeze_encoder_layers"], values["freeze_rnnt_decoder"])
     nemo_models.freeze(frozen)
@@ -286,7 +297,7 @@ def train_trial(trial: Trial, base_model: str | Path, source_dirs: dict[str, str
         num_sanity_val_steps=0,
         log_every_n_steps=max(1, min(50, values["val_interval"] // 2)),
         logger=loggers,
-        callbacks=_callbacks(trial, checkpoints, frozen, seen),
+        callbacks=[*_callbacks(trial, checkpoints, frozen, seen), RankDataRecord(out_dir).callback],
         enable_progress_bar=os.isatty(2),
         enable_model_summary=False,
         # Lhotse's sampler splits the batches between DDP ranks itself; Lightning's would wrap it.
@@ -300,6 +311,8 @@ def train_trial(trial: Trial, base_model: str | Path, source_dirs: dict[str, str
     fit_seconds = time.time() - fit_started
     if not trainer.is_global_zero:
         return {}
+    if task_rank == 0:
+        ready.unlink(missing_ok=True)
 
     start_step = resume.step if resume else 0
     metrics.restore(start_step)

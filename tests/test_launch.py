@@ -1,0 +1,57 @@
+"""Where training runs: one Slurm task per device, and a loud warning for a CPU run beside a GPU."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import pytest
+
+from quranft import launch
+
+
+@pytest.fixture
+def in_slurm_job(monkeypatch):
+    monkeypatch.setenv("SLURM_JOB_ID", "42")
+    monkeypatch.delenv(launch.TASK_MARK, raising=False)
+
+
+def test_a_job_on_two_devices_starts_two_tasks_running_the_same_command(in_slurm_job):
+    argv = ["train", "--trial", "v1", "--gpus", "2"]
+    assert launch.srun_command(2, 2, 1, 8, argv) == [
+        "srun", "--overlap", "--ntasks=2", "--ntasks-per-node=2", "--nodes=1", "--cpus-per-task=4",
+        "--kill-on-bad-exit=1", "--export=ALL", sys.executable, "-m", "quranft", *argv]
+
+
+def test_no_launch_outside_slurm_for_one_device_or_inside_a_started_task(in_slurm_job, monkeypatch):
+    assert launch.srun_command(1, 1, 1, 8, ["train"]) is None
+    monkeypatch.setenv(launch.TASK_MARK, "1")
+    assert launch.srun_command(2, 2, 1, 8, ["train"]) is None
+    monkeypatch.delenv(launch.TASK_MARK)
+    monkeypatch.delenv("SLURM_JOB_ID")
+    assert launch.srun_command(2, 2, 1, 8, ["train"]) is None  # Lightning starts the processes itself
+
+
+def test_the_ranks_of_a_started_task_wait_for_rank_0(in_slurm_job, monkeypatch, tmp_path):
+    monkeypatch.setenv(launch.TASK_MARK, "1")
+    monkeypatch.setenv("SLURM_PROCID", "1")
+    monkeypatch.setenv("SLURM_STEP_ID", "3")
+    assert launch.slurm_task_rank() == 1
+    with pytest.raises(TimeoutError, match=r"\.prepared\.42\.3\.json: rank 0 did not finish preparing"):
+        launch.wait_until_prepared(tmp_path, timeout=0.2, poll=0.05)
+    ready = launch.announce_prepared(tmp_path, 120)
+    assert launch.wait_until_prepared(tmp_path, timeout=0.2) == {"resume_step": 120}
+    assert ready.name == ".prepared.42.3.json"
+
+
+def test_training_on_the_cpu_beside_a_gpu_warns_loudly(monkeypatch, caplog):
+    import torch
+
+    from quranft.train import Resources, _device_settings
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with caplog.at_level(logging.WARNING, logger="quranft"):
+        settings = _device_settings(Resources(gpus=0))
+    assert settings["accelerator"] == "cpu"
+    assert "TRAINING ON THE CPU although CUDA sees 2 GPU(s) here" in caplog.text and "!" * 100 in caplog.text
