@@ -16,10 +16,12 @@ rule average_checkpoints:
         ),
     params:
         trial_dir=lambda wildcards, output: os.path.dirname(output.model),
+        device=device,
     wildcard_constraints:
         trial=TRIAL_PATTERN,
     threads: 2
     resources:
+        gpu=0,
         mem_mb=16000,
         runtime=120,
     log:
@@ -30,4 +32,5 @@ rule average_checkpoints:
         "../envs/quranft.yaml"
     shell:
         "python -m quranft average --settings {input.settings:q} --trial {wildcards.trial}"
-        " --trial-dir {params.trial_dir:q} --base-model {input.base:q} > {log:q} 2>&1"
+        " --trial-dir {params.trial_dir:q} --base-model {input.base:q} --device {params.device}"
+        " > {log:q} 2>&1"

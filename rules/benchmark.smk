@@ -16,10 +16,13 @@ rule benchmark_model:
             subcategory="{model}",
         ),
         log_probs="results/{model}/log_probs.npz",
+    params:
+        device=device,
     wildcard_constraints:
         model=MODEL_PATTERN,
     threads: 2
     resources:
+        gpu=0,
         mem_mb=8000,
         runtime=120,
     log:
@@ -31,7 +34,7 @@ rule benchmark_model:
     shell:
         "python -m quranft benchmark --settings {input.settings:q} --model {input.model:q}"
         " --name {wildcards.model} --output {output.benchmark:q} --log-probs {output.log_probs:q}"
-        " > {log:q} 2>&1"
+        " --device {params.device} > {log:q} 2>&1"
 
 
 rule leaderboard:

@@ -81,10 +81,12 @@ if config["asr_benchmark"]:
             ),
         params:
             test_set=lambda wildcards, input: os.path.dirname(input.test_set),
+            device=device,
         wildcard_constraints:
             model=MODEL_PATTERN,
         threads: 2
         resources:
+            gpu=0,
             mem_mb=8000,
             runtime=120,
         log:
@@ -95,4 +97,5 @@ if config["asr_benchmark"]:
             "../envs/quranft.yaml"
         shell:
             "python -m quranft asr-benchmark --settings {input.settings:q} --model {input.model:q}"
-            " --name {wildcards.model} --test-set {params.test_set:q} --output {output:q} > {log:q} 2>&1"
+            " --name {wildcards.model} --test-set {params.test_set:q} --output {output:q}"
+            " --device {params.device} > {log:q} 2>&1"

@@ -178,3 +178,9 @@ def benchmark_outputs():
 
 def data_outputs():
     return [f"{DATA}/train.jsonl", f"{DATA}/validation.jsonl", f"{DATA}/report.json"]
+
+
+def device(wildcards, resources):
+    """Where a model runs: the GPU when the job has one (resources gpu, set by the gpu and slurm
+    profiles), else the CPU."""
+    return "cuda" if resources.get("gpu", 0) else "cpu"

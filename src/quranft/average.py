@@ -136,7 +136,8 @@ def _wer(model, manifest: Path, rows: list[dict[str, Any]], batch_size: int) -> 
 
 
 def average_trial(trial_dir: str | Path, base_model: str | Path, top_k: int, mode: str = "better",
-                  weighted: bool = False, batch_size: int = 8, max_val_clips: int | None = 1000) -> dict[str, Any]:
+                  weighted: bool = False, batch_size: int = 8, max_val_clips: int | None = 1000,
+                  device: str = "cpu") -> dict[str, Any]:
     """Write `<trial_dir>/model.nemo` and `<trial_dir>/averaging.json`; return the latter's content."""
     from quranft import nemo_models
     from quranft.transcribe import use_ctc_greedy
@@ -152,7 +153,7 @@ def average_trial(trial_dir: str | Path, base_model: str | Path, top_k: int, mod
     members = [{"path": entry["path"], monitor: entry[monitor]} for entry in ranked]
     paths = [Path(m["path"]) for m in members]
 
-    model = nemo_models.restore(base_model)
+    model = nemo_models.restore(base_model, map_location=device)  # the guard decodes on `device`
     reference = {key: tensor.detach().clone() for key, tensor in model.state_dict().items()}
     base_config = copy.deepcopy(model.cfg)
     use_ctc_greedy(model)
