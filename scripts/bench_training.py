@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from quranft.config import load_config
     from quranft.train import Resources, train_trial
-    from quranft.trials import load_trial, resolve_best
+    from quranft.trials import Trial, load_trial, possible_values
 
     config = load_config(REPO / "config" / "config.yaml", REPO / "config" / "demo.yaml")
     trials_dir = REPO / config["trials"]["dir"]
@@ -48,13 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-train-") as work:
         for name in args.trials:
             trial = load_trial(trials_dir, name, overrides)
-            if trial.values is None:
-                first = trial.best_of["trials"][0]
-                fake = {c: {"matchers": {"primary": "ctc"}, "summary": {"ctc": {trial.best_of["metric"]: 0.0}},
-                            "transcripts": {"wer": 1.0}} for c in trial.best_of["trials"]}
-                resolve_best(trials_dir, name, overrides, fake, Path(work) / name / "trial.yaml")
-                trial = load_trial(trials_dir, name, overrides, resolved_dir=work)
-                assert trial.values is not None, f"{name} did not resolve (parent {first})"
+            if trial.values is None:  # extends the best of others: here, the first of them
+                trial = Trial(name, possible_values(trials_dir, trial, overrides)[0], trial.files)
             metadata = train_trial(trial, args.base_model, sources, Path(work) / name, resources)
             figures = {
                 "trial": name, "ctc_only": trial.values["ctc_only"],
