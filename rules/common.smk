@@ -12,12 +12,14 @@ os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PY
 
 from quranft.config import validate_config
 from quranft.code_versions import scoring_code_files
-from quranft.corpus import audio_files as benchmark_audio_files, synthetic_corpus_warning
+from quranft.corpus import audio_files as benchmark_audio_files, check_build_target, synthetic_corpus_warning
 from quranft.fileio import write_json_if_changed
 from quranft.sources import local_files
 from quranft.trials import load_trial
 
 validate_config(config)
+if config["benchmark"]["build"]:
+    check_build_target(config["benchmark"]["corpus"])
 if warning := synthetic_corpus_warning(config["benchmark"]["corpus"], config["base_model"], workflow.basedir):
     print(warning, file=sys.stderr)
 # Trial files belong to the workflow: found relative to the working directory, else to the workflow.

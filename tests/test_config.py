@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import shutil
 
 import pytest
 import yaml
@@ -98,3 +99,24 @@ def test_snakemake_dry_run_stops_with_the_message(tmp_path, mistake):
     output = result.stdout + result.stderr
     assert message in output
     assert output.count(message) == 1
+
+
+def test_building_over_a_corpus_the_builder_did_not_make_is_refused_before_anything_runs(tmp_path):
+    from quranft.corpus import CorpusError, check_build_target
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(REPO / "demo" / "benchmark", corpus)
+    config = real_config()
+    assert config["benchmark"]["build"]  # the real config builds its corpus
+    config["benchmark"]["corpus"] = str(corpus)
+    path = tmp_path / "build-over.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    result = snakemake(tmp_path, "-n", "--replace-workflow-config", "--configfile", str(path), check=False)
+    assert result.returncode != 0
+    assert f"config key 'benchmark.corpus' ({corpus}) holds a corpus that benchmark.build did not make" in (
+        result.stdout + result.stderr)
+    assert (corpus / "manifest.json").is_file()
+    (corpus / "build_report.json").write_text("{}", encoding="utf-8")
+    check_build_target(corpus)  # a corpus the builder made is built again
+    with pytest.raises(CorpusError):
+        check_build_target(REPO / "demo" / "benchmark")

@@ -30,7 +30,7 @@ import numpy as np
 
 from quranft import quran_text
 from quranft.audio import AudioDecodeError, encode, load_audio, pcm16
-from quranft.corpus import MANIFEST
+from quranft.corpus import BUILD_REPORT, MANIFEST
 from quranft.fileio import replace_dir, write_json
 from quranft.row_verses import RowVerse, VerseResolver, skipped
 from quranft.sources import SourceError, audio_bytes, open_split
@@ -40,7 +40,7 @@ from quranft.verses import default_index, normalize
 log = logging.getLogger("quranft")
 
 RATE = 16000
-REPORT = "build_report.json"
+REPORT = BUILD_REPORT
 CATEGORIES = ("short", "medium", "long")
 SPARE = 0.5  # extra candidates fetched per bucket, as a share of its count, for clips that fail
 EXAMPLES = 3  # skipped rows named per reason in the report

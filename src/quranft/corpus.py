@@ -83,6 +83,21 @@ def audio_files(corpus_dir: str | Path) -> list[str]:
     ]
 
 
+BUILD_REPORT = "build_report.json"  # what build-corpus writes beside the manifest of a corpus it built
+
+
+def check_build_target(corpus_dir: str | Path) -> None:
+    """With benchmark.build set, the workflow builds benchmark.corpus, and Snakemake deletes a
+    job's outputs before running it: refuse a folder that holds a corpus the builder did not make
+    (a finished or shipped corpus would lose its manifest)."""
+    corpus_dir = Path(corpus_dir)
+    if (corpus_dir / MANIFEST).exists() and not (corpus_dir / BUILD_REPORT).exists():
+        raise CorpusError(
+            f"config key 'benchmark.corpus' ({corpus_dir}) holds a corpus that benchmark.build did not make "
+            f"(no {BUILD_REPORT}), and building would replace it: set 'benchmark.build: null' to benchmark it as "
+            "it is, or point 'benchmark.corpus' at a new folder for the built corpus")
+
+
 def synthetic_corpus_warning(corpus_dir: str | Path, base_model: str, workflow_dir: str | Path) -> str | None:
     """A warning when the synthetic demo corpus (espeak-ng voices) would judge a real base model,
     whose figures on it would say nothing about real recitation; None otherwise."""
