@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import re
-import shutil
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Mapping
@@ -37,7 +35,7 @@ from typing import Any
 import jiwer
 
 from quranft.audio import AudioDecodeError, encode, load_audio, pcm16
-from quranft.fileio import read_jsonl, replace_dir, write_json, write_jsonl
+from quranft.fileio import read_jsonl, staged_dir, write_json, write_jsonl
 from quranft.sources import audio_bytes, open_split
 from quranft.text import UTHMANI_FALLBACKS
 from quranft.verses import normalize
@@ -76,10 +74,8 @@ def prepare_asr_set(settings: Mapping[str, Any], out_dir: str | Path) -> dict[st
     """Decode the configured test set into `out_dir` (audio/, manifest.jsonl, report.json)."""
     out_dir = Path(out_dir)
     opened = open_split({**settings, "splits": {"test": settings["split"]}}, "test")
-    staging = out_dir.with_name(f".{out_dir.name}.preparing-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    (staging / "audio").mkdir(parents=True)
-    try:
+    with staged_dir(out_dir) as staging:
+        (staging / "audio").mkdir()
         rows, skipped, kept = [], Counter(), Counter()
         for index, row in enumerate(opened.rows):
             if settings["max_rows"] is not None and index >= settings["max_rows"]:
@@ -107,10 +103,6 @@ def prepare_asr_set(settings: Mapping[str, Any], out_dir: str | Path) -> dict[st
                   "hours": round(sum(r["duration"] for r in rows) / 3600, 3)}
         write_jsonl(staging / MANIFEST, rows)
         write_json(staging / REPORT, report)
-        replace_dir(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return report
 
 

@@ -17,9 +17,7 @@ saying what was picked and what was skipped, and why.
 from __future__ import annotations
 
 import logging
-import os
 import random
-import shutil
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,7 +29,7 @@ import numpy as np
 from quranft import quran_text
 from quranft.audio import AudioDecodeError, encode, load_audio, pcm16
 from quranft.corpus import BUILD_REPORT, MANIFEST
-from quranft.fileio import replace_dir, write_json
+from quranft.fileio import staged_dir, write_json
 from quranft.row_verses import RowVerse, VerseResolver, skipped
 from quranft.sources import SourceError, audio_bytes, open_split
 from quranft.surah_names import surah_number
@@ -275,10 +273,7 @@ def _provenance(rows: list[Candidate]) -> dict:
 def build_corpus(settings: Mapping[str, Any], out_dir: str | Path) -> dict[str, Any]:
     """Write the corpus folder `out_dir` (manifest.json, audio, build_report.json); return the report."""
     out_dir = Path(out_dir)
-    staging = out_dir.with_name(f".{out_dir.name}.building-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
+    with staged_dir(out_dir) as staging:
         resolver = VerseResolver(default_index(), settings["min_score"])
         samples, reports, taken = [], {}, set()
         for source in settings["sources"]:
@@ -296,8 +291,4 @@ def build_corpus(settings: Mapping[str, Any], out_dir: str | Path) -> dict[str, 
         }
         write_json(staging / MANIFEST, {"samples": samples})
         write_json(staging / REPORT, report)
-        replace_dir(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return report

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +84,6 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 def replace_dir(staging: str | Path, target: str | Path) -> None:
     """Put the complete folder `staging` in the place of `target` (a reader sees the old folder or
     the new one, never a mix); `staging` must sit beside `target`, on the same file system."""
-    import shutil
 
     staging, target = Path(staging), Path(target)
     old = target.with_name(f".{target.name}.old-{os.getpid()}")
@@ -90,3 +91,20 @@ def replace_dir(staging: str | Path, target: str | Path) -> None:
         target.rename(old)
     staging.rename(target)
     shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged_dir(target: str | Path) -> Iterator[Path]:
+    """A fresh folder beside `target` to write a whole output folder into: when the block completes
+    it takes `target`'s place (replace_dir); when the block fails it is removed, and `target` stays
+    as it was."""
+    target = Path(target)
+    staging = target.with_name(f".{target.name}.staging-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    replace_dir(staging, target)
