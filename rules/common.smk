@@ -15,7 +15,7 @@ from quranft.code_versions import scoring_code_files
 from quranft.corpus import audio_files as benchmark_audio_files, check_build_target, synthetic_corpus_warning
 from quranft.fileio import write_json_if_changed
 from quranft.sources import local_files
-from quranft.trials import load_trial
+from quranft.trials import candidate_scores_file, data_stage_caps, load_trial
 
 validate_config(config)
 if config["benchmark"]["build"]:
@@ -37,6 +37,8 @@ TRIALS = {
 TRIAL_PATTERN = "|".join(TRIALS) or "(?!)"
 BEST_OF_PATTERN = "|".join(name for name, trial in TRIALS.items() if trial.best_of) or "(?!)"
 MODELS = ["base", *TRIALS]
+# The data stage prepares the most rows any trial asks for (the config's numbers are ceilings).
+DATA_CAPS = data_stage_caps(config["data"], TRIALS, config["trials"]["dir"], config["trials"]["overrides"])
 MODEL_PATTERN = "|".join(MODELS)
 
 
@@ -59,10 +61,7 @@ def data_settings(source=None):
     (held under the config's own numbers, which are ceilings): each trial blends its own caps from
     what the data stage prepares. For one source's preparation, only its own caps and not the
     blend's include_retasy: a change to RetaSy's cap never re-prepares the main corpus."""
-    from quranft.trials import data_stage_caps
-
-    caps = data_stage_caps(config["data"], TRIALS, config["trials"]["dir"], config["trials"]["overrides"])
-    settings = {**config["data"], **caps}
+    settings = {**config["data"], **DATA_CAPS}
     if source is not None:
         other = {cap for name, keys in SOURCE_CAPS.items() if name != source for cap in keys}
         settings = {key: value for key, value in settings.items() if key not in other | {"include_retasy"}}
@@ -131,8 +130,6 @@ def best_of_inputs(wildcards):
     metric they are ranked by: their training metadata for the validation WER (the default, so
     that the choice never depends on the benchmark corpus), their benchmarks for a benchmark
     metric. Whatever re-makes those chooses the best again (and retrains this trial)."""
-    from quranft.trials import candidate_scores_file
-
     trial = TRIALS[wildcards.trial]
     candidates = trial.best_of["trials"]
     return {

@@ -287,12 +287,6 @@ def possible_values(trials_dir: str | Path, trial: Trial, overrides: Mapping[str
             for candidate in trial.best_of["trials"]]
 
 
-@functools.lru_cache(maxsize=None)
-def _warn_once(message: str) -> None:
-    # the Snakefile asks for the data stage's caps once per rule that reads them
-    log.warning(message)
-
-
 def data_stage_caps(data: Mapping[str, Any], trials: Mapping[str, Trial], trials_dir: str | Path,
                     overrides: Mapping[str, Any] | None = None) -> dict[str, int | None]:
     """The caps the data stage prepares with (DATA_CAP_KEYS; None: every row).
@@ -320,6 +314,6 @@ def data_stage_caps(data: Mapping[str, Any], trials: Mapping[str, Trial], trials
         over = {name: cap for name, cap in asked[key].items() if ceiling is not None and (cap is None or cap > ceiling)}
         if over:
             wants = ", ".join(f"{name} ({'all rows' if cap is None else cap})" for name, cap in over.items())
-            _warn_once(f"config key 'data.{key}' ({ceiling}) is below what trial(s) {wants} ask for: the data stage "
+            log.warning(f"config key 'data.{key}' ({ceiling}) is below what trial(s) {wants} ask for: the data stage "
                        f"prepares at most {ceiling} rows; set it to null to prepare what the trials ask for")
     return caps

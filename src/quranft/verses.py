@@ -29,7 +29,6 @@ from rapidfuzz import fuzz, process
 
 from quranft import quran_text
 
-MATCHER_VERSION = "2.0"
 
 _TASHKEEL = re.compile("[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u08d3-\u08ff\u0640\ufeff\u200b-\u200f]")
 _ALEFS = str.maketrans({"\u0623": "\u0627", "\u0625": "\u0627", "\u0622": "\u0627", "\u0671": "\u0627",
