@@ -99,6 +99,7 @@ def test_frozen_layers_and_their_batchnorm_statistics_do_not_move(tmp_path, tiny
 def test_ctc_only_training_never_calls_the_rnnt_loss(tmp_path, tiny_base, demo_data_stage, monkeypatch):
     from nemo.collections.asr.losses.rnnt import RNNTLoss
 
+    from quranft import rnnt_loss
     from quranft.train import train_trial
 
     calls = []
@@ -109,12 +110,16 @@ def test_ctc_only_training_never_calls_the_rnnt_loss(tmp_path, tiny_base, demo_d
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(RNNTLoss, "forward", counting)
+    vectorised = []  # on the CPU the hybrid's RNNT loss is computed by quranft.rnnt_loss
+    original_costs = rnnt_loss.rnnt_costs
+    monkeypatch.setattr(rnnt_loss, "rnnt_costs", lambda *args: vectorised.append(1) or original_costs(*args))
     trials = write_trial(tmp_path / "trials", "ctc", max_steps=3, val_interval=3)
     write_trial(trials, "hybrid", max_steps=3, val_interval=3, ctc_only=False, freeze_rnnt_decoder=False)
     train_trial(load_trial(trials, "ctc"), tiny_base, sources(demo_data_stage), tmp_path / "ctc")
     assert calls == []
     metadata = train_trial(load_trial(trials, "hybrid"), tiny_base, sources(demo_data_stage), tmp_path / "hybrid")
     assert len(calls) >= 3 and metadata["training"]["global_step"] == 3
+    assert len(vectorised) == len(calls)
 
 
 def test_duration_batches_train_and_every_validation_sees_each_validation_clip_once(tmp_path, tiny_base,

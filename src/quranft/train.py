@@ -31,7 +31,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from nemo.collections.asr.losses.rnnt import RNNTLoss
 from omegaconf import open_dict
 
-from quranft import dataloading, nemo_models
+from quranft import dataloading, nemo_models, rnnt_loss
 from quranft.blend import blend_rows, write_manifest
 from quranft.curves import plot_training_curves
 from quranft.errors import QuranftError
@@ -200,6 +200,8 @@ def _configure_model(model, trial: Trial, manifests: dict[str, dict], train_dura
             model.cfg.loss = {"loss_name": values["rnnt_loss"]}
         model.loss = RNNTLoss(num_classes=model.joint.num_classes_with_blank - 1, loss_name=values["rnnt_loss"],
                               reduction=model.cfg.get("rnnt_reduction", "mean_batch"))
+        if resources.gpus == 0:  # the same loss, without NeMo's per-cell Python loop on the CPU
+            rnnt_loss.install(model.loss, values["rnnt_loss"])
         if model.joint.fuse_loss_wer:
             model.joint.set_loss(model.loss)
 
