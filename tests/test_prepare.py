@@ -37,16 +37,27 @@ def leak_index(tmp_path):
     return path
 
 
-def run(tmp_path, splits, source_overrides=None, benchmark_index=None, **data):
+def run(tmp_path, splits, source_overrides=None, benchmark_index=None, workers=1, **data):
     """prepare_source on the main corpus made of `splits`, saved with save_to_disk."""
     dataset = save_dataset(tmp_path / "dataset", splits)
     config = data_config(**data)
     source = config["sources"]["quran_ayah_corpus"]
     source.update(dataset=str(dataset), **(source_overrides or {}))
-    return prepare_source("quran_ayah_corpus", source, config["data"], tmp_path / "out", benchmark_index)
+    return prepare_source("quran_ayah_corpus", source, config["data"], tmp_path / "out", benchmark_index,
+                          workers)
 
 
-def test_every_drop_reason_is_counted_with_examples(tmp_path, leak_index):
+def written_audio(out) -> list[str]:
+    return sorted(str(p.relative_to(out)) for p in (out / "audio").rglob("*") if p.is_file())
+
+
+def manifest_audio(out) -> list[str]:
+    return sorted(json.loads(line)["audio_filepath"] for split in ("train", "validation")
+                  for line in (out / f"{split}.jsonl").read_text(encoding="utf-8").splitlines())
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_every_drop_reason_is_counted_with_examples(tmp_path, leak_index, workers):
     train = good_rows(3) + [
         {"audio": b"not audio at all", "text": TEXT},  # undecodable
         {"audio": encoded(synth(1.0, seed=50)), "text": "  \n "},  # empty text
@@ -58,7 +69,7 @@ def test_every_drop_reason_is_counted_with_examples(tmp_path, leak_index):
     ] + good_rows(4, seed=100)
     validation = good_rows(2, seed=200)
     report = run(tmp_path, {"train": train, "validation": validation}, benchmark_index=leak_index,
-                 max_train_samples=5, max_undecodable_fraction=0.5)
+                 workers=workers, max_train_samples=5, max_undecodable_fraction=0.5)
     figures = report["splits"]["train"]
     assert figures["dropped"] == {
         "undecodable": 1, "empty_text": 1, "bad_label": 0, "too_short": 1, "too_long": 1,
@@ -75,6 +86,9 @@ def test_every_drop_reason_is_counted_with_examples(tmp_path, leak_index):
     assert figures["examples"]["over_cap"] == [f"quran_ayah_corpus-train-{i:07d}" for i in (11, 12, 13)]
     written = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
     assert written == json.loads(json.dumps(report))
+    # the workers write every row they keep; the duplicate's file and those decoded past the cap go
+    assert written_audio(tmp_path / "out") == manifest_audio(tmp_path / "out")
+    assert len(manifest_audio(tmp_path / "out")) == 5 + 2
 
 
 def test_bad_labels_are_dropped_and_text_comes_from_the_configured_column(tmp_path):
@@ -175,8 +189,8 @@ def test_two_runs_write_byte_identical_manifests_whatever_the_workers(tmp_path):
         outputs.append(out)
     for name in ("train.jsonl", "validation.jsonl", "report.json"):
         assert (outputs[0] / name).read_bytes() == (outputs[1] / name).read_bytes(), name
-    audio = sorted(p.relative_to(outputs[0]) for p in (outputs[0] / "audio").rglob("*.flac"))
-    assert len(audio) == 35
+    audio = written_audio(outputs[0])
+    assert audio == written_audio(outputs[1]) == manifest_audio(outputs[0]) and len(audio) == 35
     assert all((outputs[0] / p).read_bytes() == (outputs[1] / p).read_bytes() for p in audio)
 
 
@@ -197,6 +211,24 @@ def test_too_many_undecodable_rows_stop_with_the_source_and_rows_named(tmp_path)
     assert not (tmp_path / "out" / "train.jsonl").exists()
     assert not (tmp_path / "out" / "report.json").exists()
     assert not list((tmp_path / "out").glob(".audio.tmp-*"))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_fault_in_a_worker_stops_the_stage_naming_the_row(tmp_path, workers):
+    """Not undecodable audio (a counted drop) but a fault, here writing a format that does not exist."""
+    validation = [{"audio": encoded(synth(0.3, seed=1)), "text": TEXT}, {"audio": b"junk", "text": TEXT}]
+    dataset = save_dataset(tmp_path / "dataset", {"validation": validation + good_rows(2, seed=2),
+                                                  "train": good_rows(1)})
+    config = data_config(max_undecodable_fraction=0.9)
+    source = {**config["sources"]["quran_ayah_corpus"], "dataset": str(dataset)}
+    data = {**config["data"], "audio_format": "nonesuch"}  # past the schema, which would refuse it
+    with pytest.raises(DataStageError) as error:
+        prepare_source("quran_ayah_corpus", source, data, tmp_path / "out", workers=workers)
+    assert str(error.value).startswith(
+        "source 'quran_ayah_corpus' split 'validation': row quran_ayah_corpus-validation-0000002: "
+    )
+    assert "nonesuch" in str(error.value).lower()
+    assert not (tmp_path / "out" / "audio").exists() and not list((tmp_path / "out").glob(".audio.tmp-*"))
 
 
 def test_missing_column_and_split_are_named(tmp_path):

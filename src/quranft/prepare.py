@@ -1,9 +1,10 @@
 """The data stage for one source: dataset rows to 16 kHz mono audio files and NeMo JSONL manifests.
 
-Rows stream through in dataset order. Cheap checks (empty text, label) run first; the rest
-(decode, down-mix, resample, duration, content hash, leakage fingerprint, encode) runs in worker
-processes, and the results come back in order, so that two runs write byte-identical manifests
-whatever the number of workers. Every dropped row is counted by reason in the report.
+Rows stream through in dataset order. Cheap checks (empty text, label) run first in this process;
+the rest (decode, down-mix, resample, duration, content hash, leakage fingerprint, encode and write)
+runs in worker processes (quranft.decode_worker), and their verdicts come back in order, so that two
+runs write byte-identical manifests whatever the number of workers. Duplicates, caps, reports and
+manifests are decided here. Every dropped row is counted by reason in the report.
 """
 
 from __future__ import annotations
@@ -12,18 +13,16 @@ import os
 import shutil
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import closing
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from quranft import audio as audio_mod
+from quranft.decode_worker import Decoded, DecodePool, DecodeSettings, RowFailed, RowTask
 from quranft.errors import QuranftError
 from quranft.fileio import write_json, write_jsonl
-from quranft.fingerprint import FingerprintIndex, fingerprint
-from quranft.leakage import read_index
 from quranft.progress import progress
 from quranft.sources import audio_bytes, open_split
 
@@ -47,26 +46,6 @@ class DataStageError(QuranftError, RuntimeError):
     """The data stage cannot produce trustworthy manifests; the message names the source and rows."""
 
 
-@dataclass(frozen=True)
-class DecodeSettings:
-    sample_rate: int
-    min_duration: float
-    max_duration: float
-    audio_format: str
-    leakage_max_bit_error_rate: float
-
-
-@dataclass
-class Decoded:
-    """What a worker learned about one row."""
-
-    reason: str | None  # None: keep
-    detail: str = ""
-    duration: float = 0.0
-    sha1: str = ""
-    encoded: bytes = b""
-
-
 def normalize_whitespace(text: str) -> str:
     """Collapse runs of white space (including newlines and tabs) and trim; nothing else."""
     return " ".join(text.split())
@@ -76,79 +55,6 @@ def split_cap(source_name: str, split: str, data: Mapping[str, Any]) -> int | No
     if source_name == "retasy":
         return data["max_retasy_samples"]
     return data["max_train_samples"] if split == "train" else data["max_val_samples"]
-
-
-_worker_index: FingerprintIndex | None = None
-_worker_settings: DecodeSettings | None = None
-
-
-def _init_worker(index_path: str | None, settings: DecodeSettings) -> None:
-    global _worker_index, _worker_settings
-    _worker_settings = settings
-    _worker_index = read_index(index_path) if index_path else None
-
-
-def decode_row(data: bytes) -> Decoded:
-    """Decode one row's audio and decide whether it is kept (runs in a worker)."""
-    settings = _worker_settings
-    assert settings is not None, "worker not initialised"
-    try:
-        samples = audio_mod.load_audio(data, settings.sample_rate)
-    except audio_mod.AudioDecodeError as error:
-        return Decoded("undecodable", str(error))
-    duration = len(samples) / settings.sample_rate
-    if duration < settings.min_duration:
-        return Decoded("too_short", f"{duration:.3f} s", duration)
-    if duration > settings.max_duration:
-        return Decoded("too_long", f"{duration:.3f} s", duration)
-    pcm = audio_mod.pcm16(samples)
-    sha1 = audio_mod.content_sha1(pcm)
-    if _worker_index is not None and len(_worker_index):
-        match = _worker_index.match(
-            fingerprint(samples, settings.sample_rate), settings.leakage_max_bit_error_rate
-        )
-        if match is not None:
-            clip_id, ber = match
-            return Decoded("leaked", f"benchmark clip {clip_id} (bit error rate {ber:.3f})", duration, sha1)
-    return Decoded(
-        None, "", duration, sha1, audio_mod.encode(pcm, settings.sample_rate, settings.audio_format)
-    )
-
-
-def _decode_chunk(chunk: list[bytes | None]) -> list[Decoded | None]:
-    """Decode the rows that passed the cheap checks; None marks a row already dropped."""
-    return [None if data is None else decode_row(data) for data in chunk]
-
-
-def ordered_map(
-    function: Callable[[list[bytes]], list[Decoded]],
-    chunks: Iterable[list[bytes]],
-    workers: int,
-    initializer: Callable[..., None],
-    initargs: tuple,
-) -> Iterator[list[Decoded]]:
-    """Map over chunks with `workers` processes, in order, holding a bounded number in flight.
-
-    (Pool.imap would read the whole input ahead, audio bytes and all, into memory.)
-    """
-    if workers <= 1:
-        initializer(*initargs)
-        for chunk in chunks:
-            yield function(chunk)
-        return
-    with ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=get_context("spawn"),
-        initializer=initializer,
-        initargs=initargs,
-    ) as pool:
-        pending: deque[Future] = deque()
-        for chunk in chunks:
-            pending.append(pool.submit(function, chunk))
-            if len(pending) >= 4 * workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
 
 
 @dataclass
@@ -276,16 +182,16 @@ def prepare_source(
     manifests: dict[str, list[dict[str, Any]]] = {}
     reports: dict[str, SplitReport] = {}
     try:
-        for split in (s for s in SPLIT_ORDER if s in source["splits"]):
-            opened = open_split(source, split)
-            report = SplitReport(rows_total=opened.num_rows, labels={} if source["label_column"] else None)
-            reports[split] = report
-            manifests[split] = _prepare_split(
-                source_name, split, source, opened, settings, split_cap(source_name, split, data),
-                staging, str(benchmark_index) if benchmark_index else None, workers,
-                seen_sha1, report,
-            )
-            _check_undecodable(source_name, split, report, data["max_undecodable_fraction"])
+        with DecodePool(workers, str(benchmark_index) if benchmark_index else None, settings) as pool:
+            for split in (s for s in SPLIT_ORDER if s in source["splits"]):
+                opened = open_split(source, split)
+                report = SplitReport(rows_total=opened.num_rows, labels={} if source["label_column"] else None)
+                reports[split] = report
+                manifests[split] = _prepare_split(
+                    source_name, split, source, opened, settings.audio_format,
+                    split_cap(source_name, split, data), staging, pool, seen_sha1, report,
+                )
+                _check_undecodable(source_name, split, report, data["max_undecodable_fraction"])
         final_audio = out_dir / "audio"
         if final_audio.exists():
             shutil.rmtree(final_audio)
@@ -319,24 +225,51 @@ def _unique_suffix() -> str:
     return f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
-def _prepare_split(source_name, split, source, opened, settings, cap, staging, index_path,
-                   workers, seen_sha1, report) -> list[dict[str, Any]]:
+def _prepare_split(source_name, split, source, opened, audio_format, cap, staging, pool, seen_sha1,
+                   report) -> list[dict[str, Any]]:
     """Decode one split into `staging/<split>/`; return its manifest rows, counting every drop.
 
     All counting happens here, in row order, so that the report does not depend on how many
-    rows the workers had in flight when the cap was reached.
+    rows the workers had in flight when the cap was reached. The workers write every row that
+    passes their checks; the files of rows dropped here (duplicates, rows decoded past the cap)
+    are removed at the end, so that the folder holds exactly the manifest's files.
     """
     audio_dir = staging / split
     audio_dir.mkdir(parents=True, exist_ok=True)
     manifest: list[dict[str, Any]] = []
     row_chunks: deque[list[_Row]] = deque()
 
-    def data_chunks() -> Iterator[list[bytes | None]]:
+    def file_name(row: _Row) -> str:
+        return f"{row.index:07d}.{audio_format}"
+
+    def task_chunks() -> Iterator[list[RowTask | None]]:
         for rows, datas in _chunked(_read_rows(opened.rows, source_name, split, source), CHUNK_ROWS):
             row_chunks.append(rows)
-            yield datas
+            yield [None if data is None else RowTask(row.row_id, data, str(audio_dir / file_name(row)))
+                   for row, data in zip(rows, datas)]
 
-    results = ordered_map(_decode_chunk, data_chunks(), workers, _init_worker, (index_path, settings))
+    try:
+        with closing(pool.map(task_chunks())) as results:
+            _count_rows(source_name, split, source, results, row_chunks, file_name, cap, seen_sha1,
+                        report, manifest)
+    except RowFailed as error:
+        raise DataStageError(f"source '{source_name}' split '{split}': {error}") from error
+    except BrokenProcessPool as error:
+        rows = row_chunks[0]
+        raise DataStageError(
+            f"source '{source_name}' split '{split}': a worker process died (killed, out of memory?) "
+            f"while the rows from {rows[0].row_id} on were being decoded"
+        ) from error
+    listed = {Path(row["audio_filepath"]).name for row in manifest}
+    for path in audio_dir.iterdir():
+        if path.name not in listed:
+            path.unlink()
+    return manifest
+
+
+def _count_rows(source_name, split, source, results, row_chunks, file_name, cap, seen_sha1, report,
+                manifest) -> None:
+    """Take the workers' verdicts in row order into `report` and `manifest`, up to the cap."""
     last_index = -1
     for decoded_chunk in progress(results, total=None, desc=f"{source_name}/{split}", unit="chunk"):
         for row, decoded in zip(row_chunks.popleft(), decoded_chunk):
@@ -353,11 +286,9 @@ def _prepare_split(source_name, split, source, opened, settings, cap, staging, i
                     report.leaked.append({"id": row.row_id, "match": decoded.detail})
                 continue
             seen_sha1[decoded.sha1] = row.row_id
-            name = f"{row.index:07d}.{settings.audio_format}"
-            (audio_dir / name).write_bytes(decoded.encoded)
             manifest.append(
                 {
-                    "audio_filepath": f"audio/{split}/{name}",
+                    "audio_filepath": f"audio/{split}/{file_name(row)}",
                     "duration": round(decoded.duration, 6),
                     "text": row.text,
                     "id": row.row_id,
@@ -369,8 +300,7 @@ def _prepare_split(source_name, split, source, opened, settings, cap, staging, i
             report.kept_seconds += decoded.duration
             if cap is not None and report.kept >= cap:
                 _count_over_cap(source_name, split, source, last_index, report)
-                return manifest
-    return manifest
+                return
 
 
 def _count_over_cap(source_name, split, source, last_index, report) -> None:
