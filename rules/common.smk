@@ -140,13 +140,14 @@ def best_of_inputs(wildcards):
 
 
 def demo_base_inputs():
-    """What the demo base model is trained from: the raw demo sources and the benchmark audio
-    (for the leakage guard). Ancient: the committed model is kept whatever the files' times; a
-    rebuild is asked for with --forcerun pretrain_demo_base (or by deleting the model). A corpus
+    """What the demo base model is trained from: the base domain's raw files (demo_base.source) and
+    the benchmark audio (for the leakage guard). Ancient: the committed model is kept whatever the files' times; a
+    rebuild is asked for with -f demo/base_model.nemo (or by deleting the model). A corpus
     the workflow builds is left out: its build would re-train the committed model (build it first,
     snakemake <corpus>/manifest.json, before forcing a rebuild that should exclude its clips)."""
     built = built_corpus_manifest() is not None
-    files = [path for name in sources_used() for path in source_files(name)] + ([] if built else benchmark_audio())
+    source = config["demo_base"].get("source")
+    files = (local_files(source) if source else []) + ([] if built else benchmark_audio())
     return [ancient(path) for path in files]
 
 

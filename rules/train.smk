@@ -2,15 +2,14 @@
 
 
 # The demo base model is committed; its inputs are ancient source files, so that a fresh clone uses
-# it as it is. Rebuild it with: snakemake -c2 --configfile config/demo.yaml --forcerun pretrain_demo_base
+# it as it is. Rebuild it with: snakemake -c2 --configfile config/demo.yaml -f demo/base_model.nemo
 rule pretrain_demo_base:
     input:
         demo_base_inputs(),
         settings=ancient(
             settings_file(
                 "pretrain_demo_base",
-                data=data_settings(),
-                sources=config["sources"],
+                data=data_settings("quran_ayah_corpus"),
                 benchmark=config["benchmark"],
                 demo_base=config["demo_base"],
             )

@@ -96,7 +96,7 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900)
 def demo_config_file(workdir: Path, **overrides) -> Path:
     """config/demo.yaml with its relative paths made absolute (the workflow runs in `workdir`)."""
     config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text(encoding="utf-8"))
-    for source in config["sources"].values():
+    for source in [*config["sources"].values(), config["demo_base"]["source"]]:
         source["dataset"] = str(REPO / source["dataset"])
     config["benchmark"]["corpus"] = str(REPO / config["benchmark"]["corpus"])
     config["trials"]["dir"] = str(REPO / "config" / "trials")

@@ -1,4 +1,5 @@
-"""The embedded demo corpus mirrors the real sources' schemas and carries the planted bad rows."""
+"""The embedded demo corpus mirrors the real sources' schemas, carries the planted bad rows, and is
+a domain shift: the base domain apart from the fine-tuning sources and the benchmark."""
 
 from __future__ import annotations
 
@@ -22,6 +23,11 @@ RETASY_COLUMNS = {
 
 
 def check_corpus(root):
+    base = datasets.load_from_disk(str(root / "base_domain"))
+    assert set(base) == {"train", "validation"} and set(base["train"].column_names) == {"audio", "text", "duration"}
+    assert verse(112, 1, variant="simple") in base["validation"]["text"]  # the base domain's text variant
+    assert len(base["train"]) > len(base["validation"]) >= 40
+
     quran = datasets.load_from_disk(str(root / "quran_ayah_corpus"))
     assert set(quran) == {"train", "validation"}
     assert set(quran["train"].column_names) == {"audio", "text", "duration"}
@@ -36,15 +42,23 @@ def check_corpus(root):
     assert "" in retasy["Aya"]
 
     samples = load_samples(root / "benchmark")
-    assert max(len(s.expected_verses) for s in samples) == 6
-    suffixes = {s.file.rsplit(".", 1)[1] for s in samples}
-    assert {"wav", "mp3", "m4a"} <= suffixes
-    assert {s.category for s in samples} >= {"short", "multi"}
+    assert len(samples) >= 80
+    spans = {len(s.expected_verses) for s in samples if s.category == "multi"}
+    assert spans == {2, 3, 4, 5, 6}
+    assert {s.category for s in samples} == {"short", "medium", "long", "multi"}
+    assert {(s.source, s.file.rsplit(".", 1)[1]) for s in samples} >= {
+        ("everyayah", "wav"), ("everyayah", "mp3"), ("retasy", "mp3"), ("retasy", "wav"), ("user", "m4a")}
+    said = [s for s in samples if s.id.endswith("_basmala")]
+    skipped = {s.expected_verses[0] for s in samples if len(s.expected_verses) == 1 and not s.id.endswith("_basmala")}
+    assert len(said) == 8 and all(s.expected_verses[0] in skipped for s in said)  # each also without it
     assert sum(s.id.startswith("leak_") for s in samples) == 3
     for sample in samples:
         assert load_audio(root / "benchmark" / sample.file).size > 16000 * 0.6
-    size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
-    assert size < 20 * 2**20
+
+
+def test_the_shipped_demo_corpus_and_base_model_stay_small():
+    size = sum(p.stat().st_size for p in (REPO / "demo").rglob("*") if p.is_file())
+    assert (REPO / "demo" / "base_model.nemo").is_file() and size <= 30 * 2**20
 
 
 def test_the_shipped_demo_corpus():

@@ -63,12 +63,13 @@ def test_frozen_layers_and_their_batchnorm_statistics_do_not_move(tmp_path, tiny
     from quranft import nemo_models
     from quranft.train import train_trial
 
-    trial = load_trial(write_trial(tmp_path / "trials"), "t")
+    trial = load_trial(write_trial(tmp_path / "trials", lr_scale=3.0), "t")
     before = state(nemo_models.restore(tiny_base))
     metadata = train_trial(trial, tiny_base, sources(demo_data_stage), tmp_path / "out")
     assert metadata["training"]["global_step"] == 6
     last = torch.load(tmp_path / "out" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     after = last["state_dict"]
+    assert last["optimizer_states"][0]["param_groups"][0]["initial_lr"] == pytest.approx(3.0e-3)  # lr x lr_scale
     frozen_prefixes = ("preprocessor.", "encoder.pre_encode.", "encoder.layers.0.", "encoder.layers.1.",
                        "decoder.", "joint.")
     frozen = [k for k in before if k.startswith(frozen_prefixes)]
@@ -301,7 +302,9 @@ def test_the_demo_base_model_rule_builds_a_model_that_transcribes(tmp_path):
     config["sources"]["quran_ayah_corpus"]["dataset"] = str(REPO / demo["sources"]["quran_ayah_corpus"]["dataset"])
     config["sources"]["retasy"]["dataset"] = str(REPO / demo["sources"]["retasy"]["dataset"])
     config["benchmark"]["corpus"] = str(REPO / "demo" / "benchmark")
-    config["demo_base"] = {"vocab_size": 64, "d_model": 16, "n_layers": 2, "n_heads": 2, "subsampling_channels": 8,
+    base_domain = {"dataset": str(REPO / demo["demo_base"]["source"]["dataset"]),
+                   "splits": {"train": "train", "validation": "validation"}}
+    config["demo_base"] = {"source": base_domain, "vocab_size": 64, "d_model": 16, "n_layers": 2, "n_heads": 2, "subsampling_channels": 8,
                            "max_steps": 3, "val_interval": 3, "batch_size": 8}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
@@ -312,3 +315,4 @@ def test_the_demo_base_model_rule_builds_a_model_that_transcribes(tmp_path):
     assert type(model).__name__ == "EncDecHybridRNNTCTCBPEModel" and len(model.encoder.layers) == 2
     metadata = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
     assert metadata["steps"] == 3 and "val_wer" in metadata["validation"]
+    assert metadata["settings"]["source"]["dataset"].endswith("base_domain")  # the base domain, not the sources

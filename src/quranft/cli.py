@@ -94,15 +94,17 @@ def cmd_pretrain_demo_base(args: argparse.Namespace) -> None:
     from quranft.prepare import prepare_source
 
     config = _config(args)
+    source = config["demo_base"].get("source")
+    if not source or set(source["splits"]) != {"train", "validation"}:
+        raise ConfigError("config key 'demo_base.source': the base domain to pretrain on, a source with "
+                          "train and validation splits (the demo's is demo/base_domain)")
     with tempfile.TemporaryDirectory(prefix="demo-base-") as work:
-        # The data stage, privately: the same sources, filters and leakage guard as the trials get.
+        # The data stage, privately: the same filters and leakage guard as the trials' sources get.
         index, _ = build_index(config["benchmark"]["corpus"])
         write_index(index, Path(work) / "fingerprints.npz")
-        names = ["quran_ayah_corpus"] + (["retasy"] if config["data"]["include_retasy"] else [])
-        for name in names:
-            prepare_source(name, config["sources"][name], config["data"], Path(work) / name,
-                           benchmark_index=Path(work) / "fingerprints.npz", workers=args.threads)
-        blend({name: Path(work) / name for name in names}, config["data"]["include_retasy"], work)
+        prepare_source("base_domain", source, config["data"], Path(work) / "base_domain",
+                       benchmark_index=Path(work) / "fingerprints.npz", workers=args.threads)
+        blend({"quran_ayah_corpus": Path(work) / "base_domain"}, False, work)  # the main (only) corpus
         metadata = pretrain_demo_base(Path(work) / "train.jsonl", Path(work) / "validation.jsonl", args.output,
                                       config["demo_base"], threads=args.threads)
     log.info("demo base model: %s after %d steps (%.0f s)", metadata["validation"], metadata["steps"],

@@ -205,14 +205,15 @@ def _configure_model(model, trial: Trial, manifests: dict[str, dict], train_dura
         if model.joint.fuse_loss_wer:
             model.joint.set_loss(model.loss)
 
+    lr, min_lr = values["lr"] * values["lr_scale"], values["min_lr"] * values["lr_scale"]
     sched: dict[str, Any] = {"name": "CosineAnnealing", "warmup_steps": values["warmup_steps"],
-                             "min_lr": values["min_lr"], "max_steps": values["max_steps"]}
+                             "min_lr": min_lr, "max_steps": values["max_steps"]}
     if values["scheduler"] == "Constant":
         sched = {"name": "ConstantAnnealing" if values["warmup_steps"] == 0 else "WarmupHoldPolicy",
                  "warmup_steps": values["warmup_steps"], "hold_steps": values["max_steps"],
-                 "min_lr": values["lr"], "max_steps": values["max_steps"]}
+                 "min_lr": lr, "max_steps": values["max_steps"]}
     with open_dict(model.cfg):
-        model.cfg.optim = {"name": "adamw", "lr": values["lr"], "weight_decay": values["weight_decay"],
+        model.cfg.optim = {"name": "adamw", "lr": lr, "weight_decay": values["weight_decay"],
                            "betas": [0.9, 0.98], "sched": sched}
 
 

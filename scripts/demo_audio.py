@@ -1,0 +1,119 @@
+"""Audio for the demo corpus (scripts/make_demo_corpus.py): espeak-ng speech, the two domains, containers.
+
+The demo is a domain shift, as the real project is (a model pretrained on broadcast Arabic,
+fine-tuned on recitation):
+- the base domain, on which the demo base model is pretrained: a few espeak-ng voices reading at a
+  broadcast pace, clean and full-band (`render` at 35-45 dB SNR);
+- the shifted domain of the fine-tuning sources and the benchmark: other voices reading slower, as
+  a reciter does, through one of four recording conditions (`CONDITIONS`): noise, a phone-like band
+  limit with saturation, a reverberant room, or a noisy room.
+Everything random comes from the caller's seeded generator.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile as sf
+import soxr
+from scipy import signal
+
+RATE = 16000
+CONDITIONS = ("noise", "phone", "room", "noisy room")
+
+
+@dataclass(frozen=True)
+class Voice:
+    variant: str  # an espeak-ng voice variant; "" for the default Arabic voice
+    speed: int  # words per minute
+    pitch: int  # 0-99
+
+
+def speak(text: str, voice: Voice) -> np.ndarray:
+    """espeak-ng's rendering of `text` as float32 at 16 kHz."""
+    name = f"ar+{voice.variant}" if voice.variant else "ar"
+    result = subprocess.run(
+        ["espeak-ng", "-v", name, "-s", str(voice.speed), "-p", str(voice.pitch), "--stdout", text],
+        capture_output=True,
+        check=True,
+    )
+    samples, rate = sf.read(io.BytesIO(result.stdout), dtype="float32")
+    return soxr.resample(samples, rate, RATE).astype(np.float32)
+
+
+def render(speech: np.ndarray, rng: np.random.Generator, snr_db: float) -> np.ndarray:
+    """Pad with a little silence, set a random level and add white noise at `snr_db`."""
+    lead, tail = (int(RATE * rng.uniform(0.1, 0.35)) for _ in range(2))
+    audio = np.concatenate([np.zeros(lead, np.float32), speech, np.zeros(tail, np.float32)])
+    audio = audio * (rng.uniform(0.4, 0.85) / max(float(np.abs(audio).max()), 1e-6))
+    level = np.sqrt(np.mean(speech**2)) * np.abs(audio).max() / max(float(np.abs(speech).max()), 1e-6)
+    noise = rng.normal(0.0, level * 10 ** (-snr_db / 20), len(audio))
+    return np.clip(audio + noise, -1, 1).astype(np.float32)
+
+
+def phone(speech: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A phone-like channel: 300-3400 Hz band, some saturation."""
+    sos = signal.butter(4, [300, 3400], btype="bandpass", fs=RATE, output="sos")
+    banded = signal.sosfilt(sos, speech)
+    drive = rng.uniform(1.5, 3.0)
+    peak = max(float(np.abs(banded).max()), 1e-6)
+    return (np.tanh(drive * banded / peak) / np.tanh(drive)).astype(np.float32)
+
+
+def room(speech: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A reverberant room: an exponentially decaying noise impulse response, RT60 0.3-0.6 s."""
+    rt60 = rng.uniform(0.3, 0.6)
+    n = int(RATE * rt60)
+    response = rng.normal(0, 1, n) * np.exp(-6.9 * np.arange(n) / n)
+    response[0] = 0.0
+    response = 0.6 * response / np.sqrt(np.sum(response**2))
+    response[0] = 1.0
+    wet = signal.fftconvolve(speech, response)[: len(speech) + n // 2]
+    return (wet / max(float(np.abs(wet).max()), 1e-6)).astype(np.float32)
+
+
+def shifted(speech: np.ndarray, rng: np.random.Generator, condition: str | None = None) -> np.ndarray:
+    """`speech` in the shifted domain: one of CONDITIONS (chosen at random unless given), then
+    padding, level and noise."""
+    condition = condition or CONDITIONS[int(rng.integers(len(CONDITIONS)))]
+    if condition == "noise":
+        return render(speech, rng, rng.uniform(8, 16))
+    if condition == "phone":
+        return render(phone(speech, rng), rng, rng.uniform(15, 25))
+    if condition == "room":
+        return render(room(speech, rng), rng, rng.uniform(15, 25))
+    return render(room(speech, rng), rng, rng.uniform(12, 18))
+
+
+def encode(audio: np.ndarray, fmt: str, rate: int = RATE, channels: int = 1) -> bytes:
+    """Bytes of `audio` (16 kHz mono) in a container: wav, flac, mp3, ogg or m4a."""
+    if rate != RATE:
+        audio = soxr.resample(audio, RATE, rate).astype(np.float32)
+    if channels == 2:  # a slightly different right channel, as from a real stereo recording
+        audio = np.stack([audio, 0.8 * audio], axis=1)
+    if fmt == "m4a":
+        return _encode_m4a(audio, rate)
+    subtype = {"wav": "PCM_16", "flac": "PCM_16", "mp3": "MPEG_LAYER_III", "ogg": "VORBIS"}[fmt]
+    buffer = io.BytesIO()
+    sf.write(buffer, audio, rate, format=fmt.upper(), subtype=subtype)
+    return buffer.getvalue()
+
+
+def _encode_m4a(audio: np.ndarray, rate: int) -> bytes:
+    import av
+
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp4") as container:
+        stream = container.add_stream("aac", rate=rate)
+        stream.layout = "mono" if audio.ndim == 1 else "stereo"
+        planar = audio.reshape(1, -1) if audio.ndim == 1 else audio.T.copy()
+        frame = av.AudioFrame.from_ndarray(planar.astype(np.float32), format="fltp", layout=stream.layout.name)
+        frame.sample_rate = rate
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return buffer.getvalue()

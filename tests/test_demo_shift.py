@@ -1,0 +1,45 @@
+"""The demo as a domain shift, scaled down: the committed demo base (pretrained on the base domain)
+fine-tuned a few steps on the shifted-domain sources changes what it predicts on the benchmark, and
+the leaderboard names every clip it recovered and regressed on."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from conftest import REPO, demo_config_file, snakemake
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_short_fine_tune_changes_the_predictions_and_the_leaderboard_lists_the_changes(tmp_path):
+    demo = yaml.safe_load((REPO / "config" / "demo.yaml").read_text(encoding="utf-8"))
+    overrides = {**demo["trials"]["overrides"], "max_steps": 12, "val_interval": 12, "warmup_steps": 2,
+                 "save_top_k": 1, "average_top_k": 1}
+    config = demo_config_file(tmp_path, base_model=str(REPO / "demo" / "base_model.nemo"),
+                              trials={"names": ["v2"], "overrides": overrides})
+    snakemake(tmp_path, "results/leaderboard.json", "--cores", "2", "--configfile", str(config))
+
+    results = tmp_path / "results"
+    runs = {name: json.loads((results / name / "benchmark.json").read_text(encoding="utf-8")) for name in ("base", "v2")}
+    primary = runs["base"]["matchers"]["primary"]
+    rows = {name: {row["id"]: row for row in run["rows"]} for name, run in runs.items()}
+    assert rows["base"].keys() == rows["v2"].keys() and len(rows["base"]) >= 80
+    changed = [i for i in rows["base"] if rows["base"][i]["transcript"] != rows["v2"][i]["transcript"]]
+    assert len(changed) > len(rows["base"]) // 2  # fine-tuning moved the model: most transcripts differ
+
+    def correct(name, sample):
+        return rows[name][sample]["matchers"][primary]["sequence_accuracy"] == 1.0
+
+    recovered = sorted(i for i in rows["base"] if correct("v2", i) and not correct("base", i))
+    regressed = sorted(i for i in rows["base"] if correct("base", i) and not correct("v2", i))
+    assert recovered or regressed
+    board = json.loads((results / "leaderboard.json").read_text(encoding="utf-8"))
+    versus = next(row for row in board["rows"] if row["model"] == "v2")["versus_base"]
+    assert sorted(versus["recovered"]) == recovered and sorted(versus["regressed"]) == regressed
+    markdown = (results / "leaderboard.md").read_text(encoding="utf-8")
+    line = next(line for line in markdown.splitlines() if line.startswith("**v2** regressed on:"))
+    for sample in recovered + regressed:
+        assert sample in line
