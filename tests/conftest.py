@@ -80,12 +80,13 @@ def data_config(**data) -> dict:
     })
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run the repository's workflow with `workdir` as its working directory."""
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900,
+              snakefile: Path = REPO / "Snakefile") -> subprocess.CompletedProcess:
+    """Run the repository's workflow (or the one of `snakefile`) with `workdir` as its working directory."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args],
+        [sys.executable, "-m", "snakemake", "-s", str(snakefile), "-d", str(workdir), *args],
         cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout,
     )
     if check and result.returncode != 0:
