@@ -144,9 +144,9 @@ def test_editing_the_matcher_code_rescores_and_never_retrains(finished, tmp_path
     workdir, config = finished
     workflow = tmp_path / "workflow"
     workflow.mkdir()
-    for name in ("Snakefile", "rules", "src", "config", "profiles"):
-        copy = shutil.copytree if (REPO / name).is_dir() else shutil.copy2
-        copy(REPO / name, workflow / name, **({"copy_function": shutil.copy2} if copy is shutil.copytree else {}))
+    shutil.copy2(REPO / "Snakefile", workflow / "Snakefile")
+    for name in ("rules", "src", "config", "profiles"):
+        shutil.copytree(REPO / name, workflow / name, copy_function=shutil.copy2)
     assert planned_jobs(snakemake(workdir, "-n", "--configfile", str(config),
                                   snakefile=workflow / "Snakefile").stdout) == {}
     matcher = workflow / "src" / "quranft" / "verses.py"

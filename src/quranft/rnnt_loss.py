@@ -57,20 +57,16 @@ def rnnt_costs(acts: torch.Tensor, labels: torch.Tensor, act_lens: torch.Tensor,
 
 
 class VectorizedRNNTLoss(torch.nn.Module):
-    """Drop-in for the per-sample loss inside NeMo's RNNTLoss (its `_loss`): same call, costs [B]."""
+    """Drop-in for the per-sample loss inside NeMo's RNNTLoss (its `_loss`): same call, costs [B].
+    NeMo's RNNTLoss reduces the costs itself (it sets `reduction` to None around each call)."""
 
     def __init__(self, blank: int):
         super().__init__()
         self.blank = blank
-        self.reduction = None  # NeMo's RNNTLoss sets this to None around each call and reduces itself
+        self.reduction = None
 
     def forward(self, acts, labels, act_lens, label_lens):
-        costs = rnnt_costs(acts, labels, act_lens, label_lens, self.blank)
-        if self.reduction == "mean":
-            return costs.mean()
-        if self.reduction == "sum":
-            return costs.sum()
-        return costs
+        return rnnt_costs(acts, labels, act_lens, label_lens, self.blank)
 
 
 def install(rnnt_loss, loss_name: str) -> bool:
