@@ -11,11 +11,11 @@ as MP3 at 22.05 kHz (as EveryAyah's clips are) in a `save_to_disk` dataset. Meas
 - the simplest alternative: one loop over the rows that decodes with librosa.load (mono, 16 kHz),
   writes FLAC with soundfile and appends a manifest line; no hashing, no leakage guard.
 
-Reported: clips per second and audio seconds per second, in total and per core used (a worker count
-above the machine's CPUs uses only those), the speed-up over the first worker count, the 1-minute load
-average before each run and the CPU seconds other processes took during it (another job on the
-machine makes the figures worthless). With --repeat N every worker count runs N times, interleaved,
-and the fastest run is reported.
+Reported: clips per second and audio seconds per second, in total and per core used (the stage
+starts no more decoders than the CPUs it may use: a larger worker count uses only those), the
+speed-up over the first worker count, the 1-minute load average before each run and the CPU seconds
+other processes took during it (another job on the machine makes the figures worthless). With --repeat N every worker count runs N times,
+interleaved, and the fastest run is reported.
 """
 
 from __future__ import annotations
@@ -143,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     # Imported here, not above: the data stage's spawned workers import this script again, and the
     # real stage's workers (under python -m quranft) import no command-line modules either.
     from quranft.config import validate_config
+    from quranft.decode_worker import usable_cpus
     from quranft.leakage import build_index, write_index
     from quranft.prepare import prepare_source
 
@@ -200,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         first = args.workers[0]
         for workers in args.workers:
             timing, kept = best[workers]
-            record(f"quranft prepare_source, {workers} worker(s)", min(workers, os.cpu_count() or 1), timing,
+            # the stage starts no more decoders than the CPUs it may use (usable_cpus)
+            record(f"quranft prepare_source, {workers} worker(s)", min(workers, usable_cpus()), timing,
                    kept, workers=workers, speedup_over_first=round(best[first][0].seconds / timing.seconds, 2))
         with timed() as timing:
             kept = plain_loop(work / "dataset", work / "plain")

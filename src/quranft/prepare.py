@@ -39,7 +39,7 @@ REASONS = (
 EXAMPLES_PER_REASON = 5
 UNLABELLED = "(unlabelled)"  # the per-label counts' name for rows whose label is null
 SPLIT_ORDER = ("validation", "train")  # validation first: a train row repeating it is the duplicate
-CHUNK_ROWS = 16
+CHUNK_ROWS = 4
 
 
 class DataStageError(QuranftError, RuntimeError):
