@@ -2,8 +2,8 @@
 
 Rows stream through in dataset order. Cheap checks (empty text, label) run first in this process;
 the rest (decode, down-mix, resample, duration, content hash, leakage fingerprint, encode and write)
-runs in worker processes (quranft.decode_worker), and their verdicts come back in order, so that two
-runs write byte-identical manifests whatever the number of workers. Duplicates, caps, reports and
+runs in the decoders (quranft.decode_worker: this process and spawned workers), and their verdicts
+come back in order, so that two runs write byte-identical manifests whatever the number of workers. Duplicates, caps, reports and
 manifests are decided here. Every dropped row is counted by reason in the report.
 """
 
