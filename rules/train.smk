@@ -93,8 +93,9 @@ rule train_trial:
     # Data-loading workers follow the threads: threads - 1 of them per training process (the
     # processes of a DDP job share them). Snakemake caps threads at --cores (-c2: 2), and the
     # profiles raise them (set-threads train_trial: 8); on Slurm the job's CPUs follow the threads,
-    # so ask for more of both with --set-threads train_trial=16. (Threads cannot follow a
-    # resource: Snakemake evaluates them first.)
+    # per task (one task per device, each training process using its own task's CPUs), so ask for
+    # more of both with --set-threads train_trial=16. (Threads cannot follow a resource: Snakemake
+    # evaluates them first.)
     threads: 2
     resources:
         cpus_per_task=lambda wildcards, threads: threads,

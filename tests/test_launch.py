@@ -14,6 +14,8 @@ from quranft import launch
 def in_slurm_job(monkeypatch):
     monkeypatch.setenv("SLURM_JOB_ID", "42")
     monkeypatch.delenv(launch.TASK_MARK, raising=False)
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    monkeypatch.delenv("SLURM_PROCID", raising=False)
 
 
 def test_a_job_on_two_devices_starts_two_tasks_running_the_same_command(in_slurm_job):
@@ -21,6 +23,22 @@ def test_a_job_on_two_devices_starts_two_tasks_running_the_same_command(in_slurm
     assert launch.srun_command(2, 2, 1, 8, argv) == [
         "srun", "--overlap", "--ntasks=2", "--ntasks-per-node=2", "--nodes=1", "--cpus-per-task=4",
         "--kill-on-bad-exit=1", "--export=ALL", sys.executable, "-m", "quranft", *argv]
+
+
+def test_each_task_gets_the_cpus_the_job_holds_per_task_and_its_process_uses_them(in_slurm_job, monkeypatch):
+    """sbatch --ntasks-per-gpu=1 --cpus-per-task=8 on 4 GPUs holds 32 CPUs: each of the 4 training
+    processes gets 8 (7 data-loading workers), not a quarter of 8."""
+    from quranft.train import Resources, threads_per_process
+
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "8")
+    assert "--cpus-per-task=8" in launch.srun_command(4, 4, 1, 8, ["train"])
+    resources = Resources(gpus=4, threads=8)
+    assert threads_per_process(resources) == 2  # the job step itself, before it starts the tasks
+    monkeypatch.setenv(launch.TASK_MARK, "1")
+    monkeypatch.setenv("SLURM_PROCID", "3")
+    assert threads_per_process(resources) == 8
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK")  # a task without the variable shares the threads
+    assert threads_per_process(resources) == 2
 
 
 def test_no_launch_outside_slurm_for_one_device_or_inside_a_started_task(in_slurm_job, monkeypatch):

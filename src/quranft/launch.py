@@ -35,8 +35,19 @@ def srun_command(world_size: int, devices_per_node: int, num_nodes: int, threads
     if world_size <= 1 or "SLURM_JOB_ID" not in os.environ or os.environ.get(TASK_MARK):
         return None
     return ["srun", "--overlap", f"--ntasks={world_size}", f"--ntasks-per-node={devices_per_node}",
-            f"--nodes={num_nodes}", f"--cpus-per-task={max(1, threads // devices_per_node)}",
+            f"--nodes={num_nodes}", f"--cpus-per-task={task_cpus() or max(1, threads // devices_per_node)}",
             "--kill-on-bad-exit=1", "--export=ALL", sys.executable, "-m", "quranft", *argv]
+
+
+def task_cpus() -> int | None:
+    """The CPUs of each of this Slurm job's tasks (sbatch --cpus-per-task), or None outside Slurm.
+
+    The job asks for them per task: a job of N tasks (one per device) holds N times the rule's
+    threads, and each of its training processes gets the rule's threads (not a share of them), so
+    that none of the CPUs the job holds stands idle.
+    """
+    value = os.environ.get("SLURM_CPUS_PER_TASK") if "SLURM_JOB_ID" in os.environ else None
+    return int(value) if value and value.isdigit() and int(value) > 0 else None
 
 
 def relaunch_as_tasks(command: list[str]) -> None:

@@ -62,7 +62,12 @@ class Resources:
 def threads_per_process(resources: Resources) -> int:
     """The job's threads shared by its training processes on this node (one per GPU, or the CPU
     processes): each keeps one for its training loop and gives the others to data-loading workers,
-    so that a job of 8 threads trains one process with 7 workers."""
+    so that a job of 8 threads trains one process with 7 workers. A Slurm task started by
+    quranft.launch has CPUs of its own (the job holds the rule's threads per task): it uses them."""
+    from quranft.launch import slurm_task_rank, task_cpus
+
+    if slurm_task_rank() is not None and task_cpus():
+        return task_cpus()
     processes = resources.gpus if resources.gpus > 0 else resources.cpu_processes
     return max(1, resources.threads // max(1, processes))
 
