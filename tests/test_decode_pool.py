@@ -100,3 +100,31 @@ def test_decoders_beyond_the_usable_cpus_are_not_started(tmp_path, monkeypatch, 
     assert pool.workers == 1 and pool._executor is None and pool.chunks_here == 2
     assert "data stage: 3 workers asked for, 1 CPUs usable: 1 used" in caplog.text
     assert results[1][0].reason is None
+
+
+def test_a_worker_killed_mid_run_stops_the_stage_naming_the_rows(tmp_path, two_cpus, monkeypatch):
+    """A spawned worker that dies (killed, out of memory) is a stage failure naming where it was,
+    and nothing is left half-written."""
+    from conftest import data_config, save_dataset
+    from quranft import prepare
+    from quranft.prepare import DataStageError, prepare_source
+
+    class PoolWithAKilledWorker(DecodePool):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.wait_started()
+            for process in self._executor._processes.values():
+                process.kill()
+                process.join()
+
+    monkeypatch.setattr(prepare, "DecodePool", PoolWithAKilledWorker)
+    rows = [{"audio": encoded(synth(1.0, seed=number)), "text": f"row {number}"} for number in range(12)]
+    dataset = save_dataset(tmp_path / "dataset", {"train": rows, "validation": rows[:1]})
+    config = data_config()
+    source = {**config["sources"]["quran_ayah_corpus"], "dataset": str(dataset)}
+    with pytest.raises(DataStageError, match=r"^source 'quran_ayah_corpus' split 'validation': a worker process "
+                                             r"died \(killed, out of memory\?\) while the rows from "
+                                             r"quran_ayah_corpus-validation-0000000 on were being decoded"):
+        prepare_source("quran_ayah_corpus", source, config["data"], tmp_path / "out", workers=2)
+    assert not (tmp_path / "out" / "audio").exists() and not list((tmp_path / "out").glob(".audio.tmp-*"))
+    assert not (tmp_path / "out" / "report.json").exists()
