@@ -63,6 +63,18 @@ def test_undecodable_bytes_raise_a_decode_error(data):
         load_audio(data)
 
 
+def test_an_undecodable_row_is_described_the_same_way_every_time():
+    """The data stage's report lists undecodable rows with this message: no buffer address in it."""
+    messages = []
+    for _ in range(2):
+        with pytest.raises(AudioDecodeError) as error:
+            load_audio(bytes(b"junk"))
+        messages.append(str(error.value))
+    assert messages[0] == messages[1]
+    assert messages[0].startswith("soundfile: Error opening: Format not recognised.; ffmpeg: ")
+    assert "0x" not in messages[0]
+
+
 def test_missing_file_names_the_path(tmp_path):
     with pytest.raises(AudioDecodeError, match="nothing.wav"):
         load_audio(tmp_path / "nothing.wav")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +57,10 @@ def decode_bytes(data: bytes) -> tuple[np.ndarray, int]:
         except AudioDecodeError:
             raise
         except Exception as av_error:  # PyAV raises many FFmpeg error types
-            raise AudioDecodeError(f"soundfile: {sf_error}; ffmpeg: {av_error}") from None
+            # libsndfile's message names the buffer by its address: left out, so that reports
+            # listing undecodable rows are the same from one run to the next
+            sf_message = re.sub(r" ?<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", str(sf_error))
+            raise AudioDecodeError(f"soundfile: {sf_message}; ffmpeg: {av_error}") from None
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:
