@@ -218,12 +218,13 @@ class DecodePool:
                     if chunk is None:
                         exhausted = True
                     else:
-                        slots.append(_Slot(chunk, None, self._decode_here(chunk)))
+                        slots.append(_Slot(None, None, self._decode_here(chunk)))
                     continue
                 stolen = next((slot for slot in reversed(slots) if slot.take_back()), None)
                 if stolen is not None:
                     self.chunks_sent -= 1
                     stolen.decoded = self._decode_here(stolen.chunk)
+                    stolen.chunk = None
                 else:
                     wait([slots[0].future])
         finally:
@@ -243,9 +244,10 @@ def usable_cpus() -> int:
 
 @dataclass
 class _Slot:
-    """One chunk in DecodePool.map: sent to a worker (`future`), or decoded here (`decoded`)."""
+    """One chunk in DecodePool.map: sent to a worker (`future`, and its rows kept in `chunk` in case
+    it is taken back), or decoded here (`decoded`; its audio not kept while older chunks wait)."""
 
-    chunk: list[RowTask | None]
+    chunk: list[RowTask | None] | None
     future: Future | None
     decoded: list[Decoded | None] | None = None
 
