@@ -14,8 +14,8 @@ as MP3 at 22.05 kHz (as EveryAyah's clips are) in a `save_to_disk` dataset. Meas
 Reported: clips per second and audio seconds per second, in total and per core used (the stage
 starts no more decoders than the CPUs it may use: a larger worker count uses only those), the
 speed-up over the first worker count, the 1-minute load average before each run and the CPU seconds
-other processes took during it (another job on the machine makes the figures worthless). With --repeat N every worker count runs N times,
-interleaved, and the fastest run is reported.
+other processes took during it (another job on the machine makes the figures worthless). With
+--repeat N every worker count runs N times, interleaved, and the fastest run is reported.
 """
 
 from __future__ import annotations

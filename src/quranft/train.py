@@ -66,8 +66,9 @@ def threads_per_process(resources: Resources) -> int:
     quranft.launch has CPUs of its own (the job holds the rule's threads per task): it uses them."""
     from quranft.launch import slurm_task_rank, task_cpus
 
-    if slurm_task_rank() is not None and task_cpus():
-        return task_cpus()
+    own_cpus = task_cpus() if slurm_task_rank() is not None else None
+    if own_cpus:
+        return own_cpus
     processes = resources.gpus if resources.gpus > 0 else resources.cpu_processes
     return max(1, resources.threads // max(1, processes))
 
