@@ -68,7 +68,7 @@ if config["asr_benchmark"]:
         input:
             model="results/{model}/model.nemo",
             test_set=f"{ASR_SET}/manifest.jsonl",
-            code=os.path.join(SRC, "quranft", "asr_benchmark.py"),
+            code=asr_code_files(),
             settings=settings_file(
                 "asr_benchmark_model", asr_benchmark={"batch_size": config["asr_benchmark"]["batch_size"]}
             ),

@@ -11,11 +11,11 @@ sys.path.insert(0, SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p))
 
 from quranft.config import validate_config
-from quranft.code_versions import scoring_code_files
-from quranft.corpus import audio_files as benchmark_audio_files, check_build_target, synthetic_corpus_warning
+from quranft.data.benchmark_corpus import audio_files as benchmark_audio_files, check_build_target, synthetic_corpus_warning
+from quranft.data.sources import local_files
+from quranft.evaluation.code_versions import asr_code_files, scoring_code_files
 from quranft.fileio import write_json_if_changed
-from quranft.sources import local_files
-from quranft.trials import candidate_scores_file, data_stage_caps, load_trial
+from quranft.training.trials import candidate_scores_file, data_stage_caps, load_trial
 
 validate_config(config)
 if config["benchmark"]["build"]:
@@ -177,7 +177,7 @@ def benchmark_outputs():
 
 
 def data_outputs():
-    return [f"{DATA}/train.jsonl", f"{DATA}/validation.jsonl", f"{DATA}/report.json"]
+    return [f"{DATA}/report.json"]
 
 
 def device(wildcards, resources):

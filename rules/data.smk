@@ -1,18 +1,20 @@
 # Data stage: raw Hugging Face audio datasets to 16 kHz mono audio and NeMo JSONL manifests.
 
 
-rule fingerprint_benchmark:
+# The leakage guard's index: every benchmark clip's audio fingerprint (quranft.data.benchmark_index);
+# the data stage drops the rows whose audio is, contains or lies inside one of them.
+rule index_benchmark:
     input:
         audio=benchmark_audio(),
-        settings=settings_file("fingerprint_benchmark", corpus=config["benchmark"]["corpus"]),
+        settings=settings_file("index_benchmark", corpus=config["benchmark"]["corpus"]),
     output:
         f"{DATA}/benchmark_fingerprints.npz",
     params:
         corpus=lambda wildcards: config["benchmark"]["corpus"],
     log:
-        "logs/data/fingerprint_benchmark.log",
+        "logs/data/index_benchmark.log",
     benchmark:
-        "benchmarks/data/fingerprint_benchmark.tsv"
+        "benchmarks/data/index_benchmark.tsv"
     conda:
         "../envs/quranft.yaml"
     shell:
@@ -24,7 +26,7 @@ rule fingerprint_benchmark:
 rule prepare_retasy:
     input:
         data=source_files("retasy"),
-        fingerprints=rules.fingerprint_benchmark.output[0],
+        fingerprints=rules.index_benchmark.output[0],
         settings=settings_file("prepare_retasy", data=data_settings("retasy"), sources={"retasy": config["sources"]["retasy"]})
         if "retasy" in config["sources"]
         else [],
@@ -53,7 +55,7 @@ rule prepare_retasy:
 use rule prepare_retasy as prepare_quran_ayah_corpus with:
     input:
         data=source_files("quran_ayah_corpus"),
-        fingerprints=rules.fingerprint_benchmark.output[0],
+        fingerprints=rules.index_benchmark.output[0],
         settings=settings_file(
             "prepare_quran_ayah_corpus",
             data=data_settings("quran_ayah_corpus"),
@@ -72,28 +74,27 @@ use rule prepare_retasy as prepare_quran_ayah_corpus with:
         "benchmarks/data/prepare_quran_ayah_corpus.tsv"
 
 
-rule blend_manifests:
+# What the data stage prepared, in one report: each source's report, and the composition of the
+# blend of everything prepared (each trial blends its own caps from the per-source manifests).
+rule data_report:
     input:
         reports=expand(f"{DATA}/{{source}}/report.json", source=sources_used()),
         manifests=source_manifests(),
-        settings=settings_file("blend_manifests", data=data_settings()),
+        settings=settings_file("data_report", data=data_settings()),
     output:
-        train=f"{DATA}/train.jsonl",
-        validation=f"{DATA}/validation.jsonl",
-        report=f"{DATA}/report.json",
+        f"{DATA}/report.json",
     params:
         sources=lambda wildcards, input: " ".join(
             f"--{Path(report).parent.name.replace('_', '-')} {Path(report).parent}"
             for report in input.reports
         ),
-        out_dir=lambda wildcards, output: os.path.dirname(output.report),
     log:
-        "logs/data/blend_manifests.log",
+        "logs/data/data_report.log",
     benchmark:
-        "benchmarks/data/blend_manifests.tsv"
+        "benchmarks/data/data_report.tsv"
     localrule: True
     conda:
         "../envs/quranft.yaml"
     shell:
-        "python -m quranft blend --settings {input.settings:q} {params.sources}"
-        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        "python -m quranft data-report --settings {input.settings:q} {params.sources}"
+        " --output {output:q} > {log:q} 2>&1"

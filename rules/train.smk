@@ -101,7 +101,7 @@ rule train_trial:
         cpus_per_task=lambda wildcards, threads: threads,
         gpu=0,
         # processes on the CPU (gloo DDP) when gpu is 0; with GPUs, one process per GPU. Under
-        # Slurm the training command starts them as tasks of the job (quranft.launch).
+        # Slurm the training command starts them as tasks of the job (quranft.training.launch).
         tasks=1,
         mem_mb=16000,
         runtime=24 * 60,

@@ -6,7 +6,7 @@
 Writes k Lightning-style checkpoints ({"state_dict": ...}) of a model with about `--parameters`
 random float32 weights (FastConformer-like shapes, plus integer BatchNorm counters), then, each in
 a fresh process so that the peak resident memory is its own:
-- streamed: quranft.average.average_checkpoints, which holds one accumulator and one checkpoint;
+- streamed: quranft.training.average.average_checkpoints, which holds one accumulator and one checkpoint;
 - all at once: every checkpoint loaded first, then averaged (what a simple script does).
 Reported per k: wall seconds, peak RSS in MiB, and the size of one checkpoint.
 """
@@ -47,7 +47,7 @@ def make_state(parameters: float, seed: int) -> dict[str, torch.Tensor]:
 
 
 def child(mode: str, paths: list[str]) -> None:
-    from quranft.average import average_checkpoints, load_state_dict
+    from quranft.training.average import average_checkpoints, load_state_dict
 
     # Shapes only (meta tensors, memory-mapped read): the reference must not count in the peak.
     mapped = torch.load(paths[0], mmap=True, weights_only=True)["state_dict"]

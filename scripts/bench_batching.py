@@ -7,7 +7,7 @@
    `--clips` synthetic clip durations, seeded: a lognormal around 7 s clipped to 0.6-30 s, most
    clips 3-15 s (no audio: a NeMo manifest of durations, read as metadata only). Fixed batches are
    random groups of batch_size clips (NeMo's classic loader, shuffled); duration batches are one
-   epoch of the very sampler training builds (quranft.dataloading.sampled_batches: NeMo's Lhotse
+   epoch of the very sampler training builds (quranft.training.dataloading.sampled_batches: NeMo's Lhotse
    loader, DynamicBucketingSampler), with the bucket boundaries training estimates and, for
    comparison, NeMo's own evenly spaced ones.
 2. Speed: V1 with config/demo.yaml's scaled-down budget trains `--steps` steps on the demo data
@@ -57,7 +57,7 @@ def duration_values(batch_duration: float, num_buckets: int = 30, quadratic_dura
 
 
 def padding_rows(manifest: Path, durations: list[float]) -> list[dict]:
-    from quranft.dataloading import padding_share, sampled_batches, train_config
+    from quranft.training.dataloading import padding_share, sampled_batches, train_config
 
     rows = []
     for batch_size in (12, 32):
@@ -80,9 +80,10 @@ def padding_rows(manifest: Path, durations: list[float]) -> list[dict]:
 
 def speed_rows(steps: int, threads: int, base_model: str, data_dir: Path) -> list[dict]:
     from quranft.config import load_config
-    from quranft.dataloading import padding_share, sampled_batches, train_config
-    from quranft.train import Resources, train_trial
-    from quranft.trials import load_trial
+    from quranft.training.configure import Resources
+    from quranft.training.dataloading import padding_share, sampled_batches, train_config
+    from quranft.training.train import train_trial
+    from quranft.training.trials import load_trial
 
     config = load_config(REPO / "config" / "config.yaml", REPO / "config" / "demo.yaml")
     trials_dir = REPO / config["trials"]["dir"]

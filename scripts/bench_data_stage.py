@@ -143,9 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     # Imported here, not above: the data stage's spawned workers import this script again, and the
     # real stage's workers (under python -m quranft) import no command-line modules either.
     from quranft.config import validate_config
-    from quranft.decode_worker import usable_cpus
-    from quranft.leakage import build_index, write_index
-    from quranft.prepare import prepare_source
+    from quranft.data.benchmark_index import build_index, write_index
+    from quranft.data.decode_pool import usable_cpus
+    from quranft.data.prepare import prepare_source
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=1000)

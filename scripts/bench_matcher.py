@@ -3,7 +3,7 @@
 
     python scripts/bench_matcher.py [--queries 600] [--seed 0] [--min-rate 0.05] [--max-rate 0.20]
 
-The queries come from quranft.noisy_queries (the set the tests use): spans of one to six verses of
+The queries come from tests/support/noisy_queries.py (the set the tests use): spans of one to six verses of
 the Tanzil text with 5-20% of their characters edited, of every kind (single, short, basmala said,
 basmala skipped, lost first word, span). A prediction is right when it is the expected verses, or
 verses of identical normalised text in their place. Reported: the index build time (the Tanzil text
@@ -23,10 +23,13 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "src"), str(REPO / "tests")]
 
-from quranft.noisy_queries import accuracy_by_kind, make_queries  # noqa: E402
-from quranft.verses import MATCHER_VERSION, TextMatcher, VerseIndex  # noqa: E402
+from quranft.evaluation.code_versions import matcher_versions  # noqa: E402
+from quranft.matching.text_matcher import TextMatcher  # noqa: E402
+from quranft.matching.verse_index import VerseIndex  # noqa: E402
+from support.noisy_queries import accuracy_by_kind, make_queries  # noqa: E402
 
 
 def milliseconds(prefix: str, seconds: list[float]) -> dict[str, float]:
@@ -61,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         **milliseconds("", times), **milliseconds("cpu_", cpu_times),
         "cpu": {"cores": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()]},
         "by_kind": accuracy_by_kind(queries, predictions, index),
-        "matcher": {"version": MATCHER_VERSION, "settings": matcher.settings()},
+        "matcher": {"version": matcher_versions()["text"], "settings": matcher.settings()},
     }, indent=1))
     return 0
 

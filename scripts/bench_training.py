@@ -35,8 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from quranft.config import load_config
-    from quranft.train import Resources, train_trial
-    from quranft.trials import Trial, load_trial, possible_values
+    from quranft.training.configure import Resources
+    from quranft.training.train import train_trial
+    from quranft.training.trials import Trial, load_trial, possible_values
 
     config = load_config(REPO / "config" / "config.yaml", REPO / "config" / "demo.yaml")
     trials_dir = REPO / config["trials"]["dir"]

@@ -31,6 +31,7 @@ import io
 import json
 import shutil
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -38,16 +39,18 @@ import soundfile as sf
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1] / "src")]
 from demo_audio import RATE, Voice, encode, render, shifted, speak  # noqa: E402
-from quranft import quran_text  # noqa: E402
+
+from quranft.quran import tanzil  # noqa: E402
 
 SEED = 20261122
+AYAHS = Counter(surah for surah, _ in tanzil.verses())  # surah -> its number of verses
 # Short surahs: enough distinct verses for a tiny model to learn, and spans of up to six verses.
 DEMO_VERSES = [(1, a) for a in range(1, 8)] + [
-    (s, a) for s in (103, 108, 109, 110, 111, 112, 113, 114) for a in range(1, quran_text.ayah_count(s) + 1)
+    (s, a) for s in (103, 108, 109, 110, 111, 112, 113, 114) for a in range(1, AYAHS[s] + 1)
 ]
 # The base domain has more of the Quran's text than the demo verses, as a pretrained model would.
 BASE_VERSES = DEMO_VERSES + [
-    (s, a) for s in (99, 100, 101, 102, 104, 105, 106, 107) for a in range(1, quran_text.ayah_count(s) + 1)
+    (s, a) for s in (99, 100, 101, 102, 104, 105, 106, 107) for a in range(1, AYAHS[s] + 1)
 ]
 SURAH_NAMES = {
     1: "الفاتحة", 103: "العصر", 108: "الكوثر", 109: "الكافرون", 110: "النصر",
@@ -86,7 +89,7 @@ class Builder:
 
     def speech(self, key: tuple[int, int], voice: Voice) -> np.ndarray:
         if (key, voice) not in self._speech:
-            self._speech[(key, voice)] = speak(quran_text.verse(*key, variant="simple"), voice)
+            self._speech[(key, voice)] = speak(tanzil.verse(*key, variant="simple"), voice)
         return self._speech[(key, voice)]
 
     def voice(self, variant: str, base_domain: bool = False) -> Voice:
@@ -102,7 +105,7 @@ class Builder:
     def base_domain(self) -> dict[str, list[dict]]:
         def row(key, variant):
             audio = render(self.speech(key, self.voice(variant, base_domain=True)), self.rng, self.rng.uniform(35, 45))
-            return {"audio": encode(audio, "mp3"), "text": quran_text.verse(*key, variant="simple"),
+            return {"audio": encode(audio, "mp3"), "text": tanzil.verse(*key, variant="simple"),
                     "duration": len(audio) / RATE}
 
         return {"train": [row(key, variant) for variant in BASE_TRAIN_VARIANTS for key in BASE_VERSES],
@@ -116,7 +119,7 @@ class Builder:
             for variant in variants:
                 for key in DEMO_VERSES:
                     audio = self.clip(key, variant)
-                    row = {"audio": encode(audio, "mp3"), "text": quran_text.verse(*key), "duration": len(audio) / RATE}
+                    row = {"audio": encode(audio, "mp3"), "text": tanzil.verse(*key), "duration": len(audio) / RATE}
                     kept_audio[f"{split}:{key[0]}:{key[1]}:{variant}"] = audio
                     splits[split].append(row)
         train = splits["train"]
@@ -125,17 +128,17 @@ class Builder:
         too_long = np.concatenate([long_speech, np.zeros(max(0, RATE * 31 - len(long_speech)), np.float32)])
         bad_rows = [
             # undecodable: bytes that are no audio container at all
-            {"audio": b"RIFF\x00\x00\x00\x00not really a wave file", "text": quran_text.verse(112, 1), "duration": 2.0},
+            {"audio": b"RIFF\x00\x00\x00\x00not really a wave file", "text": tanzil.verse(112, 1), "duration": 2.0},
             # empty text with good audio
             {"audio": encode(fatiha_2, "mp3"), "text": "   ", "duration": len(fatiha_2) / RATE},
             # under 0.6 s
-            {"audio": encode(fatiha_2[: int(0.4 * RATE)], "wav"), "text": quran_text.verse(1, 2), "duration": 0.4},
+            {"audio": encode(fatiha_2[: int(0.4 * RATE)], "wav"), "text": tanzil.verse(1, 2), "duration": 0.4},
             # over 30 s (speech, then silence)
-            {"audio": encode(too_long, "mp3"), "text": " ".join(quran_text.verse(114, a) for a in range(1, 7)), "duration": 31.0},
+            {"audio": encode(too_long, "mp3"), "text": " ".join(tanzil.verse(114, a) for a in range(1, 7)), "duration": 31.0},
             # kept after down-mixing: stereo
-            {"audio": encode(self.clip((113, 1), TRAIN_VARIANTS[2]), "wav", channels=2), "text": quran_text.verse(113, 1), "duration": None},
+            {"audio": encode(self.clip((113, 1), TRAIN_VARIANTS[2]), "wav", channels=2), "text": tanzil.verse(113, 1), "duration": None},
             # kept after resampling: 44.1 kHz
-            {"audio": encode(self.clip((113, 2), TRAIN_VARIANTS[3]), "wav", rate=44100), "text": quran_text.verse(113, 2), "duration": None},
+            {"audio": encode(self.clip((113, 2), TRAIN_VARIANTS[3]), "wav", rate=44100), "text": tanzil.verse(113, 2), "duration": None},
             # a duplicate of the first train row, byte for byte
             dict(train[0]),
         ]
@@ -171,7 +174,7 @@ class Builder:
             rows.append({
                 "audio": encode(audio, fmt, rate=44100 if fmt == "m4a" else RATE),
                 "Surah": SURAH_NAMES[key[0]],
-                "Aya": quran_text.verse(*key, variant="simple"),
+                "Aya": tanzil.verse(*key, variant="simple"),
                 "duration_ms": int(round(1000 * len(audio) / RATE)),
                 "create_date": f"2023-0{1 + number % 9}-1{number % 10}T10:00:00",
                 "golden": number % 5 == 0,
@@ -236,7 +239,7 @@ class Builder:
         # and skipped: each of these verses also has a single-verse clip above.
         for number, surah in enumerate(BASMALA_SURAHS):
             voice = self.voice(next(variants))
-            said = np.concatenate([speak(quran_text.basmala("simple"), voice), np.zeros(RATE // 3, np.float32),
+            said = np.concatenate([speak(tanzil.basmala("simple"), voice), np.zeros(RATE // 3, np.float32),
                                    self.speech((surah, 1), voice)])
             source = [USER, EVERYAYAH, RETASY_MP3][number % 3]
             add(f"{source[0]}_{surah:03d}_001_basmala", [(surah, 1)], shifted(said, self.rng, condition(source)),
@@ -246,7 +249,7 @@ class Builder:
         add("leak_everyayah_113_004", [(113, 4)], quran_audio[f"train:113:4:{TRAIN_VARIANTS[1]}"], RETASY_STEREO,
             "short")
         leaked_retasy = next(i for i, row in enumerate(retasy_rows) if row["final_label"] == "correct" and i > 0)
-        key = next(k for k in DEMO_VERSES if quran_text.verse(*k, variant="simple") == retasy_rows[leaked_retasy]["Aya"])
+        key = next(k for k in DEMO_VERSES if tanzil.verse(*k, variant="simple") == retasy_rows[leaked_retasy]["Aya"])
         add(f"leak_retasy_{key[0]:03d}_{key[1]:03d}", [key], retasy_audio[str(leaked_retasy)], RETASY_MP3, "short")
         joined = np.concatenate([quran_audio[f"train:110:1:{TRAIN_VARIANTS[2]}"], gap,
                                  quran_audio[f"train:110:2:{TRAIN_VARIANTS[2]}"]])

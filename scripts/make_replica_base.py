@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the Tanzil text variant the tokenizer is trained on")
     args = parser.parse_args(argv)
 
-    from quranft.base_model import make_replica_base
+    from quranft.models.base_model import make_replica_base
 
     metadata = make_replica_base(args.out, args.seed, args.tokenizer_text)
     parameters = metadata["parameters"]["total"]

@@ -143,10 +143,11 @@ def demo_data_stage(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_base(tmp_path_factory) -> Path:
     """A randomly initialised 4-layer FastConformer hybrid with a SentencePiece tokenizer, as .nemo."""
-    from quranft import nemo_models, quran_text
+    from quranft.models import nemo_models
+    from quranft.quran import tanzil
 
     work = tmp_path_factory.mktemp("tiny-base")
-    tokenizer = nemo_models.train_tokenizer(quran_text.verses("simple").values(), work / "tokenizer", 64)
+    tokenizer = nemo_models.train_tokenizer(tanzil.verses("simple").values(), work / "tokenizer", 64)
     config = nemo_models.tiny_hybrid_config(tokenizer, d_model=32, n_layers=4, n_heads=2, pred_hidden=32,
                                             joint_hidden=32)
     model = nemo_models.CTCOnlyHybridModel(cfg=config)

@@ -8,9 +8,8 @@ import json
 import pytest
 
 from conftest import encoded, synth
-
-from quranft import quran_text
 from quranft.config import validate_config
+from quranft.quran import tanzil
 
 SUBSETS = {"everyayah_heldout": [(112, 1), (112, 2)], "qul_alnufais": [(113, 1)], "tlog_holdout": [(114, 1), (1, 2)]}
 
@@ -24,7 +23,7 @@ def audio_folder(path):
         lines = []
         for surah, ayah in verses:
             (folder / f"{number}.wav").write_bytes(encoded(synth(1.0, seed=number), fmt="WAV"))
-            lines.append({"file_name": f"{number}.wav", "text": quran_text.verse(surah, ayah, "uthmani")})
+            lines.append({"file_name": f"{number}.wav", "text": tanzil.verse(surah, ayah, "uthmani")})
             number += 1
         (folder / "metadata.jsonl").write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
     return path
@@ -41,7 +40,7 @@ def asr_config(**settings):
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    from quranft.asr_benchmark import prepare_asr_set
+    from quranft.evaluation.asr_benchmark import prepare_asr_set
 
     path = tmp_path_factory.mktemp("asr")
     settings = asr_config(dataset=str(audio_folder(path / "quran-lab")), split="train")
@@ -60,10 +59,9 @@ def test_the_test_set_is_decoded_once_with_each_rows_subset(prepared):
 
 def test_a_subset_column_names_the_subsets(tmp_path):
     from conftest import save_dataset
+    from quranft.evaluation.asr_benchmark import prepare_asr_set
 
-    from quranft.asr_benchmark import prepare_asr_set
-
-    rows = [{"audio": encoded(synth(1.0, seed=n)), "text": quran_text.verse(112, n + 1), "source": f"s{n % 2}"}
+    rows = [{"audio": encoded(synth(1.0, seed=n)), "text": tanzil.verse(112, n + 1), "source": f"s{n % 2}"}
             for n in range(4)]
     rows.append({"audio": encoded(synth(1.0, seed=9)), "text": "  ", "source": "s0"})
     save_dataset(tmp_path / "parquet", {"test": rows}, fmt="parquet")
@@ -73,26 +71,26 @@ def test_a_subset_column_names_the_subsets(tmp_path):
 
 
 def test_error_rates_with_and_without_diacritics():
-    from quranft.asr_benchmark import error_rates, summarize
+    from quranft.evaluation.asr_benchmark import error_rates, error_rates_by_subset
 
-    reference = quran_text.verse(112, 1, "uthmani")  # قُلْ هُوَ ٱللَّهُ أَحَدٌ
-    same_letters = quran_text.verse(112, 1, "simple-clean")  # no marks at all
+    reference = tanzil.verse(112, 1, "uthmani")  # قُلْ هُوَ ٱللَّهُ أَحَدٌ
+    same_letters = tanzil.verse(112, 1, "simple-clean")  # no marks at all
     figures = error_rates([reference], [same_letters])
     assert figures["plain"]["wer"] == 0.0 and figures["plain"]["cer"] == 0.0
     assert figures["diacritized"]["wer"] == 1.0  # every word lacks its marks
-    assert error_rates([reference], [quran_text.verse(112, 1, "simple")])["diacritized"]["wer"] < 1.0
+    assert error_rates([reference], [tanzil.verse(112, 1, "simple")])["diacritized"]["wer"] < 1.0
     one_word_wrong = error_rates([reference], ["قل هو الله واحد"])
     assert one_word_wrong["plain"]["wer"] == 0.25
     rows = [{"subset": "a", "reference": reference, "hypothesis": same_letters, "error": None},
             {"subset": "b", "reference": reference, "hypothesis": "", "error": "EmptyAudioError: no samples"}]
-    summary = summarize(rows)
+    summary = error_rates_by_subset(rows)
     assert summary["a"]["plain"]["wer"] == 0.0 and summary["b"]["plain"]["wer"] == 1.0
     assert summary["all"]["plain"]["wer"] == 0.5 and summary["all"]["failed"] == 1
 
 
 @pytest.mark.slow
 def test_a_model_is_scored_per_subset(prepared, tiny_base, tmp_path):
-    from quranft.asr_benchmark import run_asr_benchmark
+    from quranft.evaluation.asr_benchmark import run_asr_benchmark
 
     set_dir, _ = prepared
     result = run_asr_benchmark(tiny_base, set_dir, tmp_path / "asr.json", "base", batch_size=2)

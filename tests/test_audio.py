@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, encoded, synth
-from quranft.audio import AudioDecodeError, content_sha1, decode_bytes, encode, load_audio, pcm16, to_mono
+from quranft.data.audio import AudioDecodeError, content_sha1, decode_bytes, encode, load_audio, pcm16, to_mono
 
 
 def demo_script():

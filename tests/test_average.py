@@ -9,8 +9,8 @@ import pytest
 import torch
 import yaml
 
-from quranft.average import AveragingError, average_checkpoints, average_trial, guard_rows, load_state_dict
-from quranft.trials import load_trial
+from quranft.training.average import AveragingError, average_checkpoints, average_trial, guard_rows, load_state_dict
+from quranft.training.trials import load_trial
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ OVERFIT_TRIAL = {
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_base, demo_data_stage) -> Path:
     """A tiny model trained on 8 clips and validated on the same 8, so that its WER is well below 1."""
-    from quranft.train import train_trial
+    from quranft.training.train import train_trial
 
     work = tmp_path_factory.mktemp("overfit")
     (work / "trials").mkdir()
@@ -47,7 +47,7 @@ def hand_made(path: Path, state: dict[str, torch.Tensor]) -> Path:
 
 
 def test_average_is_the_exact_mean_and_integer_buffers_come_from_the_best(tmp_path, tiny_base):
-    from quranft import nemo_models
+    from quranft.models import nemo_models
 
     reference = nemo_models.restore(tiny_base).state_dict()
     generator = torch.Generator().manual_seed(0)
@@ -82,7 +82,7 @@ def test_the_guard_reads_at_most_max_val_clips_spread_over_the_manifest(tmp_path
 
 
 def test_the_guard_decodes_only_its_bounded_share_of_validation(trained, tiny_base, monkeypatch):
-    from quranft import transcribe
+    from quranft.models import transcribe
 
     decoded = []
     real = transcribe.transcribe_files
@@ -101,7 +101,7 @@ def test_the_guard_decodes_only_its_bounded_share_of_validation(trained, tiny_ba
 def test_the_averaged_model_restores_and_transcribes(trained, tiny_base, demo_data_stage):
     from nemo.collections.asr.models import ASRModel
 
-    from quranft.transcribe import transcribe_files, use_ctc_greedy
+    from quranft.models.transcribe import transcribe_files, use_ctc_greedy
 
     result = average_trial(trained, tiny_base, top_k=3, mode="always")
     assert result["choice"] == "averaged" and len(result["members"]) >= 2
@@ -131,7 +131,7 @@ def test_the_guard_keeps_the_best_single_checkpoint_when_the_average_is_worse(tr
     assert result["best_single"]["validation_wer"] < 0.9  # the overfit model really transcribes
     assert result["averaged"]["validation_wer"] > result["best_single"]["validation_wer"]
     assert result["choice"] == "best_single"
-    from quranft import nemo_models
+    from quranft.models import nemo_models
 
     kept = nemo_models.restore(trained / "model.nemo").state_dict()
     assert all(torch.equal(kept[k], state[k]) for k in state)
@@ -153,7 +153,7 @@ def test_a_truncated_checkpoint_is_named_and_no_model_is_written(tmp_path, train
 
 
 def test_a_checkpoint_of_another_architecture_is_named(tmp_path, tiny_base):
-    from quranft import nemo_models
+    from quranft.models import nemo_models
 
     reference = nemo_models.restore(tiny_base).state_dict()
     other = dict(reference)

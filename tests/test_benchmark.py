@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import shutil
+import statistics
 from pathlib import Path
 
+import jiwer
+import numpy as np
 import pytest
 
 from conftest import DEMO
-from quranft import quran_text
-from quranft.benchmark import run_benchmark
-from quranft.code_versions import matcher_versions
-from quranft.leaderboard import build, to_markdown, write_leaderboard
-from quranft.rescore import rescore
+from quranft.evaluation.benchmark import expected_text, run_benchmark
+from quranft.evaluation.code_versions import matcher_versions
+from quranft.evaluation.leaderboard import build, to_markdown, write_leaderboard
+from quranft.evaluation.rescore import rescore
+from quranft.quran import tanzil
+from quranft.quran.arabic import normalize
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +50,9 @@ def benchmarked(tmp_path_factory, tiny_base, corpus) -> Path:
 def test_the_benchmark_json_has_what_the_protocol_asks(benchmarked, tiny_base):
     result = json.loads((benchmarked / "benchmark.json").read_text(encoding="utf-8"))
     assert result["model"]["name"] == "base" and result["model"]["bytes"] == tiny_base.stat().st_size
-    assert result["model"]["parameters"] > 0
+    from quranft.models import nemo_models
+
+    assert result["model"]["parameters"] == nemo_models.count_parameters(nemo_models.restore(tiny_base))["total"]
     assert result["corpus"]["samples"] == 7 and len(result["corpus"]["sha256"]) == 64
     assert result["matchers"]["primary"] == "ctc"
     for matcher, version in matcher_versions().items():  # the hash of the matcher's and the scoring code
@@ -56,10 +62,18 @@ def test_the_benchmark_json_has_what_the_protocol_asks(benchmarked, tiny_base):
         summary = result["summary"][matcher]
         assert summary["samples"] == 7 and set(summary["per_category"]) == {"short", "medium", "multi"}
     latency = result["latency"]
-    assert latency["samples"] == 5 and latency["median"] > 0 and latency["p95"] >= latency["median"]
-    assert latency["device"] == "cpu" and latency["real_time_factor"] > 0
-    assert latency["batch"]["clips_per_second"] > 0
-    assert set(result["transcripts"]) >= {"wer", "cer"}
+    timed = [row for row in result["rows"] if row["latency"] is not None]
+    assert latency["samples"] == len(timed) == 5 and latency["device"] == "cpu"
+    assert latency["median"] == statistics.median(row["latency"] for row in timed)
+    assert latency["p95"] == pytest.approx(float(np.percentile([row["latency"] for row in timed], 95)))
+    assert latency["real_time_factor"] == pytest.approx(sum(r["latency"] for r in timed) / sum(r["duration"] for r in timed))
+    batch = latency["batch"]
+    assert (batch["clips"], batch["failed"]) == (5, 0)
+    assert batch["clips_per_second"] == pytest.approx(5 / batch["seconds"], rel=1e-2)
+    references = [normalize(expected_text(row["expected"])) for row in result["rows"]]
+    hypotheses = [normalize(row["transcript"] or "") for row in result["rows"]]
+    assert result["transcripts"]["wer"] == pytest.approx(jiwer.wer(references, hypotheses))
+    assert result["transcripts"]["cer"] == pytest.approx(jiwer.cer(references, hypotheses))
     assert {"git_commit", "versions", "date"} <= set(result["provenance"])
     row = next(r for r in result["rows"] if r["id"] == "multi_112_001_004")
     assert row["expected"] == [[112, 1], [112, 2], [112, 3], [112, 4]]
@@ -99,8 +113,8 @@ def test_rescoring_saved_output_reproduces_the_benchmark(benchmarked, corpus, ti
 
 def test_rescoring_finds_the_verses_in_good_transcripts(corpus, tmp_path):
     jsonl = tmp_path / "transcripts.jsonl"
-    good = {"everyayah_112_002": quran_text.verse(112, 2),
-            "multi_112_001_004": " ".join(quran_text.verse(112, a) for a in range(1, 5)),
+    good = {"everyayah_112_002": tanzil.verse(112, 2),
+            "multi_112_001_004": " ".join(tanzil.verse(112, a) for a in range(1, 5)),
             "retasy_113_003": "كلام لا علاقة له"}
     jsonl.write_text("".join(json.dumps({"id": k, "text": v}, ensure_ascii=False) + "\n" for k, v in good.items()),
                      encoding="utf-8")
@@ -128,7 +142,9 @@ def test_the_leaderboard_compares_each_model_with_the_base(benchmarked, tmp_path
     versus = board["rows"][1]["versus_base"]
     recovered = [r["id"] for r in base["rows"] if r["matchers"]["ctc"]["sequence_accuracy"] == 0]
     assert versus["recovered"] == sorted(recovered) and versus["regressed"] == []
-    assert 0 < versus["mcnemar_p"] <= 1 and versus["mcnemar_p_holm"] == versus["mcnemar_p"]  # one comparison
+    # all discordant pairs one way: the exact two-sided binomial p is 2 * 0.5 ** n
+    assert versus["mcnemar_p"] == pytest.approx(min(1.0, 2 * 0.5 ** len(recovered)))
+    assert versus["mcnemar_p_holm"] == versus["mcnemar_p"]  # one comparison
     markdown = (tmp_path / "board.md").read_text(encoding="utf-8")
     assert "| base |" in markdown and "| v1 |" in markdown and "ctc" in markdown
     assert (tmp_path / "board.png").read_bytes()[:4] == b"\x89PNG"

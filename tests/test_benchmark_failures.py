@@ -17,11 +17,11 @@ import soundfile as sf
 import torch
 
 from conftest import DEMO
-from quranft import nemo_models
-from quranft.audio import load_audio
-from quranft.benchmark import run_benchmark
-from quranft.ctc_matcher import CTCMatcher
-from quranft.transcribe import failure_kind, transcribe_files, transcribe_samples, use_ctc_greedy
+from quranft.data.audio import load_audio
+from quranft.evaluation.benchmark import run_benchmark
+from quranft.matching.ctc_matcher import CTCMatcher
+from quranft.models import nemo_models
+from quranft.models.transcribe import failure_kind, transcribe_files, transcribe_samples, use_ctc_greedy
 
 GOOD = ["everyayah_112_002", "retasy_113_003", "user_103_002", "multi_112_001_004"]
 OUT_OF_MEMORY = "everyayah_114_001"  # this clip's forward pass raises out-of-memory, alone or in a batch

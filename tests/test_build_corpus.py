@@ -9,11 +9,10 @@ import json
 import pytest
 
 from conftest import DEMO, encoded, synth
-
-from quranft import quran_text
 from quranft.config import ConfigError, validate_config
-from quranft.corpus import load_samples
-from quranft.surah_names import NAMES, surah_number
+from quranft.data.benchmark_corpus import load_samples
+from quranft.quran import tanzil
+from quranft.quran.surah_names import NAMES, surah_number
 
 RATE = 16000
 
@@ -44,18 +43,18 @@ def retasy_like(path):
     names = {1: "Al-Faatihah", 112: "Al-Ikhlaas", 113: "Al-Falaq", 114: "An-Naas", 2: "Al-Baqara", 36: "Yaseen",
              103: "العصر"}
     for number, key in enumerate(verses):
-        rows.append({"audio": clip(100 + number), "Surah": names[key[0]], "Aya": quran_text.verse(*key, "simple"),
+        rows.append({"audio": clip(100 + number), "Surah": names[key[0]], "Aya": tanzil.verse(*key, "simple"),
                      "final_label": "correct", "reciter_id": f"r{number}"})
     extra = [
         # the basmala said before the first verse of An-Nas: the truth is 114:1 alone
-        {"Surah": "An-Nas", "Aya": quran_text.basmala("simple") + " " + quran_text.verse(114, 1, "simple"),
+        {"Surah": "An-Nas", "Aya": tanzil.basmala("simple") + " " + tanzil.verse(114, 1, "simple"),
          "final_label": "correct"},
         # a word changed: a fuzzy match within the named surah
-        {"Surah": "Al-Baqara", "Aya": quran_text.verse(2, 286, "simple").replace("وُسْعَهَا", "طاقتها"),
+        {"Surah": "Al-Baqara", "Aya": tanzil.verse(2, 286, "simple").replace("وُسْعَهَا", "طاقتها"),
          "final_label": "correct"},
         {"Surah": "Al-Faatiha", "Aya": "هذا نص لا يطابق أي آية من القرآن الكريم أبدا", "final_label": "correct"},
-        {"Surah": "Not A Surah", "Aya": quran_text.verse(112, 3, "simple"), "final_label": "correct"},
-        {"Surah": "Al-Falaq", "Aya": quran_text.verse(113, 2, "simple"), "final_label": "in_correct"},
+        {"Surah": "Not A Surah", "Aya": tanzil.verse(112, 3, "simple"), "final_label": "correct"},
+        {"Surah": "Al-Falaq", "Aya": tanzil.verse(113, 2, "simple"), "final_label": "in_correct"},
     ]
     for number, row in enumerate(extra):
         rows.append({"audio": clip(200 + number), "reciter_id": f"x{number}", **row})
@@ -76,7 +75,7 @@ def everyayah_like(path, numbered=False):
     for number, (reciter, surah, ayah) in enumerate(keys):
         seconds = 0.8 + 0.1 * (number % 4)
         rows.append({"audio": clip(300 + number, seconds), "duration": seconds, "reciter": reciter,
-                     "text": quran_text.verse(surah, ayah, "uthmani"), "surah": surah, "ayah": ayah})
+                     "text": tanzil.verse(surah, ayah, "uthmani"), "surah": surah, "ayah": ayah})
     columns = {"duration": datasets.Value("float64"), "text": datasets.Value("string"),
                "reciter": datasets.Value("string")}
     if numbered:
@@ -112,7 +111,7 @@ def datasets_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def built(datasets_dir):
-    from quranft.build_corpus import build_corpus
+    from quranft.evaluation.build_corpus import build_corpus
 
     config = build_config(datasets_dir)
     report = build_corpus(config["benchmark"]["build"], config["benchmark"]["corpus"])
@@ -147,7 +146,7 @@ def test_the_built_corpus_follows_the_protocol_with_the_counts_asked_for(built):
 def test_multi_verse_clips_join_one_reciters_verses_with_half_a_second_of_silence(built, datasets_dir):
     import datasets
 
-    from quranft.audio import load_audio
+    from quranft.data.audio import load_audio
 
     corpus, report = built
     rows = datasets.load_dataset("parquet", data_files=str(datasets_dir / "everyayah" / "data" / "*.parquet"),
@@ -172,17 +171,17 @@ def test_rows_whose_verse_cannot_be_told_are_skipped_and_counted(built):
 
 
 def test_the_basmala_is_said_and_skipped(datasets_dir):
-    from quranft.build_corpus import VerseResolver, default_index
+    from quranft.evaluation.build_corpus import VerseResolver, default_index
 
     resolver = VerseResolver(default_index(), 90)
-    said = resolver.from_text(quran_text.basmala("uthmani") + " " + quran_text.verse(114, 1, "uthmani"), 114)
+    said = resolver.from_text(tanzil.basmala("uthmani") + " " + tanzil.verse(114, 1, "uthmani"), 114)
     assert said.verse == (114, 1) and said.basmala_said
-    assert resolver.from_text(quran_text.basmala("simple")).verse == (1, 1)
-    assert resolver.from_text(quran_text.basmala("simple") + " " + quran_text.verse(1, 2)).skip == "several_verses"
+    assert resolver.from_text(tanzil.basmala("simple")).verse == (1, 1)
+    assert resolver.from_text(tanzil.basmala("simple") + " " + tanzil.verse(1, 2)).skip == "several_verses"
 
 
 def test_the_same_seed_builds_the_same_corpus_and_another_seed_another(datasets_dir, built, tmp_path):
-    from quranft.build_corpus import build_corpus
+    from quranft.evaluation.build_corpus import build_corpus
 
     corpus, _ = built
     config = build_config(datasets_dir)
@@ -196,7 +195,7 @@ def test_the_same_seed_builds_the_same_corpus_and_another_seed_another(datasets_
 
 
 def test_surah_and_ayah_columns_give_the_verse_without_the_text(datasets_dir, tmp_path):
-    from quranft.build_corpus import build_corpus
+    from quranft.evaluation.build_corpus import build_corpus
 
     config = build_config(datasets_dir, dataset=str(datasets_dir / "numbered"), text_column=None,
                           surah_column="surah", ayah_column="ayah")
@@ -207,8 +206,8 @@ def test_surah_and_ayah_columns_give_the_verse_without_the_text(datasets_dir, tm
 
 def test_the_built_corpus_scores_with_the_benchmark(built, tmp_path):
     """Transcripts that are the expected verses' text score 100% with the benchmark's matcher."""
-    from quranft.benchmark import expected_text
-    from quranft.rescore import rescore
+    from quranft.evaluation.benchmark import expected_text
+    from quranft.evaluation.rescore import rescore
 
     corpus, _ = built
     transcripts = tmp_path / "transcripts.jsonl"
@@ -220,7 +219,7 @@ def test_the_built_corpus_scores_with_the_benchmark(built, tmp_path):
 
 @pytest.mark.slow
 def test_the_built_corpus_runs_through_the_model_benchmark(built, tiny_base, tmp_path):
-    from quranft.benchmark import run_benchmark
+    from quranft.evaluation.benchmark import run_benchmark
 
     corpus, _ = built
     result = run_benchmark(tiny_base, corpus, tmp_path / "benchmark.json", "base", matchers=("text",), primary="text")
@@ -228,8 +227,8 @@ def test_the_built_corpus_runs_through_the_model_benchmark(built, tiny_base, tmp
 
 
 def test_the_leakage_guard_excludes_the_built_retasy_clips_from_training(built, datasets_dir, tmp_path):
-    from quranft.leakage import build_index, write_index
-    from quranft.prepare import prepare_source
+    from quranft.data.benchmark_index import build_index, write_index
+    from quranft.data.prepare import prepare_source
 
     corpus, _ = built
     index, skipped = build_index(corpus)
@@ -260,7 +259,7 @@ def test_config_errors_name_the_key(datasets_dir):
 
 def test_the_demo_data_builds_offline(tmp_path):
     """The demo's RetaSy-like parquet (Arabic surah names) and Quran-Ayah-Corpus-like folder."""
-    from quranft.build_corpus import build_corpus
+    from quranft.evaluation.build_corpus import build_corpus
 
     config = validate_config({
         "base_model": "unused.nemo", "trials": {"names": []},
@@ -291,7 +290,7 @@ def test_the_workflow_builds_the_corpus_before_the_leakage_guard_and_the_benchma
     config = demo_config_file(tmp_path, benchmark={"corpus": "results/benchmark_corpus", "build": demo_build_settings()})
     planned = snakemake(tmp_path, "-n", "--configfile", str(config)).stdout
     assert planned_jobs(planned)["build_benchmark_corpus"] == 1
-    for rule in ("fingerprint_benchmark", "benchmark_model"):
+    for rule in ("index_benchmark", "benchmark_model"):
         block = planned.split(f"rule {rule}:")[1].split("\n\n")[0]
         assert "results/benchmark_corpus/manifest.json" in block.split("output:")[0]
     snakemake(tmp_path, "results/data/benchmark_fingerprints.npz", "-c1", "--configfile", str(config))
@@ -303,8 +302,7 @@ def test_the_workflow_builds_the_corpus_before_the_leakage_guard_and_the_benchma
 @pytest.mark.slow
 def test_a_real_base_model_judged_on_the_synthetic_corpus_is_warned_about(tmp_path):
     from conftest import REPO, demo_config_file, snakemake
-
-    from quranft.corpus import synthetic_corpus_warning
+    from quranft.data.benchmark_corpus import synthetic_corpus_warning
 
     assert synthetic_corpus_warning(DEMO / "benchmark", str(DEMO / "base_model.nemo"), REPO) is None
     assert synthetic_corpus_warning(tmp_path, "nvidia/stt_ar_fastconformer_hybrid_large_pcd_v1.0", REPO) is None
@@ -317,9 +315,9 @@ def test_a_real_base_model_judged_on_the_synthetic_corpus_is_warned_about(tmp_pa
 def test_edits_of_the_build_and_the_asr_benchmark_replan_what_they_determine(tmp_path):
     """The README's rebuild rows for benchmark.build and asr_benchmark, on a finished demo run."""
     import yaml
+    from test_asr_benchmark import audio_folder
 
     from conftest import demo_config_file, make_up_to_date, planned_jobs, snakemake
-    from test_asr_benchmark import audio_folder
 
     config = demo_config_file(tmp_path, benchmark={"corpus": "results/benchmark_corpus", "build": demo_build_settings()},
                               asr_benchmark={"dataset": str(audio_folder(tmp_path / "asr")), "split": "train"})
@@ -338,7 +336,7 @@ def test_edits_of_the_build_and_the_asr_benchmark_replan_what_they_determine(tmp
     assert plan_after(lambda v: v["asr_benchmark"].update(max_rows=4)) == {
         "prepare_asr_benchmark": 1, "asr_benchmark_model": 7, "leaderboard": 1, "all": 1}
     built = plan_after(lambda v: v["benchmark"]["build"].update(seed=1))
-    assert built["build_benchmark_corpus"] == 1 and built["fingerprint_benchmark"] == 1
+    assert built["build_benchmark_corpus"] == 1 and built["index_benchmark"] == 1
     assert built["benchmark_model"] == 7 and built["train_trial"] == 6 and "asr_benchmark_model" in built
     assert "pretrain_demo_base" not in built and "prepare_asr_benchmark" not in built
 
@@ -357,7 +355,7 @@ def test_the_real_config_plans_the_corpus_build_before_the_benchmarks_offline():
     jobs = planned_jobs(result.stdout)
     assert jobs["build_benchmark_corpus"] == 1 and jobs["prepare_asr_benchmark"] == 1
     assert jobs["asr_benchmark_model"] == jobs["benchmark_model"] == 7
-    for rule in ("fingerprint_benchmark", "benchmark_model"):
+    for rule in ("index_benchmark", "benchmark_model"):
         block = result.stdout.split(f"rule {rule}:")[1].split("output:")[0]
         assert "results/benchmark_corpus/manifest.json" in block
     assert "WARNING" not in result.stderr

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 
 from conftest import DEMO
-from quranft import quran_text
-from quranft.ctc_matcher import CTCMatcher, SentencePieceTokenizer
-from quranft.verses import TextMatcher, default_index, normalize
+from quranft.matching.ctc_matcher import CTCMatcher, SentencePieceTokenizer
+from quranft.matching.text_matcher import TextMatcher
+from quranft.matching.verse_index import default_index
+from quranft.quran import tanzil
+from quranft.quran.arabic import normalize
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +35,8 @@ def perfect_log_probs(matcher: CTCMatcher, text: str) -> np.ndarray:
 
 
 def recited(surah: int, first: int, last: int, basmala: bool, variant: str) -> str:
-    text = " ".join(quran_text.verse(surah, a, variant) for a in range(first, last + 1))
-    return f"{quran_text.basmala(variant)} {text}" if basmala else text
+    text = " ".join(tanzil.verse(surah, a, variant) for a in range(first, last + 1))
+    return f"{tanzil.basmala(variant)} {text}" if basmala else text
 
 
 def predict(matcher: CTCMatcher, surah: int, first: int, last: int, basmala: bool, variant: str = "simple"):

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from quranft.trials import data_stage_caps, load_trial
+from quranft.training.trials import data_stage_caps, load_trial
 
 TRIALS = REPO / "config" / "trials"
 NO_CEILING = {"max_train_samples": None, "max_val_samples": None, "max_retasy_samples": None}
@@ -87,7 +87,7 @@ def test_the_demo_data_stage_prepares_every_usable_retasy_row_for_v5(demo_data_s
 
 @pytest.mark.slow
 def test_a_trial_takes_its_own_cap_and_records_what_it_asked_for_against_what_was_there(demo_data_stage, caplog):
-    from quranft.blend import blend_rows
+    from quranft.data.blend import blend_rows
 
     data = demo_data_stage / "results" / "data"
     available = json.loads((data / "retasy" / "report.json").read_text(encoding="utf-8"))["splits"]["train"]["kept"]

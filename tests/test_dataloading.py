@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from quranft.dataloading import bucket_duration_bins, padding_share, sampled_batches, train_config
+from quranft.training.dataloading import bucket_duration_bins, padding_share, sampled_batches, train_config
 
 COMMON = {"sample_rate": 16000, "num_workers": 0, "pin_memory": False}
 

@@ -10,8 +10,8 @@ from concurrent.futures import Future
 import pytest
 
 from conftest import encoded, synth
-from quranft import decode_worker
-from quranft.decode_worker import DecodePool, DecodeSettings, RowFailed, RowTask
+from quranft.data import decode_pool as decode_worker
+from quranft.data.decode_pool import DecodePool, DecodeSettings, RowFailed, RowTask
 
 SETTINGS = DecodeSettings(sample_rate=16000, min_duration=0.6, max_duration=30.0, audio_format="flac",
                           leakage_max_bit_error_rate=0.35)
@@ -106,8 +106,8 @@ def test_a_worker_killed_mid_run_stops_the_stage_naming_the_rows(tmp_path, two_c
     """A spawned worker that dies (killed, out of memory) is a stage failure naming where it was,
     and nothing is left half-written."""
     from conftest import data_config, save_dataset
-    from quranft import prepare
-    from quranft.prepare import DataStageError, prepare_source
+    from quranft.data import prepare
+    from quranft.data.prepare import DataStageError, prepare_source
 
     class PoolWithAKilledWorker(DecodePool):
         def __init__(self, *args, **kwargs):

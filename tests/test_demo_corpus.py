@@ -12,9 +12,9 @@ import datasets
 import pytest
 
 from conftest import REPO
-from quranft.audio import load_audio
-from quranft.corpus import load_samples
-from quranft.quran_text import verse
+from quranft.data.audio import load_audio
+from quranft.data.benchmark_corpus import load_samples
+from quranft.quran.tanzil import verse
 
 RETASY_COLUMNS = {
     "audio", "Surah", "Aya", "duration_ms", "create_date", "golden", "final_label", "reciter_id",

@@ -6,9 +6,9 @@ import numpy as np
 import soxr
 
 from conftest import encoded, synth
-from quranft.audio import load_audio
-from quranft.fingerprint import FingerprintIndex, fingerprint
-from quranft.leakage import read_index, write_index
+from quranft.data.audio import load_audio
+from quranft.data.benchmark_index import read_index, write_index
+from quranft.data.fingerprint import FingerprintIndex, fingerprint
 
 RATE = 16000
 

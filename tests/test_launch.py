@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from quranft import launch
+from quranft.training import launch
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def test_a_job_on_two_devices_starts_two_tasks_running_the_same_command(in_slurm
 def test_each_task_gets_the_cpus_the_job_holds_per_task_and_its_process_uses_them(in_slurm_job, monkeypatch):
     """sbatch --ntasks-per-gpu=1 --cpus-per-task=8 on 4 GPUs holds 32 CPUs: each of the 4 training
     processes gets 8 (7 data-loading workers), not a quarter of 8."""
-    from quranft.train import Resources, threads_per_process
+    from quranft.training.configure import Resources, threads_per_process
 
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "8")
     assert "--cpus-per-task=8" in launch.srun_command(4, 4, 1, 8, ["train"])
@@ -65,11 +65,11 @@ def test_the_ranks_of_a_started_task_wait_for_rank_0(in_slurm_job, monkeypatch, 
 def test_training_on_the_cpu_beside_a_gpu_warns_loudly(monkeypatch, caplog):
     import torch
 
-    from quranft.train import Resources, _device_settings
+    from quranft.training.configure import Resources, device_settings
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     with caplog.at_level(logging.WARNING, logger="quranft"):
-        settings = _device_settings(Resources(gpus=0))
+        settings = device_settings(Resources(gpus=0))
     assert settings["accelerator"] == "cpu"
     assert "TRAINING ON THE CPU although CUDA sees 2 GPU(s) here" in caplog.text and "!" * 100 in caplog.text

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from quranft.cli import main
-from quranft.leaderboard import LeaderboardError, build, to_markdown
+from quranft.evaluation.leaderboard import LeaderboardError, build, to_markdown
 
 SAMPLES = [f"s{i}" for i in range(8)]
 

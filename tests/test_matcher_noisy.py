@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from quranft.noisy_queries import KINDS, accuracy_by_kind, make_queries
-from quranft.verses import TextMatcher, default_index
+from quranft.matching.text_matcher import TextMatcher
+from quranft.matching.verse_index import default_index
+from support.noisy_queries import KINDS, accuracy_by_kind, make_queries
 
 NOISY_BASMALA = "بسم الله الرحمن الرحين"  # last letter wrong
 

@@ -15,10 +15,10 @@ import yaml
 
 from conftest import REPO, data_config, encoded, save_dataset, synth
 from quranft.config import validate_config
-from quranft.fingerprint import FingerprintIndex, fingerprint
-from quranft.leakage import write_index
-from quranft.prepare import DataStageError, prepare_source
-from quranft.sources import SourceError, resolve_format
+from quranft.data.benchmark_index import write_index
+from quranft.data.fingerprint import FingerprintIndex, fingerprint
+from quranft.data.prepare import DataStageError, prepare_source
+from quranft.data.sources import SourceError, resolve_format
 
 TEXT = "قُلْ هُوَ ٱللَّهُ أَحَدٌ"
 

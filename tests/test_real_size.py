@@ -34,10 +34,10 @@ def test_the_replica_has_nvidia_s_architecture(replica):
 
 
 def test_v1_trains_averages_and_benchmarks_at_real_size(replica, demo_data_stage, tmp_path):
-    from quranft import nemo_models
-    from quranft.average import average_trial
-    from quranft.train import train_trial
-    from quranft.trials import load_trial
+    from quranft.models import nemo_models
+    from quranft.training.average import average_trial
+    from quranft.training.train import train_trial
+    from quranft.training.trials import load_trial
 
     overrides = {"max_steps": 2, "batch_size": 2, "grad_accum": 1, "warmup_steps": 1, "val_interval": 1,
                  "save_top_k": 2, "average_top_k": 2, "include_retasy": False, "max_train_samples": 8,

@@ -9,10 +9,10 @@ import subprocess
 import sys
 
 import pytest
-
 import yaml
 
 from conftest import REPO, demo_config_file, make_up_to_date, planned_jobs, snakemake
+from quranft.evaluation.code_versions import MATCHER_MODULES, SCORING_MODULES
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ def test_touching_the_demo_corpus_reruns_everything_downstream(up_to_date):
     workdir, config, corpus = up_to_date
     os.utime(next((corpus / "quran_ayah_corpus" / "train").glob("*.arrow")))
     assert plan(workdir, config) == {
-        "prepare_quran_ayah_corpus": 1, "blend_manifests": 1, "train_trial": 6, "average_checkpoints": 6,
+        "prepare_quran_ayah_corpus": 1, "data_report": 1, "train_trial": 6, "average_checkpoints": 6,
         "benchmark_model": 6, "resolve_trial": 3, "leaderboard": 1, "all": 1,
     }  # not RetaSy, not the base model (the committed demo base is kept), not the base's benchmark
 
@@ -58,10 +58,10 @@ def test_touching_a_benchmark_clip_also_redoes_the_leakage_guard(up_to_date):
     workdir, config, corpus = up_to_date
     os.utime(corpus / "benchmark" / "multi_114_001_006.wav")
     jobs = plan(workdir, config)
-    assert jobs["fingerprint_benchmark"] == 1 and jobs["prepare_retasy"] == 1 and jobs["benchmark_model"] == 7
+    assert jobs["index_benchmark"] == 1 and jobs["prepare_retasy"] == 1 and jobs["benchmark_model"] == 7
 
 
-DATA_DOWN = {"prepare_quran_ayah_corpus": 1, "prepare_retasy": 1, "blend_manifests": 1, "train_trial": 6,
+DATA_DOWN = {"prepare_quran_ayah_corpus": 1, "prepare_retasy": 1, "data_report": 1, "train_trial": 6,
              "resolve_trial": 3, "average_checkpoints": 6, "benchmark_model": 6, "leaderboard": 1, "all": 1}
 
 
@@ -103,7 +103,7 @@ EDITS = {
                              {"benchmark_model": 7, "leaderboard": 1, "all": 1}),
     "benchmark.matchers": (lambda v, t: v["benchmark"].update(matchers=["text", "ctc"], primary_matcher="text"),
                            {"benchmark_model": 7, "leaderboard": 1, "all": 1}),
-    "benchmark.corpus": (_other_corpus, {"fingerprint_benchmark": 1, **DATA_DOWN, "benchmark_model": 7}),
+    "benchmark.corpus": (_other_corpus, {"index_benchmark": 1, **DATA_DOWN, "benchmark_model": 7}),
 }
 
 
@@ -149,10 +149,14 @@ def test_editing_the_matcher_code_rescores_and_never_retrains(finished, tmp_path
         shutil.copytree(REPO / name, workflow / name, copy_function=shutil.copy2)
     assert planned_jobs(snakemake(workdir, "-n", "--configfile", str(config),
                                   snakefile=workflow / "Snakefile").stdout) == {}
-    matcher = workflow / "src" / "quranft" / "verses.py"
-    os.utime(matcher, (matcher.stat().st_atime, matcher.stat().st_mtime + 10 ** 6))
-    assert planned_jobs(snakemake(workdir, "-n", "--configfile", str(config), snakefile=workflow / "Snakefile").stdout) \
-        == {"benchmark_model": 7, "leaderboard": 1, "all": 1}
+    for module in MATCHER_MODULES["ctc"] + SCORING_MODULES:  # every file that decides a score, one at a time
+        code = workflow / "src" / "quranft" / module
+        times = (code.stat().st_atime, code.stat().st_mtime)
+        os.utime(code, (times[0], times[1] + 10 ** 6))
+        assert planned_jobs(snakemake(workdir, "-n", "--configfile", str(config),
+                                      snakefile=workflow / "Snakefile").stdout) \
+            == {"benchmark_model": 7, "leaderboard": 1, "all": 1}, module
+        os.utime(code, times)
 
 
 def test_a_dry_run_after_an_edit_plans_exactly_what_the_run_does(tmp_path, tiny_base):

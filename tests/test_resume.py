@@ -10,8 +10,8 @@ from lightning.pytorch.callbacks import EarlyStopping
 
 from conftest import REPO
 from quranft.fileio import read_json, write_json
-from quranft.resume import RUN_FILE, Resume, StoppedEarlyStaysStopped, prepare_checkpoints, run_fingerprint
-from quranft.trials import load_trial
+from quranft.training.resume import RUN_FILE, Resume, StoppedEarlyStaysStopped, prepare_checkpoints, run_fingerprint
+from quranft.training.trials import load_trial
 
 MANIFESTS = {"train": {"sha256": "a" * 64}, "validation": {"sha256": "b" * 64}}
 
@@ -25,8 +25,9 @@ def trained(tmp_path, record: dict):
 
 
 def test_a_record_from_before_holding_every_trial_value_still_resumes(tmp_path):
-    """Records written before the fingerprint left out trigger, output_name and average_top_k held
-    them, and lack keys added since (max_unknown_char_fraction): their checkpoints are kept."""
+    """Records written before the fingerprint left out trigger and average_top_k held them, lack
+    keys added since (max_unknown_char_fraction) and hold keys removed since (output_name): their
+    checkpoints are kept."""
     trial = load_trial(REPO / "config" / "trials", "v1")
     fingerprint = run_fingerprint(trial, "c" * 64, MANIFESTS)
     old_values = {key: value for key, value in trial.values.items() if key != "max_unknown_char_fraction"}

@@ -6,7 +6,7 @@ import pytest
 import torch
 from nemo.collections.asr.losses.rnnt import RNNTLoss
 
-from quranft.rnnt_loss import VectorizedRNNTLoss, install
+from quranft.models.rnnt_loss import VectorizedRNNTLoss, install
 
 
 def _loss_and_grad(loss, acts, labels, act_lens, label_lens):

@@ -4,29 +4,27 @@ from __future__ import annotations
 
 import pytest
 
-from quranft.scoring import (
-    bootstrap_interval,
-    compare,
-    expand_span,
-    holm_adjust,
-    mcnemar_exact,
-    score_sample,
-    summarize,
-)
+from quranft.evaluation.statistics import bootstrap_interval, compare, holm_adjust, mcnemar_exact
+from quranft.matching.scoring import score_sample, summarize_scores
+
+
+def span(surah: int, first: int, last: int) -> list[tuple[int, int]]:
+    """A span of verses (surah s, ayah a to b) as the protocol counts it: (s, a), ..., (s, b)."""
+    return [(surah, ayah) for ayah in range(first, last + 1)]
 
 
 def test_worked_example_a_span_cut_short():
-    score = score_sample(expand_span(59, 22, 24), expand_span(59, 22, 23))
+    score = score_sample(span(59, 22, 24), span(59, 22, 23))
     assert (score.recall, score.precision, score.sequence_accuracy) == (pytest.approx(2 / 3), 1.0, 0.0)
 
 
 def test_worked_example_one_verse_too_many():
-    score = score_sample([(1, 1)], expand_span(1, 1, 2))
+    score = score_sample([(1, 1)], span(1, 1, 2))
     assert (score.recall, score.precision, score.sequence_accuracy) == (1.0, 0.5, 0.0)
 
 
 def test_exact_prediction():
-    score = score_sample(expand_span(114, 1, 6), expand_span(114, 1, 6))
+    score = score_sample(span(114, 1, 6), span(114, 1, 6))
     assert (score.recall, score.precision, score.sequence_accuracy) == (1.0, 1.0, 1.0)
 
 
@@ -58,8 +56,8 @@ def test_duplicates_count_once_each():
 
 def test_corpus_figures_are_means_over_all_samples_and_per_category():
     rows = [score_sample([(1, 1)], [(1, 1)]).as_dict(), score_sample([(1, 2)], []).as_dict(),
-            score_sample(expand_span(59, 22, 24), expand_span(59, 22, 23)).as_dict()]
-    summary = summarize(rows, ["short", "short", "multi"])
+            score_sample(span(59, 22, 24), span(59, 22, 23)).as_dict()]
+    summary = summarize_scores(rows, ["short", "short", "multi"])
     assert summary["sequence_accuracy"] == pytest.approx(1 / 3)
     assert summary["recall"] == pytest.approx((1 + 0 + 2 / 3) / 3)
     assert summary["per_category"]["short"]["sequence_accuracy"] == 0.5

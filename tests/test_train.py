@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from conftest import REPO
-from quranft.trials import load_trial
+from quranft.training.trials import load_trial
 
 pytestmark = pytest.mark.slow
 
@@ -60,8 +60,8 @@ def state(model) -> dict[str, torch.Tensor]:
 
 
 def test_frozen_layers_and_their_batchnorm_statistics_do_not_move(tmp_path, tiny_base, demo_data_stage):
-    from quranft import nemo_models
-    from quranft.train import train_trial
+    from quranft.models import nemo_models
+    from quranft.training.train import train_trial
 
     trial = load_trial(write_trial(tmp_path / "trials", lr_scale=3.0), "t")
     before = state(nemo_models.restore(tiny_base))
@@ -100,8 +100,8 @@ def test_frozen_layers_and_their_batchnorm_statistics_do_not_move(tmp_path, tiny
 def test_ctc_only_training_never_calls_the_rnnt_loss(tmp_path, tiny_base, demo_data_stage, monkeypatch):
     from nemo.collections.asr.losses.rnnt import RNNTLoss
 
-    from quranft import rnnt_loss
-    from quranft.train import train_trial
+    from quranft.models import rnnt_loss
+    from quranft.training.train import train_trial
 
     calls = []
     original = RNNTLoss.forward
@@ -111,7 +111,7 @@ def test_ctc_only_training_never_calls_the_rnnt_loss(tmp_path, tiny_base, demo_d
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(RNNTLoss, "forward", counting)
-    vectorised = []  # on the CPU the hybrid's RNNT loss is computed by quranft.rnnt_loss
+    vectorised = []  # on the CPU the hybrid's RNNT loss is computed by quranft.models.rnnt_loss
     original_costs = rnnt_loss.rnnt_costs
     monkeypatch.setattr(rnnt_loss, "rnnt_costs", lambda *args: vectorised.append(1) or original_costs(*args))
     trials = write_trial(tmp_path / "trials", "ctc", max_steps=3, val_interval=3)
@@ -125,8 +125,9 @@ def test_ctc_only_training_never_calls_the_rnnt_loss(tmp_path, tiny_base, demo_d
 
 def test_duration_batches_train_and_every_validation_sees_each_validation_clip_once(tmp_path, tiny_base,
                                                                                    demo_data_stage, monkeypatch):
-    from quranft import nemo_models
-    from quranft.train import Resources, train_trial
+    from quranft.models import nemo_models
+    from quranft.training.configure import Resources
+    from quranft.training.train import train_trial
 
     train_batches, validation_batches, workers = [], [], set()
     training_step, validation_pass = nemo_models.CTCOnlyHybridModel.training_step, \
@@ -169,7 +170,7 @@ def test_duration_batches_train_and_every_validation_sees_each_validation_clip_o
 
 
 def test_a_job_of_8_threads_loads_with_7_workers_and_ddp_processes_share_them():
-    from quranft.train import Resources, threads_per_process
+    from quranft.training.configure import Resources, threads_per_process
 
     assert threads_per_process(Resources(threads=8)) - 1 == 7
     assert threads_per_process(Resources(threads=8, gpus=2)) - 1 == 3
@@ -213,7 +214,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, tiny_base, demo
 
 def test_a_changed_training_setting_starts_over_keeping_the_old_checkpoints_aside(tmp_path, tiny_base,
                                                                                   demo_data_stage, caplog):
-    from quranft.train import train_trial
+    from quranft.training.train import train_trial
 
     trials = write_trial(tmp_path / "trials", max_steps=3, val_interval=3)
     train_trial(load_trial(trials, "t"), tiny_base, sources(demo_data_stage), tmp_path / "out")
@@ -228,17 +229,15 @@ def test_a_changed_training_setting_starts_over_keeping_the_old_checkpoints_asid
 
 
 def test_editing_average_top_k_keeps_the_checkpoints_and_only_averages_again(tmp_path, tiny_base, demo_data_stage):
-    from quranft.average import average_trial
-    from quranft.train import train_trial
+    from quranft.training.average import average_trial
+    from quranft.training.train import train_trial
 
-    trials = write_trial(tmp_path / "trials", max_steps=6, val_interval=3, save_top_k=2, average_top_k=1,
-                         output_name="first")
+    trials = write_trial(tmp_path / "trials", max_steps=6, val_interval=3, save_top_k=2, average_top_k=1)
     out = tmp_path / "out"
     train_trial(load_trial(trials, "t"), tiny_base, sources(demo_data_stage), out)
     checkpoints = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (out / "checkpoints").glob("*.ckpt")}
     assert len(checkpoints) == 3  # the two best and last.ckpt
-    write_trial(trials, max_steps=6, val_interval=3, save_top_k=2, average_top_k=2, output_name="second",
-                trigger="edited")
+    write_trial(trials, max_steps=6, val_interval=3, save_top_k=2, average_top_k=2, trigger="edited")
     trial = load_trial(trials, "t")
     metadata = train_trial(trial, tiny_base, sources(demo_data_stage), out)
     assert metadata["training"]["resumed_from_step"] == 6 and metadata["training"]["global_step"] == 6
@@ -253,7 +252,8 @@ def test_editing_average_top_k_keeps_the_checkpoints_and_only_averages_again(tmp
 
 
 def test_unknown_characters_stop_training_before_the_first_step(tmp_path, demo_data_stage):
-    from quranft.train import TrainingError, train_trial
+    from quranft.training.configure import TrainingError
+    from quranft.training.train import train_trial
 
     # The demo base's tokenizer was trained on the Tanzil simple text: it lacks the Uthmani marks.
     trials = write_trial(tmp_path / "trials", text_option="keep")
@@ -285,7 +285,8 @@ def test_two_process_cpu_ddp_trains(tmp_path, tiny_base, demo_data_stage, batchi
 
 
 def test_more_frozen_layers_than_the_encoder_has_names_the_file_and_key(tmp_path, tiny_base, demo_data_stage):
-    from quranft.train import TrainingError, train_trial
+    from quranft.training.configure import TrainingError
+    from quranft.training.train import train_trial
 
     trials = write_trial(tmp_path / "trials", freeze_encoder_layers=10)
     with pytest.raises(TrainingError, match=r"t\.yaml: key 'freeze_encoder_layers' is 10, but the base model's "
@@ -293,9 +294,13 @@ def test_more_frozen_layers_than_the_encoder_has_names_the_file_and_key(tmp_path
         train_trial(load_trial(trials, "t"), tiny_base, sources(demo_data_stage), tmp_path / "out")
 
 
-def test_the_demo_base_model_rule_builds_a_model_that_transcribes(tmp_path):
-    """pretrain-demo-base as the rule runs it, at toy settings: data stage, tokenizer, model."""
+def test_the_demo_base_model_rule_builds_a_hybrid_model_the_benchmark_transcribes_with(tmp_path):
+    """pretrain-demo-base as the rule runs it, at toy settings: data stage, tokenizer, model; the
+    benchmark's transcription path then runs on the model it wrote."""
+    import numpy as np
     from nemo.collections.asr.models import ASRModel
+
+    from quranft.models.transcribe import transcribe_files, use_ctc_greedy
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))
     demo = yaml.safe_load((REPO / "config" / "demo.yaml").read_text(encoding="utf-8"))
@@ -313,6 +318,13 @@ def test_the_demo_base_model_rule_builds_a_model_that_transcribes(tmp_path):
                    env=dict(os.environ, PYTHONPATH=str(REPO / "src")), check=True, capture_output=True, timeout=600)
     model = ASRModel.restore_from(str(out), map_location="cpu")
     assert type(model).__name__ == "EncDecHybridRNNTCTCBPEModel" and len(model.encoder.layers) == 2
+    assert model.tokenizer.vocab_size == 64
+    use_ctc_greedy(model)
+    clips = [str(REPO / "demo" / "benchmark" / name) for name in ("user_103_001.m4a", "everyayah_112_002.wav")]
+    for transcript in transcribe_files(model, clips, keep_log_probs=True):
+        assert transcript.error is None and isinstance(transcript.text, str)
+        assert transcript.log_probs.shape[1] == 65  # 64 pieces and the blank
+        np.testing.assert_allclose(np.exp(transcript.log_probs).sum(axis=1), 1.0, rtol=1e-4)
     metadata = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
-    assert metadata["steps"] == 3 and "val_wer" in metadata["validation"]
+    assert metadata["steps"] == 3 and metadata["validation"]["val_wer"] >= 0.0
     assert metadata["settings"]["source"]["dataset"].endswith("base_domain")  # the base domain, not the sources

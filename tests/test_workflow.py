@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from conftest import REPO, snakemake
-from quranft.corpus import load_samples
+from quranft.data.benchmark_corpus import load_samples
 
 pytestmark = pytest.mark.slow
 
@@ -47,14 +47,15 @@ def test_demo_leakage_guard_catches_every_planted_clip(demo_data_stage):
     assert matched == planted
     leaked_rows = sum(len(f["leaked"]) for s in report["sources"].values() for f in s["splits"].values())
     assert leaked_rows == 4  # one row each, two for the clip made of two training verses
-    train_ids = {row["id"] for row in read_manifest(demo_data_stage / "results/data/train.jsonl")}
+    train_ids = {row["id"] for source in ("quran_ayah_corpus", "retasy")
+                 for row in read_manifest(demo_data_stage / "results/data" / source / "train.jsonl")}
     for source in report["sources"].values():
         for figures in source["splits"].values():
             assert not {entry["id"] for entry in figures["leaked"]} & train_ids
 
 
 def test_demo_manifests_point_at_16k_mono_audio_with_the_right_duration(demo_data_stage):
-    data = demo_data_stage / "results/data"
+    data = demo_data_stage / "results/data" / "quran_ayah_corpus"
     for split in ("train", "validation"):
         rows = read_manifest(data / f"{split}.jsonl")
         assert rows
@@ -94,7 +95,7 @@ def test_dry_run_and_lint_are_clean(configs):
 @pytest.mark.parametrize("args, threads", [(["-c2", "--set-threads", "train_trial=8"], 2),
                                            (["--profile", "slurm", "-c64"], 8)], ids=["local-c2", "slurm"])
 def test_training_threads_follow_the_cores_and_the_slurm_cpus_follow_the_threads(args, threads):
-    """threads - 1 data-loading workers: a job of 8 CPUs loads with 7 (quranft.train.threads_per_process)."""
+    """threads - 1 data-loading workers: a job of 8 CPUs loads with 7 (quranft.training.configure.threads_per_process)."""
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "-n", "-p", *args, "--configfile", "config/demo.yaml", "--",
          "results/v1/training_metadata.json"],

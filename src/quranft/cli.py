@@ -33,8 +33,14 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
                        help="sections of the already validated config, as a JSON file (what the rules pass)")
 
 
+def _add_prepared_sources(parser: argparse.ArgumentParser) -> None:
+    _add_config_options(parser)
+    parser.add_argument("--quran-ayah-corpus", required=True, help="folder of the main corpus's manifests")
+    parser.add_argument("--retasy", help="folder of the RetaSy manifests")
+
+
 def cmd_index_benchmark(args: argparse.Namespace) -> None:
-    from quranft.leakage import build_index, write_index
+    from quranft.data.benchmark_index import build_index, write_index
 
     index, skipped = build_index(args.corpus)
     for clip in skipped:
@@ -44,7 +50,7 @@ def cmd_index_benchmark(args: argparse.Namespace) -> None:
 
 
 def cmd_prepare_source(args: argparse.Namespace) -> None:
-    from quranft.prepare import prepare_source
+    from quranft.data.prepare import prepare_source
 
     config = _config(args)
     if args.source not in config["sources"]:
@@ -65,20 +71,29 @@ def cmd_prepare_source(args: argparse.Namespace) -> None:
         )
 
 
-def cmd_blend(args: argparse.Namespace) -> None:
-    from quranft.blend import blend
+def _prepared_sources(args: argparse.Namespace) -> dict[str, str]:
+    """The folders of the prepared sources given on the command line, by source name."""
+    return {"quran_ayah_corpus": args.quran_ayah_corpus, **({"retasy": args.retasy} if args.retasy else {})}
 
-    config = _config(args)
-    sources = {"quran_ayah_corpus": args.quran_ayah_corpus}
-    if args.retasy:
-        sources["retasy"] = args.retasy
-    report = blend(sources, config["data"]["include_retasy"], args.out_dir)
+
+def cmd_blend(args: argparse.Namespace) -> None:
+    from quranft.data.blend import blend
+
+    report = blend(_prepared_sources(args), _config(args)["data"]["include_retasy"], args.out_dir)
     for split, figures in report["manifests"].items():
         log.info("%s: %d rows, %.2f h", split, figures["rows"], figures["hours"])
 
 
+def cmd_data_report(args: argparse.Namespace) -> None:
+    from quranft.data.blend import data_report
+
+    report = data_report(_prepared_sources(args), _config(args)["data"]["include_retasy"], args.output)
+    for split, figures in report["manifests"].items():
+        log.info("%s: %d rows, %.2f h prepared", split, figures["rows"], figures["hours"])
+
+
 def cmd_base_model(args: argparse.Namespace) -> None:
-    from quranft.base_model import materialize
+    from quranft.models.base_model import materialize
 
     config = _config(args)
     origin = materialize(config["base_model"], args.output)
@@ -88,10 +103,10 @@ def cmd_base_model(args: argparse.Namespace) -> None:
 def cmd_pretrain_demo_base(args: argparse.Namespace) -> None:
     import tempfile
 
-    from quranft.base_model import pretrain_demo_base
-    from quranft.blend import blend
-    from quranft.leakage import build_index, write_index
-    from quranft.prepare import prepare_source
+    from quranft.data.benchmark_index import build_index, write_index
+    from quranft.data.blend import blend
+    from quranft.data.prepare import prepare_source
+    from quranft.training.demo_base import pretrain_demo_base
 
     config = _config(args)
     source = config["demo_base"].get("source")
@@ -113,7 +128,7 @@ def cmd_pretrain_demo_base(args: argparse.Namespace) -> None:
 
 def _resolved_trial(config: dict, name: str, trial_dir: str):
     """The trial, with an extends_best trial read from <results>/<name>/trial.yaml."""
-    from quranft.trials import load_trial
+    from quranft.training.trials import load_trial
 
     trial = load_trial(config["trials"]["dir"], name, config["trials"]["overrides"],
                        resolved_dir=Path(trial_dir).parent)
@@ -123,14 +138,15 @@ def _resolved_trial(config: dict, name: str, trial_dir: str):
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from quranft.launch import relaunch_as_tasks, srun_command
+    from quranft.training.launch import relaunch_as_tasks, srun_command
 
     devices = args.gpus or args.cpu_processes
     command = srun_command(devices * args.num_nodes, devices, args.num_nodes, args.threads, args.argv)
     if command:  # in a Slurm job: one task per device, each running this same command
         relaunch_as_tasks(command)
 
-    from quranft.train import Resources, train_trial
+    from quranft.training.configure import Resources
+    from quranft.training.train import train_trial
 
     config = _config(args)
     trial = _resolved_trial(config, args.trial, args.out_dir)
@@ -145,7 +161,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_average(args: argparse.Namespace) -> None:
-    from quranft.average import average_trial
+    from quranft.training.average import average_trial
 
     config = _config(args)
     trial = _resolved_trial(config, args.trial, args.trial_dir)
@@ -155,7 +171,7 @@ def cmd_average(args: argparse.Namespace) -> None:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> None:
-    from quranft.benchmark import run_benchmark
+    from quranft.evaluation.benchmark import run_benchmark
 
     config = _config(args)
     settings = config["benchmark"]
@@ -170,7 +186,7 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> None:
-    from quranft.leaderboard import write_leaderboard
+    from quranft.evaluation.leaderboard import write_leaderboard
 
     files = dict(item.split("=", 1) for item in args.benchmarks)
     choices = dict(item.split("=", 1) for item in args.choices)
@@ -180,7 +196,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
 
 
 def cmd_build_corpus(args: argparse.Namespace) -> None:
-    from quranft.build_corpus import build_corpus
+    from quranft.evaluation.build_corpus import build_corpus
 
     config = _config(args)
     if not config["benchmark"].get("build"):
@@ -192,7 +208,7 @@ def cmd_build_corpus(args: argparse.Namespace) -> None:
 
 
 def cmd_prepare_asr_benchmark(args: argparse.Namespace) -> None:
-    from quranft.asr_benchmark import prepare_asr_set
+    from quranft.evaluation.asr_benchmark import prepare_asr_set
 
     config = _config(args)
     if not config.get("asr_benchmark"):
@@ -203,7 +219,7 @@ def cmd_prepare_asr_benchmark(args: argparse.Namespace) -> None:
 
 
 def cmd_asr_benchmark(args: argparse.Namespace) -> None:
-    from quranft.asr_benchmark import run_asr_benchmark
+    from quranft.evaluation.asr_benchmark import run_asr_benchmark
 
     config = _config(args)
     if not config.get("asr_benchmark"):
@@ -216,7 +232,7 @@ def cmd_asr_benchmark(args: argparse.Namespace) -> None:
 
 
 def cmd_rescore(args: argparse.Namespace) -> None:
-    from quranft.rescore import rescore
+    from quranft.evaluation.rescore import rescore
 
     result = rescore(args.corpus, args.transcripts, args.matcher, args.output, args.log_probs, args.tokenizer_from)
     summary = result["summary"][args.matcher]
@@ -226,7 +242,7 @@ def cmd_rescore(args: argparse.Namespace) -> None:
 
 def cmd_resolve_trial(args: argparse.Namespace) -> None:
     from quranft.fileio import read_json
-    from quranft.trials import resolve_best
+    from quranft.training.trials import resolve_best
 
     config = _config(args)
     results = {name: read_json(path) for name, path in (item.split("=", 1) for item in args.scores)}
@@ -236,10 +252,8 @@ def cmd_resolve_trial(args: argparse.Namespace) -> None:
              choice["selected_on"], choice["scores"])
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="quranft", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-
+def _add_data_commands(commands) -> None:
+    """The commands of the data stage and the benchmark data."""
     index = commands.add_parser("index-benchmark", help="fingerprint the benchmark corpus's clips")
     index.add_argument("--corpus", required=True, help="folder with manifest.json")
     index.add_argument("--output", required=True, help=".npz file to write")
@@ -253,13 +267,29 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--workers", type=int, default=1, help="decoding processes")
     prepare.set_defaults(run=cmd_prepare_source)
 
-    blend = commands.add_parser("blend", help="per-source manifests to train.jsonl and validation.jsonl")
-    _add_config_options(blend)
-    blend.add_argument("--quran-ayah-corpus", required=True, help="folder of the main corpus's manifests")
-    blend.add_argument("--retasy", help="folder of the RetaSy manifests")
+    blend = commands.add_parser("blend", help="everything prepared as train.jsonl and validation.jsonl, with its report")
+    _add_prepared_sources(blend)
     blend.add_argument("--out-dir", required=True)
     blend.set_defaults(run=cmd_blend)
 
+    report = commands.add_parser("data-report", help="the data stage's report: every source's, and their blend's")
+    _add_prepared_sources(report)
+    report.add_argument("--output", required=True, help="report JSON to write (results/data/report.json)")
+    report.set_defaults(run=cmd_data_report)
+
+    build = commands.add_parser("build-corpus", help="build the benchmark corpus from datasets (benchmark.build)")
+    _add_config_options(build)
+    build.add_argument("--output", help="corpus folder to write (default: benchmark.corpus)")
+    build.set_defaults(run=cmd_build_corpus)
+
+    asr_set = commands.add_parser("prepare-asr-benchmark", help="decode the ASR test set (asr_benchmark) once")
+    _add_config_options(asr_set)
+    asr_set.add_argument("--out-dir", required=True, help="folder to write (audio/, manifest.jsonl, report.json)")
+    asr_set.set_defaults(run=cmd_prepare_asr_benchmark)
+
+
+def _add_training_commands(commands) -> None:
+    """The commands of the base model, the trials, training and averaging."""
     base = commands.add_parser("base-model", help="put the configured base model at a path")
     _add_config_options(base)
     base.add_argument("--output", required=True, help=".nemo file to write")
@@ -270,6 +300,15 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("--output", required=True, help=".nemo file to write")
     pretrain.add_argument("--threads", type=int, default=1)
     pretrain.set_defaults(run=cmd_pretrain_demo_base)
+
+    resolve = commands.add_parser("resolve-trial", help="resolve an extends_best trial from its candidates' results")
+    _add_config_options(resolve)
+    resolve.add_argument("--trial", required=True)
+    resolve.add_argument("--scores", nargs="+", required=True, metavar="NAME=FILE",
+                         help="each candidate's training_metadata.json (metric validation_wer) or benchmark.json")
+    resolve.add_argument("--output", required=True, help="the resolved trial file (results/<trial>/trial.yaml)")
+    resolve.add_argument("--choice", required=True, help="how it was chosen, as JSON (results/<trial>/extends_best.json)")
+    resolve.set_defaults(run=cmd_resolve_trial)
 
     train = commands.add_parser("train", help="fine-tune the base model as one trial says")
     _add_config_options(train)
@@ -291,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     average.add_argument("--device", default="cpu", help="where the guard decodes: cpu or cuda")
     average.set_defaults(run=cmd_average)
 
+
+def _add_evaluation_commands(commands) -> None:
+    """The commands of benchmarks, the leaderboard and re-scoring."""
     bench = commands.add_parser("benchmark", help="verse-identification benchmark of one model")
     _add_config_options(bench)
     bench.add_argument("--model", required=True, help="the .nemo to benchmark")
@@ -299,6 +341,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--log-probs", help="also save the per-sample CTC log-probabilities here (.npz)")
     bench.add_argument("--device", default="cpu", help="cpu or cuda")
     bench.set_defaults(run=cmd_benchmark)
+
+    asr = commands.add_parser("asr-benchmark", help="WER and CER of one model on the prepared ASR test set")
+    _add_config_options(asr)
+    asr.add_argument("--model", required=True, help="the .nemo to score")
+    asr.add_argument("--name", required=True, help="the model's name in the results (base, v1, ...)")
+    asr.add_argument("--test-set", required=True, help="folder written by prepare-asr-benchmark")
+    asr.add_argument("--output", required=True, help="JSON to write")
+    asr.add_argument("--device", default="cpu", help="cpu or cuda")
+    asr.set_defaults(run=cmd_asr_benchmark)
 
     board = commands.add_parser("leaderboard", help="compare every model's benchmark with the base's")
     board.add_argument("--benchmarks", nargs="+", required=True, metavar="NAME=FILE",
@@ -323,33 +374,13 @@ def build_parser() -> argparse.ArgumentParser:
     rescore.add_argument("--output", required=True, help="predictions JSON to write")
     rescore.set_defaults(run=cmd_rescore)
 
-    resolve = commands.add_parser("resolve-trial", help="resolve an extends_best trial from its candidates' results")
-    _add_config_options(resolve)
-    resolve.add_argument("--trial", required=True)
-    resolve.add_argument("--scores", nargs="+", required=True, metavar="NAME=FILE",
-                         help="each candidate's training_metadata.json (metric validation_wer) or benchmark.json")
-    resolve.add_argument("--output", required=True, help="the resolved trial file (results/<trial>/trial.yaml)")
-    resolve.add_argument("--choice", required=True, help="how it was chosen, as JSON (results/<trial>/extends_best.json)")
-    resolve.set_defaults(run=cmd_resolve_trial)
 
-    build = commands.add_parser("build-corpus", help="build the benchmark corpus from datasets (benchmark.build)")
-    _add_config_options(build)
-    build.add_argument("--output", help="corpus folder to write (default: benchmark.corpus)")
-    build.set_defaults(run=cmd_build_corpus)
-
-    asr_set = commands.add_parser("prepare-asr-benchmark", help="decode the ASR test set (asr_benchmark) once")
-    _add_config_options(asr_set)
-    asr_set.add_argument("--out-dir", required=True, help="folder to write (audio/, manifest.jsonl, report.json)")
-    asr_set.set_defaults(run=cmd_prepare_asr_benchmark)
-
-    asr = commands.add_parser("asr-benchmark", help="WER and CER of one model on the prepared ASR test set")
-    _add_config_options(asr)
-    asr.add_argument("--model", required=True, help="the .nemo to score")
-    asr.add_argument("--name", required=True, help="the model's name in the results (base, v1, ...)")
-    asr.add_argument("--test-set", required=True, help="folder written by prepare-asr-benchmark")
-    asr.add_argument("--output", required=True, help="JSON to write")
-    asr.add_argument("--device", default="cpu", help="cpu or cuda")
-    asr.set_defaults(run=cmd_asr_benchmark)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="quranft", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_data_commands(commands)
+    _add_training_commands(commands)
+    _add_evaluation_commands(commands)
     return parser
 
 

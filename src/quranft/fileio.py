@@ -1,8 +1,10 @@
-"""Writing outputs atomically: a reader sees the old file or the complete new one, never a part."""
+"""Reading and writing outputs: atomically (a reader sees the old file or the complete new one,
+never a part), JSON and JSONL, staged folders, and file hashes."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -108,3 +110,12 @@ def staged_dir(target: str | Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     replace_dir(staging, target)
+
+
+def sha256_file(path: str | Path) -> str:
+    """The sha256 of a file's bytes (hex), read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

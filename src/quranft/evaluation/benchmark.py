@@ -1,0 +1,223 @@
+"""The verse-identification benchmark of one model, in the protocol's format.
+
+For every sample of the corpus: decode the audio (any container, to 16 kHz mono), transcribe with
+the CTC head (greedy), match the transcript to verses with each matcher, and score. Latency is the
+wall time from the audio file path to the predicted verses of the primary matcher, after one
+untimed warm-up; batch throughput is measured separately.
+
+A sample that fails, whatever the reason (missing or undecodable audio, an empty clip, out of
+memory, a model error, an error inside a matcher), scores 0 and carries its error and its kind;
+the run goes on, and each matcher's summary counts the failures by kind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jiwer
+import numpy as np
+import torch
+
+from quranft.data.audio import SAMPLE_RATE, load_audio
+from quranft.data.benchmark_corpus import CORPUS_MANIFEST, Sample, load_samples
+from quranft.evaluation.code_versions import matcher_versions
+from quranft.fileio import write_json
+from quranft.matching.ctc_matcher import CTCMatcher, save_log_probs
+from quranft.matching.scoring import predict, score_rows
+from quranft.matching.text_matcher import TextMatcher
+from quranft.matching.verse_index import VerseIndex, default_index
+from quranft.models import nemo_models
+from quranft.models.transcribe import (
+    check_not_empty,
+    error_message,
+    failure_kind,
+    recover,
+    transcribe_files,
+    transcribe_samples,
+    use_ctc_greedy,
+)
+from quranft.progress import progress
+from quranft.provenance import cpu_name, provenance
+from quranft.quran import tanzil
+from quranft.quran.arabic import normalize
+
+log = logging.getLogger("quranft")
+
+MATCHERS = ("text", "ctc")
+# The warm-up only primes caches and lazy initialisation; if its clips fail (they are scored, and
+# fail again, in the run), a few attempts are enough before timing starts anyway.
+WARM_UP_ATTEMPTS = 3
+
+
+def corpus_hash(corpus_dir: Path, samples: list[Sample]) -> str:
+    """sha256 over the manifest and every audio file it names (missing ones as their name)."""
+    digest = hashlib.sha256((corpus_dir / CORPUS_MANIFEST).read_bytes())
+    for sample in samples:
+        path = corpus_dir / sample.file
+        digest.update(sample.file.encode())
+        if path.is_file():
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def expected_text(verses, variant: str = "simple") -> str:
+    return " ".join(tanzil.verse(s, a, variant) for s, a in verses)
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
+
+
+def transcript_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """WER and CER of the transcripts against the expected verse text, both normalised.
+    Samples without a transcript count as empty hypotheses."""
+    references = [normalize(expected_text(row["expected"])) for row in rows if row["expected"]]
+    hypotheses = [normalize(row.get("transcript") or "") for row in rows if row["expected"]]
+    if not references:
+        return {"wer": None, "cer": None}
+    return {"wer": float(jiwer.wer(references, hypotheses)), "cer": float(jiwer.cer(references, hypotheses)),
+            "normalised": True, "reference_variant": "simple"}
+
+
+@dataclass
+class Attempt:
+    """One clip from its path to the primary matcher's verses; what failed, if anything."""
+    audio: np.ndarray | None = None
+    transcript: Any = None  # quranft.models.transcribe.Transcript
+    seconds: float | None = None  # path to verses; None unless every step succeeded
+    error: str | None = None
+    error_kind: str | None = None
+
+
+def identify(path: Path, model, primary: str, index: VerseIndex, text_matcher: TextMatcher,
+             ctc_matcher: CTCMatcher) -> Attempt:
+    """Decode, transcribe and match one clip, timed; a failure is returned, never raised."""
+    started = time.perf_counter()
+    try:
+        audio = check_not_empty(load_audio(path), str(path))
+        transcript = transcribe_samples(model, [audio], keep_log_probs=True)[0]
+    except Exception as error:  # any one clip's failure scores 0; the run goes on
+        recover(error)
+        return Attempt(error=error_message(error), error_kind=failure_kind(error))
+    try:
+        predict(primary, transcript.text, transcript.log_probs, index, text_matcher, ctc_matcher)
+    except Exception as error:  # the transcript stands; score_rows records the matcher's error per matcher
+        return Attempt(audio, transcript, error=error_message(error), error_kind="matcher")
+    return Attempt(audio, transcript, seconds=time.perf_counter() - started)
+
+
+def warm_up(clips: list[tuple[str, Path]], identify_clip) -> dict[str, Any]:
+    """Run the first clip that goes through (untimed); record the ones that failed on the way."""
+    failed = []
+    for sample_id, path in clips[:WARM_UP_ATTEMPTS]:
+        attempt = identify_clip(path)
+        if attempt.error is None:
+            return {"sample": sample_id, "failed": failed}
+        log.warning("warm-up on %s failed (%s); trying the next clip", sample_id, attempt.error)
+        failed.append({"id": sample_id, "error": attempt.error, "error_kind": attempt.error_kind})
+    return {"sample": None, "failed": failed}
+
+
+def latency_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean, median, p95 and real-time factor over the samples timed from path to verses."""
+    timed = [row for row in rows if row["latency"] is not None]
+    latencies = [row["latency"] for row in timed]
+    audio_seconds = sum(row["duration"] for row in timed)
+    return {"samples": len(latencies),
+            "mean": statistics.fmean(latencies) if latencies else None,
+            "median": statistics.median(latencies) if latencies else None,
+            "p95": percentile(latencies, 95),
+            "real_time_factor": sum(latencies) / audio_seconds if audio_seconds else None}
+
+
+def transcribe_corpus(samples: list[Sample], corpus_dir: Path, identify_clip: Callable[[Path], Attempt],
+                      model_name: str) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+    """Every sample identified one by one (timed): the rows score_rows scores, and the log-probs."""
+    rows, log_probs = [], {}
+    for sample in progress(samples, total=len(samples), desc=f"benchmark {model_name}", unit="clip"):
+        row: dict[str, Any] = {"id": sample.id, "file": sample.file, "category": sample.category,
+                               "source": sample.source, "expected": [list(v) for v in sample.expected_verses]}
+        attempt = identify_clip(corpus_dir / sample.file)
+        if attempt.transcript is None:
+            row.update(transcript=None, error=attempt.error, error_kind=attempt.error_kind, latency=None,
+                       duration=None)
+        else:
+            # a matcher's failure is not the sample's: scored (and recorded) per matcher by score_rows
+            row.update(transcript=attempt.transcript.text, error=None,
+                       latency=round(attempt.seconds, 4) if attempt.seconds is not None else None,
+                       duration=round(len(attempt.audio) / SAMPLE_RATE, 3))
+            log_probs[sample.id] = attempt.transcript.log_probs
+        rows.append(row)
+    return rows, log_probs
+
+
+def batch_throughput(model, corpus_dir: Path, rows: list[dict[str, Any]], batch_size: int) -> dict[str, Any]:
+    """Throughput over the clips the model transcribed one by one, in batches this time."""
+    transcribed = [row for row in rows if row["transcript"] is not None]
+    started = time.perf_counter()
+    batched = transcribe_files(model, [str(corpus_dir / row["file"]) for row in transcribed], batch_size=batch_size)
+    seconds = time.perf_counter() - started
+    audio_seconds = sum(row["duration"] for row in transcribed)
+    return {"batch_size": batch_size, "clips": len(batched), "seconds": round(seconds, 3),
+            "failed": sum(t.error is not None for t in batched),
+            "clips_per_second": len(batched) / seconds if seconds else None,
+            "audio_seconds_per_second": audio_seconds / seconds if seconds else None}
+
+
+def matcher_records(primary: str, text_matcher: TextMatcher, ctc_matcher: CTCMatcher) -> dict[str, Any]:
+    """Each matcher's name, code version and settings, and the primary one."""
+    versions = matcher_versions()
+    return {"primary": primary,
+            **{m.name: {"name": m.name, "version": versions[m.name], "settings": m.settings()}
+               for m in (text_matcher, ctc_matcher)}}
+
+
+def run_benchmark(model_path: str | Path, corpus_dir: str | Path, out_json: str | Path, model_name: str,
+                  matchers: tuple[str, ...] = MATCHERS, primary: str = "ctc", batch_size: int = 8,
+                  device: str = "cpu", log_probs_path: str | Path | None = None) -> dict[str, Any]:
+    """Benchmark one model on the corpus; write `out_json` (and the log-probs) and return the result."""
+    model_path, corpus_dir = Path(model_path), Path(corpus_dir)
+    samples = load_samples(corpus_dir)
+    model = nemo_models.restore(model_path, map_location=device)
+    use_ctc_greedy(model)
+    index = default_index()
+    text_matcher = TextMatcher()
+    ctc_matcher = CTCMatcher(model.tokenizer, blank=model.ctc_decoder.num_classes_with_blank - 1)
+
+    def identify_clip(path: Path) -> Attempt:
+        return identify(path, model, primary, index, text_matcher, ctc_matcher)
+
+    warm = warm_up([(s.id, corpus_dir / s.file) for s in samples if (corpus_dir / s.file).is_file()], identify_clip)
+    rows, log_probs = transcribe_corpus(samples, corpus_dir, identify_clip, model_name)
+    summaries = score_rows(rows, matchers, index, text_matcher, ctc_matcher, log_probs)
+    batch = batch_throughput(model, corpus_dir, rows, batch_size)
+    result = {
+        "model": {"name": model_name, "file": str(model_path), "bytes": model_path.stat().st_size,
+                  "parameters": sum(p.numel() for p in model.parameters())},
+        "corpus": {"path": str(corpus_dir), "samples": len(samples), "sha256": corpus_hash(corpus_dir, samples)},
+        "decoding": {"head": "ctc", "strategy": "greedy"},
+        "matchers": matcher_records(primary, text_matcher, ctc_matcher),
+        "summary": summaries,
+        "transcripts": transcript_metrics(rows),
+        "latency": {
+            "device": device,
+            "device_name": torch.cuda.get_device_name(0) if device.startswith("cuda") else cpu_name(),
+            "threads": torch.get_num_threads(), "matcher": primary, **latency_figures(rows), "warm_up": warm,
+            "batch": batch,
+        },
+        "identical_text_groups": {"groups": len(index.identical_groups()),
+                                  "verses": sum(len(g) for g in index.identical_groups())},
+        "rows": rows,
+        "provenance": provenance(),
+    }
+    if log_probs_path is not None:
+        save_log_probs(log_probs_path, log_probs)
+    write_json(out_json, result)
+    return result

@@ -1,0 +1,242 @@
+"""The leaderboard: every model's benchmark beside the base model's, with paired comparisons.
+
+One row per model (base first): recall, precision, SeqAcc (with bootstrap 95% intervals), WER, CER,
+latency, size and parameters; for each trial, the samples it regressed on and recovered against the
+base, the exact McNemar test on SeqAcc (raw, and Holm-adjusted across all the trials compared with
+the base, which alone decides significance) and the bootstrap interval of each metric's difference.
+
+Only benchmarks of the same corpus (content hash) scored by the same version of the compared
+matcher (hash of its code) are compared; anything else is refused, naming the files. A trial that
+extends the best of others and was chosen by a benchmark metric on this very corpus is marked: its
+comparison with the base is optimistic, since the choice and the report use the same samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from quranft.errors import QuranftError
+from quranft.evaluation.asr_benchmark import ALL
+from quranft.evaluation.statistics import bootstrap_interval, compare, holm_adjust
+from quranft.fileio import atomic_write_text, read_json, write_json
+from quranft.matching.scoring import METRICS
+from quranft.plots import pyplot, save_png
+
+ALPHA = 0.05
+
+
+class LeaderboardError(QuranftError, ValueError):
+    """Benchmarks that cannot be compared; the message names the files and what differs."""
+
+
+def _per_sample(benchmark: dict, matcher: str) -> dict[str, dict[str, float]]:
+    return {row["id"]: {m: row["matchers"][matcher][m] for m in METRICS} for row in benchmark["rows"]}
+
+
+def _same(benchmarks: Mapping[str, dict], files: Mapping[str, str], what: str, value: Callable[[dict], Any]) -> None:
+    groups: dict[Any, list[str]] = {}
+    for name, benchmark in benchmarks.items():
+        groups.setdefault(value(benchmark), []).append(files[name])
+    if len(groups) > 1:
+        listed = "; ".join(f"{', '.join(names)} have {found}" for found, names in groups.items())
+        raise LeaderboardError(f"the benchmarks cannot be compared: their {what} differ: {listed}. "
+                               "Re-run the older benchmarks so that all are scored alike.")
+
+
+def check_comparable(benchmarks: Mapping[str, dict], matcher: str, files: Mapping[str, str]) -> None:
+    """Refuse benchmarks of different corpora, or scored by different versions of `matcher`."""
+    for name, benchmark in benchmarks.items():
+        if matcher not in benchmark["matchers"] or matcher not in benchmark["summary"]:
+            raise LeaderboardError(f"{files[name]}: has no scores of the {matcher} matcher")
+    _same(benchmarks, files, "corpus hashes (corpus.sha256)", lambda b: b["corpus"]["sha256"])
+    _same(benchmarks, files, f"{matcher} matcher versions (matchers.{matcher}.version)",
+          lambda b: b["matchers"][matcher].get("version"))
+
+
+def _selection(choice: Mapping[str, Any], corpus_sha256: str) -> dict[str, Any]:
+    """How an extends_best trial's parent was chosen, and whether on this corpus."""
+    return {"metric": choice["metric"], "chosen": choice["chosen"], "candidates": choice["candidates"],
+            "selected_on": choice["selected_on"],
+            "selected_on_this_corpus": choice["selected_on"] == "benchmark"
+            and choice.get("corpus_sha256") == corpus_sha256}
+
+
+def build(benchmarks: dict[str, dict], matcher: str | None = None, files: Mapping[str, str | Path] | None = None,
+          choices: Mapping[str, Mapping[str, Any]] | None = None, alpha: float = ALPHA) -> dict[str, Any]:
+    """Leaderboard data from {model name: benchmark JSON}; the base model must be named 'base'.
+
+    `files` names each benchmark's file in errors; `choices` holds the extends_best choices
+    (results/<trial>/extends_best.json) by trial name.
+    """
+    if "base" not in benchmarks:
+        raise LeaderboardError("the leaderboard needs the base model's benchmark")
+    files = {name: str((files or {}).get(name, f"the benchmark of {name}")) for name in benchmarks}
+    matcher = matcher or benchmarks["base"]["matchers"]["primary"]
+    check_comparable(benchmarks, matcher, files)
+    corpus_sha256 = benchmarks["base"]["corpus"]["sha256"]
+    base_scores = _per_sample(benchmarks["base"], matcher)
+    rows = []
+    for name in ["base", *sorted(n for n in benchmarks if n != "base")]:
+        benchmark = benchmarks[name]
+        scores = _per_sample(benchmark, matcher)
+        summary = benchmark["summary"][matcher]
+        row = {
+            "model": name,
+            **{m: summary[m] for m in METRICS},
+            "ci95": {m: bootstrap_interval([s[m] for s in scores.values()]) for m in METRICS},
+            "wer": benchmark["transcripts"]["wer"],
+            "cer": benchmark["transcripts"]["cer"],
+            "latency_median": benchmark["latency"]["median"],
+            "latency_p95": benchmark["latency"]["p95"],
+            "real_time_factor": benchmark["latency"]["real_time_factor"],
+            "bytes": benchmark["model"]["bytes"],
+            "parameters": benchmark["model"]["parameters"],
+            "per_category": summary.get("per_category", {}),
+            "errors": summary.get("errors", {}),
+        }
+        if name in (choices or {}):
+            row["selection"] = _selection(choices[name], corpus_sha256)
+        if name != "base":
+            row["versus_base"] = compare(base_scores, scores)
+        rows.append(row)
+    versus = [row["versus_base"] for row in rows if "versus_base" in row]
+    for comparison, adjusted in zip(versus, holm_adjust([v["mcnemar_p"] for v in versus])):
+        comparison.update(mcnemar_p_holm=adjusted, significant=adjusted < alpha)
+    return {"matcher": matcher, "matcher_version": benchmarks["base"]["matchers"][matcher]["version"],
+            "corpus": benchmarks["base"]["corpus"], "device": benchmarks["base"]["latency"]["device_name"],
+            "multiple_comparisons": {"method": "holm", "alpha": alpha, "comparisons": len(versus)},
+            "rows": rows}
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def to_markdown(board: dict[str, Any]) -> str:
+    tests = board["multiple_comparisons"]
+    lines = [
+        "# Leaderboard",
+        "",
+        f"Verse identification on `{board['corpus']['path']}` ({board['corpus']['samples']} samples), "
+        f"matcher `{board['matcher']}` (version {board['matcher_version']}), latency on {board['device']}. "
+        "Intervals are bootstrap 95% CIs; p is the exact McNemar test of SeqAcc against the base model, "
+        f"Holm p the same adjusted across the {tests['comparisons']} trials compared with the base; a "
+        f"difference is called significant only when Holm p < {tests['alpha']}.",
+        "",
+        "| model | recall | precision | SeqAcc (95% CI) | WER | CER | latency median / p95 (s) | size (MB) | params | vs base |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in board["rows"]:
+        low, high = row["ci95"]["sequence_accuracy"] or (None, None)
+        versus = "—"
+        if "versus_base" in row:
+            v = row["versus_base"]
+            delta = v["deltas"]["sequence_accuracy"]["delta"]
+            versus = (f"{delta:+.1%} SeqAcc, {len(v['recovered'])} recovered / {len(v['regressed'])} regressed, "
+                      f"p={v['mcnemar_p']:.3g}, Holm p={v['mcnemar_p_holm']:.3g}"
+                      f"{' (significant)' if v['significant'] else ''}")
+        latency = (f"{row['latency_median']:.3f} / {row['latency_p95']:.3f}"
+                   if row["latency_median"] is not None else "n/a")
+        marked = " *" if row.get("selection", {}).get("selected_on_this_corpus") else ""
+        lines.append(
+            f"| {row['model']}{marked} | {_pct(row['recall'])} | {_pct(row['precision'])} | "
+            f"{_pct(row['sequence_accuracy'])} ({_pct(low)}–{_pct(high)}) | {_pct(row['wer'])} | {_pct(row['cer'])} | "
+            f"{latency} | {row['bytes'] / 1e6:.1f} | {row['parameters']:,} | {versus} |"
+        )
+    for row in board["rows"]:
+        selection = row.get("selection")
+        if selection and selection["selected_on_this_corpus"]:
+            lines += ["", f"\\* **{row['model']}** was selected on this corpus: it extends {selection['chosen']}, "
+                          f"the best of {', '.join(selection['candidates'])} by {selection['metric']} on these "
+                          "very samples, so its comparison with the base is optimistic."]
+    for row in board["rows"]:
+        if row["errors"]:
+            failed = ", ".join(f"{kind} {count}" for kind, count in row["errors"].items())
+            lines += ["", f"**{row['model']}** failed samples (scored 0): {failed}."]
+    for row in board["rows"]:
+        if row.get("versus_base") and (row["versus_base"]["regressed"] or row["versus_base"]["recovered"]):
+            lines += ["", f"**{row['model']}** regressed on: {', '.join(row['versus_base']['regressed']) or 'none'}; "
+                          f"recovered: {', '.join(row['versus_base']['recovered']) or 'none'}."]
+    if board.get("asr"):
+        lines += asr_markdown(board["asr"])
+    return "\n".join(lines) + "\n"
+
+
+def asr_section(results: Mapping[str, dict], files: Mapping[str, str]) -> dict[str, Any]:
+    """Every model's ASR figures for the leaderboard, base first; refused (naming the files) when
+    the models were not scored on the same test set."""
+    def test_set(result: dict) -> tuple:
+        return result["test_set"]["dataset"], result["test_set"]["kept"], tuple(result["test_set"]["by_subset"].items())
+
+    found = {test_set(result) for result in results.values()}
+    if len(found) > 1:
+        listed = "; ".join(f"{files[name]}: {test_set(result)}" for name, result in results.items())
+        raise LeaderboardError(f"the ASR benchmarks were not scored on the same test set: {listed}")
+    names = sorted(results, key=lambda name: (name != "base", name))
+    first = results[names[0]]["test_set"]
+    return {"test_set": {key: first[key] for key in ("dataset", "kept", "by_subset", "hours")},
+            "rows": [{"model": name, "summary": results[name]["summary"]} for name in names]}
+
+
+def asr_markdown(section: Mapping[str, Any]) -> list[str]:
+    """The leaderboard's ASR table: WER / CER overall and per subset without diacritics, and
+    overall with them."""
+    subsets = list(section["rows"][0]["summary"])
+    test_set = section["test_set"]
+
+    def pair(figures: Mapping[str, Any]) -> str:
+        return " / ".join("n/a" if figures[k] is None else f"{100 * figures[k]:.2f}" for k in ("wer", "cer"))
+
+    lines = ["", "## ASR benchmark", "",
+             f"WER / CER (%) on `{test_set['dataset']}` ({test_set['kept']} clips, {test_set['hours']} h), CTC greedy, "
+             "corpus-level per subset; without diacritics (the verse protocol's normalisation) unless marked "
+             "(README, \"ASR benchmark\").", "",
+             "| model | " + " | ".join(f"{name} ({n})" for name, n in
+                                      [(s, test_set["by_subset"].get(s, test_set["kept"])) for s in subsets])
+             + f" | {ALL}, with diacritics |",
+             "| --- |" + " --- |" * (len(subsets) + 1)]
+    for row in section["rows"]:
+        summary = row["summary"]
+        cells = [pair(summary[s]["plain"]) for s in subsets] + [pair(summary[ALL]["diacritized"])]
+        lines.append(f"| {row['model']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def plot(board: dict[str, Any], path: str | Path) -> None:
+    plt = pyplot()
+    models = [row["model"] for row in board["rows"]]
+    positions = np.arange(len(models))
+    width = 0.27
+    figure, axis = plt.subplots(figsize=(max(6, 1.2 * len(models) + 2), 4))
+    for offset, metric in zip((-width, 0, width), METRICS):
+        values = [row[metric] or 0 for row in board["rows"]]
+        errors = [[max(0, v - (row["ci95"][metric] or (v, v))[0]) for v, row in zip(values, board["rows"])],
+                  [max(0, (row["ci95"][metric] or (v, v))[1] - v) for v, row in zip(values, board["rows"])]]
+        axis.bar(positions + offset, values, width, yerr=errors, capsize=3, label=metric)
+    axis.set_xticks(positions, models)
+    axis.set_ylim(0, 1.05)
+    axis.set_ylabel("share of samples")
+    axis.set_title(f"Verse identification ({board['matcher']} matcher), 95% bootstrap CIs")
+    axis.legend(loc="lower right")
+    axis.grid(axis="y", alpha=0.3)
+    save_png(figure, path)
+
+
+def write_leaderboard(benchmark_files: dict[str, str | Path], out_md: str | Path, out_json: str | Path,
+                      out_png: str | Path, matcher: str | None = None,
+                      choice_files: Mapping[str, str | Path] | None = None,
+                      asr_files: Mapping[str, str | Path] | None = None) -> dict[str, Any]:
+    """Also the ASR benchmark's table when `asr_files` (results/<model>/asr_benchmark.json) are given."""
+    board = build({name: read_json(path) for name, path in benchmark_files.items()}, matcher, benchmark_files,
+                  {name: read_json(path) for name, path in (choice_files or {}).items()})
+    if asr_files:
+        board["asr"] = asr_section({name: read_json(path) for name, path in asr_files.items()},
+                                           {name: str(path) for name, path in asr_files.items()})
+    write_json(out_json, board)
+    atomic_write_text(out_md, to_markdown(board))
+    plot(board, out_png)
+    return board

@@ -1,0 +1,67 @@
+"""Re-scoring saved model output with a matcher, without running the model again.
+
+Transcripts come from a JSONL file of {id, text} or from a benchmark JSON's rows; the ctc matcher
+also needs the saved log-probabilities and the tokenizer that produced them (read from the .nemo).
+A sample of the corpus without a transcript scores 0 and says so (error kind `no_transcript`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from quranft.data.benchmark_corpus import load_samples
+from quranft.errors import QuranftError
+from quranft.evaluation.code_versions import matcher_versions
+from quranft.fileio import read_jsonl, write_json
+from quranft.matching.ctc_matcher import CTCMatcher, SentencePieceTokenizer, load_log_probs
+from quranft.matching.scoring import score_rows
+from quranft.matching.text_matcher import TextMatcher
+from quranft.matching.verse_index import default_index
+
+
+class RescoreError(QuranftError, ValueError):
+    """Inputs that cannot be re-scored; the message names the file."""
+
+
+def read_transcripts(path: str | Path) -> dict[str, str | None]:
+    path = Path(path)
+    if path.suffix == ".json":
+        benchmark = json.loads(path.read_text(encoding="utf-8"))
+        return {row["id"]: row.get("transcript") for row in benchmark["rows"]}
+    transcripts = {}
+    for number, row in enumerate(read_jsonl(path), start=1):
+        if "id" not in row or "text" not in row:
+            raise RescoreError(f"{path}:{number}: every line needs 'id' and 'text'")
+        transcripts[str(row["id"])] = row["text"]
+    return transcripts
+
+
+def rescore(corpus: str | Path, transcripts_path: str | Path, matcher: str, output: str | Path,
+            log_probs_path: str | Path | None = None, tokenizer_from: str | Path | None = None) -> dict[str, Any]:
+    samples = load_samples(corpus)
+    transcripts = read_transcripts(transcripts_path)
+    ctc_matcher = None
+    log_probs = None
+    if matcher == "ctc":
+        if not log_probs_path or not tokenizer_from:
+            raise RescoreError("the ctc matcher needs --log-probs and --tokenizer-from")
+        tokenizer = SentencePieceTokenizer.from_nemo(tokenizer_from)
+        ctc_matcher = CTCMatcher(tokenizer, blank=tokenizer.vocab_size)
+        log_probs = load_log_probs(log_probs_path)
+    rows = []
+    for sample in samples:
+        text = transcripts.get(sample.id)
+        rows.append({"id": sample.id, "category": sample.category,
+                     "expected": [list(v) for v in sample.expected_verses], "transcript": text,
+                     "error": None if text is not None else f"no transcript for {sample.id} in {transcripts_path}",
+                     "error_kind": None if text is not None else "no_transcript"})
+    text_matcher = TextMatcher()
+    summaries = score_rows(rows, (matcher,), default_index(), text_matcher, ctc_matcher, log_probs)
+    settings = (ctc_matcher or text_matcher).settings()
+    result = {"corpus": str(corpus), "transcripts": str(transcripts_path),
+              "matcher": {"name": matcher, "version": matcher_versions()[matcher], "settings": settings},
+              "summary": summaries, "rows": rows}
+    write_json(output, result)
+    return result

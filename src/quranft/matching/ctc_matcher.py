@@ -1,0 +1,133 @@
+"""The CTC re-ranking matcher: candidate spans re-scored by the model's own log-probabilities.
+
+The text matcher proposes candidate spans; each is tokenized with the model's tokenizer (its
+diacritized text in every reference variant, with the basmala where it may have been said) and
+scored by the CTC loss of that token sequence against the clip's log-probabilities, plus a penalty
+per extra verse. The lowest score wins. Works from saved log-probabilities and a tokenizer alone,
+so that it re-scores without running the model again. torch (for its CTC loss) is imported only
+when a clip is matched: re-scoring with the text matcher never loads it.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from quranft.fileio import atomic_write_bytes
+from quranft.matching.text_matcher import Match, TextMatcher
+from quranft.matching.verse_index import VerseIndex
+from quranft.quran import tanzil
+from quranft.quran.tokenizer_coverage import make_mapper, missing_characters
+
+
+class SentencePieceTokenizer:
+    """The tokenizer inside a .nemo file, read without restoring the model."""
+
+    def __init__(self, model_bytes: bytes):
+        import sentencepiece as spm
+
+        self.processor = spm.SentencePieceProcessor(model_proto=model_bytes)
+        self.vocab_size = self.processor.get_piece_size()
+        self.unk_id = self.processor.unk_id()
+
+    @classmethod
+    def from_nemo(cls, path: str | Path) -> "SentencePieceTokenizer":
+        with tarfile.open(path) as archive:
+            member = next((m for m in archive.getmembers() if m.name.endswith("tokenizer.model")), None)
+            if member is None:
+                raise ValueError(f"{path}: no SentencePiece tokenizer.model inside")
+            return cls(archive.extractfile(member).read())
+
+    def text_to_ids(self, text: str) -> list[int]:
+        return self.processor.encode(text)
+
+
+@dataclass
+class CTCMatcher:
+    """Re-ranks the text matcher's candidates by CTC loss."""
+
+    tokenizer: object  # anything with text_to_ids and unk_id (NeMo's tokenizers, SentencePieceTokenizer)
+    blank: int  # the blank index of the log-probabilities (NeMo: the last one)
+    span_penalty: float = 0.5  # nats per extra verse
+    candidates: int = 10
+    variants: tuple[str, ...] = ("simple", "uthmani")
+    name: str = "ctc"
+
+    def __post_init__(self):
+        unk = self.tokenizer.unk_id
+        self._encodes = lambda char: unk not in self.tokenizer.text_to_ids(char)
+        self._targets: dict[tuple[tuple[int, int], ...], list[list[int]]] = {}
+        self._basmala = {v: tanzil.basmala(v) for v in self.variants}
+
+    def settings(self) -> dict:
+        return {"span_penalty": self.span_penalty, "candidates": self.candidates, "variants": list(self.variants)}
+
+    def encode(self, text: str) -> list[int]:
+        """The token ids of a diacritized text, its characters the tokenizer lacks mapped first."""
+        mapper = make_mapper("map_missing", missing_characters([text], self._encodes))
+        return self.tokenizer.text_to_ids(mapper(text))
+
+    def targets(self, verses: tuple[tuple[int, int], ...]) -> list[list[int]]:
+        """Token sequences a recitation of these verses may produce: per variant, with and without
+        a basmala before them (said as its own verse, or before starting mid-surah). Never in
+        Al-Fatiha (`VerseIndex.with_basmala`): a prefixed 1:2-k would be 1:1-k token for token, and
+        win over it by the span penalty."""
+        if verses not in self._targets:
+            sequences = []
+            for variant in self.variants:
+                text = " ".join(tanzil.verse(s, a, variant) for s, a in verses)
+                sequences.append(self.encode(text))
+                if VerseIndex.with_basmala(*verses[0], basmala_said=True):
+                    sequences.append(self.encode(f"{self._basmala[variant]} {text}"))
+            self._targets[verses] = sequences
+        return self._targets[verses]
+
+    def loss(self, log_probs, target: list[int]) -> float:
+        """The CTC loss (nats) of `target` against a clip's log-probs (a (frames, classes) tensor)."""
+        import torch
+        import torch.nn.functional as F
+
+        frames = log_probs.shape[0]
+        if not target or len(target) > frames:
+            return float("inf")
+        value = F.ctc_loss(
+            log_probs.unsqueeze(1), torch.tensor([target]), torch.tensor([frames]), torch.tensor([len(target)]),
+            blank=self.blank, reduction="sum", zero_infinity=False,
+        )
+        return float(value)
+
+    def match(self, transcript: str, log_probs: np.ndarray | None, index: VerseIndex,
+              text_matcher: TextMatcher) -> Match:
+        if log_probs is None or len(log_probs) == 0:
+            return Match((), 0.0)
+        spans = [m for _, m in text_matcher.spans(transcript, index)[: self.candidates]]
+        if not spans:
+            return Match((), 0.0)
+        import torch
+
+        probs = torch.from_numpy(np.asarray(log_probs, dtype=np.float32))
+        best: tuple[float, Match] | None = None
+        for span in spans:
+            loss = min(self.loss(probs, target) for target in self.targets(span.verses))
+            score = loss + self.span_penalty * (len(span.verses) - 1)
+            if best is None or score < best[0]:
+                best = (score, Match(span.verses, -score, span.with_basmala))
+        if best is None or not np.isfinite(best[0]):
+            return Match((), 0.0)
+        return best[1]
+
+
+def save_log_probs(path: str | Path, log_probs: dict[str, np.ndarray]) -> None:
+    """Per-sample log-probabilities in one .npz (float16 halves the size; ample for ranking)."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **{key: value.astype(np.float16) for key, value in log_probs.items()})
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_log_probs(path: str | Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as arrays:
+        return {key: arrays[key].astype(np.float32) for key in arrays.files}

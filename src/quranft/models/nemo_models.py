@@ -1,0 +1,212 @@
+"""NeMo model surgery: the tiny demo model, CTC-only training, layer freezing, and loading.
+
+Imports NeMo (slow, about 10 s): only the training, averaging and benchmark stages use this module.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from nemo.collections.asr.models import ASRModel, EncDecHybridRNNTCTCBPEModel
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+log = logging.getLogger("quranft")
+
+BASE_CLASS = "nemo.collections.asr.models.hybrid_rnnt_ctc_bpe_models.EncDecHybridRNNTCTCBPEModel"
+
+
+def train_tokenizer(texts: Iterable[str], out_dir: str | Path, vocab_size: int) -> Path:
+    """A SentencePiece unigram tokenizer in the layout NeMo's BPE models read (tokenizer.model)."""
+    import sentencepiece as spm
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    corpus = out_dir / "text.txt"
+    corpus.write_text("".join(t + "\n" for t in texts), encoding="utf-8")
+    spm.SentencePieceTrainer.train(
+        input=str(corpus), model_prefix=str(out_dir / "tokenizer"), vocab_size=vocab_size,
+        model_type="unigram", character_coverage=1.0, bos_id=-1, eos_id=-1, unk_id=0,
+        split_digits=True, num_threads=1, minloglevel=2,
+    )
+    processor = spm.SentencePieceProcessor(model_file=str(out_dir / "tokenizer.model"))
+    (out_dir / "vocab.txt").write_text(
+        "".join(processor.id_to_piece(i) + "\n" for i in range(processor.get_piece_size())), encoding="utf-8"
+    )
+    corpus.unlink()
+    return out_dir
+
+
+def tiny_hybrid_config(tokenizer_dir: str | Path, d_model: int, n_layers: int, n_heads: int,
+                       pred_hidden: int, joint_hidden: int, subsampling_channels: int | None = None,
+                       dropout: float = 0.1) -> DictConfig:
+    """A FastConformer hybrid RNNT+CTC BPE model of the real one's family, at toy size."""
+    return OmegaConf.create({
+        "sample_rate": 16000,
+        "compute_eval_loss": False,
+        "log_prediction": False,
+        "skip_nan_grad": False,
+        "model_defaults": {"enc_hidden": d_model, "pred_hidden": pred_hidden, "joint_hidden": joint_hidden},
+        "tokenizer": {"dir": str(tokenizer_dir), "type": "bpe"},
+        "preprocessor": {
+            "_target_": "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor",
+            "sample_rate": 16000, "normalize": "per_feature", "window_size": 0.025, "window_stride": 0.01,
+            "window": "hann", "features": 80, "n_fft": 512, "frame_splicing": 1, "dither": 1e-5, "pad_to": 0,
+        },
+        "spec_augment": {
+            "_target_": "nemo.collections.asr.modules.SpectrogramAugmentation",
+            "freq_masks": 2, "time_masks": 10, "freq_width": 27, "time_width": 0.05,
+        },
+        "encoder": {
+            "_target_": "nemo.collections.asr.modules.ConformerEncoder",
+            "feat_in": 80, "feat_out": -1, "n_layers": n_layers, "d_model": d_model,
+            "subsampling": "dw_striding", "subsampling_factor": 8,
+            "subsampling_conv_channels": subsampling_channels or d_model,
+            "ff_expansion_factor": 4, "self_attention_model": "rel_pos", "n_heads": n_heads,
+            "att_context_size": [-1, -1], "xscaling": True, "pos_emb_max_len": 5000,
+            "conv_kernel_size": 9, "conv_norm_type": "batch_norm",
+            "dropout": dropout, "dropout_pre_encoder": dropout, "dropout_emb": 0.0, "dropout_att": dropout,
+        },
+        "decoder": {
+            "_target_": "nemo.collections.asr.modules.RNNTDecoder",
+            "normalization_mode": None, "random_state_sampling": False, "blank_as_pad": True,
+            "prednet": {"pred_hidden": pred_hidden, "pred_rnn_layers": 1, "t_max": None, "dropout": 0.1},
+        },
+        "joint": {
+            "_target_": "nemo.collections.asr.modules.RNNTJoint",
+            "log_softmax": None, "preserve_memory": False, "fuse_loss_wer": False,
+            "jointnet": {"joint_hidden": joint_hidden, "activation": "relu", "dropout": 0.1},
+        },
+        "decoding": {"strategy": "greedy_batch", "greedy": {"max_symbols": 10}},
+        "aux_ctc": {
+            "ctc_loss_weight": 0.3, "use_cer": False, "ctc_reduction": "mean_batch",
+            "decoder": {"_target_": "nemo.collections.asr.modules.ConvASRDecoder", "feat_in": None,
+                        "num_classes": -1, "vocabulary": []},
+            "decoding": {"strategy": "greedy_batch"},
+        },
+        "loss": {"loss_name": "default"},
+        "optim": {"name": "adamw", "lr": 1e-3, "weight_decay": 1e-3, "betas": [0.9, 0.98]},
+    })
+
+
+class CTCOnlyHybridModel(EncDecHybridRNNTCTCBPEModel):
+    """The hybrid model trained through its CTC head alone: the RNNT loss is never computed.
+
+    NeMo's hybrid training step always runs the RNNT loss (ctc_loss_weight=1.0 only multiplies it
+    by zero), and on GPUs that loss needs numba's libNVVM. This subclass keeps the architecture
+    and the saved config unchanged (its .nemo files are plain EncDecHybridRNNTCTCBPEModel files);
+    only training_step and validation_pass differ. Validation reports the CTC WER as both
+    val_wer and val_wer_ctc.
+    """
+
+    def training_step(self, batch, batch_nb):
+        signal, signal_len, transcript, transcript_len = batch
+        encoded, encoded_len = self.forward(input_signal=signal, input_signal_length=signal_len)
+        log_probs = self.ctc_decoder(encoder_output=encoded)
+        loss = self.ctc_loss(
+            log_probs=log_probs, targets=transcript, input_lengths=encoded_len, target_lengths=transcript_len
+        )
+        self.log_dict({
+            "train_loss": loss,
+            "train_ctc_loss": loss,
+            "learning_rate": self._optimizer.param_groups[0]["lr"],
+            "global_step": torch.tensor(self.trainer.global_step, dtype=torch.float32),
+        })
+        return {"loss": loss}
+
+    def validation_pass(self, batch, batch_idx, dataloader_idx=0):
+        signal, signal_len, transcript, transcript_len = batch
+        encoded, encoded_len = self.forward(input_signal=signal, input_signal_length=signal_len)
+        log_probs = self.ctc_decoder(encoder_output=encoded)
+        loss = self.ctc_loss(
+            log_probs=log_probs, targets=transcript, input_lengths=encoded_len, target_lengths=transcript_len
+        )
+        self.ctc_wer.update(predictions=log_probs, targets=transcript, targets_lengths=transcript_len,
+                            predictions_lengths=encoded_len)
+        wer, wer_num, wer_denom = self.ctc_wer.compute()
+        self.ctc_wer.reset()
+        return {
+            "val_loss": loss,
+            "val_wer_num": wer_num, "val_wer_denom": wer_denom, "val_wer": wer,
+            "val_wer_num_ctc": wer_num, "val_wer_denom_ctc": wer_denom, "val_wer_ctc": wer,
+        }
+
+    def multi_validation_epoch_end(self, outputs, dataloader_idx: int = 0):
+        if not outputs:
+            return {}
+        loss = torch.stack([x["val_loss"] for x in outputs]).mean()
+        num = torch.stack([x["val_wer_num"] for x in outputs]).sum()
+        denom = torch.stack([x["val_wer_denom"] for x in outputs]).sum()
+        wer = num.float() / denom
+        return {"val_loss": loss, "log": {"val_loss": loss, "val_wer": wer, "val_wer_ctc": wer}}
+
+
+def restore(path: str | Path, ctc_only: bool = False, map_location: str = "cpu") -> EncDecHybridRNNTCTCBPEModel:
+    """Open a .nemo file; `ctc_only` opens it as CTCOnlyHybridModel for CTC-only training."""
+    cls = CTCOnlyHybridModel if ctc_only else ASRModel
+    model = cls.restore_from(str(path), map_location=torch.device(map_location))
+    if not isinstance(model, EncDecHybridRNNTCTCBPEModel):
+        raise TypeError(f"{path}: a {type(model).__name__}, not a hybrid RNNT/CTC BPE model")
+    return model
+
+
+def save(model: EncDecHybridRNNTCTCBPEModel, path: str | Path) -> None:
+    """Save as a plain hybrid model .nemo, atomically (temporary name, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open_dict(model.cfg):
+        model.cfg.target = BASE_CLASS
+    model.save_to(str(tmp))
+    tmp.replace(path)
+
+
+def can_encode(model: EncDecHybridRNNTCTCBPEModel):
+    """A predicate: does the model's tokenizer encode this character without an unknown token?"""
+    tokenizer = model.tokenizer
+    unk = getattr(tokenizer, "unk_id", None)
+    if unk is None or unk < 0:
+        unk = tokenizer.tokenizer.unk_id()
+
+    def check(char: str) -> bool:
+        return unk not in tokenizer.text_to_ids(char)
+
+    return check
+
+
+def count_parameters(model: torch.nn.Module) -> dict[str, int]:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"total": total, "trainable": trainable, "frozen": total - trainable}
+
+
+def frozen_modules(model: EncDecHybridRNNTCTCBPEModel, freeze_encoder_layers: int,
+                   freeze_rnnt_decoder: bool) -> list[tuple[str, torch.nn.Module]]:
+    """The modules a trial freezes: the preprocessor always; with N > 0 frozen encoder layers, also
+    the subsampling below them; the first N layers; the RNNT decoder and joint when asked."""
+    layers = model.encoder.layers
+    if not 0 <= freeze_encoder_layers <= len(layers):
+        raise ValueError(f"freeze_encoder_layers={freeze_encoder_layers}, but the encoder has {len(layers)} layers")
+    modules = [("preprocessor", model.preprocessor)]
+    if freeze_encoder_layers > 0:
+        modules.append(("encoder.pre_encode", model.encoder.pre_encode))
+        modules += [(f"encoder.layers.{i}", layers[i]) for i in range(freeze_encoder_layers)]
+    if freeze_rnnt_decoder:
+        modules += [("decoder", model.decoder), ("joint", model.joint)]
+    return modules
+
+
+def freeze(modules: list[tuple[str, torch.nn.Module]]) -> None:
+    """No gradients, and eval mode so that BatchNorm statistics and dropout stay fixed too."""
+    for _, module in modules:
+        module.requires_grad_(False)
+        module.eval()
+
+
+def update_config(model: EncDecHybridRNNTCTCBPEModel, section: str, values: dict[str, Any]) -> None:
+    with open_dict(model.cfg):
+        for key, value in values.items():
+            model.cfg[section][key] = value

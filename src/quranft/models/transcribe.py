@@ -1,0 +1,136 @@
+"""Transcription with the CTC head: audio files to text (and log-probabilities), in batches.
+
+Audio goes through quranft.data.audio (any common container, any rate and channel count, to 16 kHz
+mono), then the model's preprocessor, encoder and CTC decoder, then NeMo's greedy CTC decoding.
+Used by the averaging guard and by the benchmark, so that both decode the same way.
+
+A clip that cannot be transcribed (undecodable, empty, out of memory, a model error) gets an
+error and its kind instead of text; a batch that fails is transcribed again clip by clip, so that
+one bad clip costs only its own transcript.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from quranft.data.audio import SAMPLE_RATE, AudioDecodeError, load_audio
+
+log = logging.getLogger("quranft")
+
+
+class EmptyAudioError(ValueError):
+    """A clip that decodes to no samples: the model's preprocessor cannot take it."""
+
+
+@dataclass
+class Transcript:
+    text: str
+    log_probs: np.ndarray | None  # (frames, vocabulary + blank), when asked for
+    error: str | None = None  # why there is no text
+    error_kind: str | None = None  # failure_kind of that error
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    # CUDA raises torch.OutOfMemoryError; the CPU allocator and some kernels raise a plain
+    # RuntimeError whose message is the only sign.
+    message = str(error).lower()
+    return isinstance(error, torch.OutOfMemoryError) or (
+        isinstance(error, RuntimeError) and ("out of memory" in message or "can't allocate memory" in message))
+
+
+def failure_kind(error: BaseException) -> str:
+    """The kind of a clip's failure, as the benchmark counts them."""
+    if isinstance(error, AudioDecodeError):
+        return "decode"
+    if isinstance(error, EmptyAudioError):
+        return "empty_audio"
+    if is_out_of_memory(error):
+        return "out_of_memory"
+    return "transcription"
+
+
+def error_message(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def recover(error: BaseException) -> None:
+    """After an out-of-memory, give the failed batch's cached blocks back before the next clip."""
+    if is_out_of_memory(error) and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def check_not_empty(audio: np.ndarray, where: str) -> np.ndarray:
+    if audio.size == 0:
+        raise EmptyAudioError(f"{where}: no audio samples")
+    return audio
+
+
+def use_ctc_greedy(model) -> None:
+    """Decode with the CTC head, greedily (the offline inference path the benchmark measures)."""
+    from omegaconf import OmegaConf
+
+    decoding = OmegaConf.create({"strategy": "greedy_batch"})
+    model.change_decoding_strategy(decoding_cfg=decoding, decoder_type="ctc", verbose=False)
+    model.eval()
+
+
+@torch.inference_mode()
+def transcribe_samples(model, samples: Sequence[np.ndarray], keep_log_probs: bool = False) -> list[Transcript]:
+    """One batch of 16 kHz mono float arrays to transcripts; raises if any clip or the batch fails."""
+    for row, audio in enumerate(samples):
+        check_not_empty(audio, f"clip {row} of the batch")
+    device = next(model.parameters()).device
+    lengths = torch.tensor([len(s) for s in samples], dtype=torch.long)
+    batch = torch.zeros(len(samples), int(lengths.max()), dtype=torch.float32)
+    for row, audio in enumerate(samples):
+        batch[row, : len(audio)] = torch.from_numpy(audio)
+    encoded, encoded_len = model.forward(input_signal=batch.to(device), input_signal_length=lengths.to(device))
+    log_probs = model.ctc_decoder(encoder_output=encoded)
+    hypotheses = model.ctc_decoding.ctc_decoder_predictions_tensor(
+        log_probs, decoder_lengths=encoded_len, return_hypotheses=False
+    )
+    texts = [h.text if hasattr(h, "text") else str(h) for h in hypotheses]
+    results = []
+    for row, text in enumerate(texts):
+        frames = log_probs[row, : int(encoded_len[row])].float().cpu().numpy() if keep_log_probs else None
+        results.append(Transcript(text=text, log_probs=frames))
+    return results
+
+
+def failed_transcript(error: BaseException) -> Transcript:
+    return Transcript(text="", log_probs=None, error=error_message(error), error_kind=failure_kind(error))
+
+
+def _transcribe_batch(model, audios: list[np.ndarray], keep_log_probs: bool) -> list[Transcript]:
+    try:
+        return transcribe_samples(model, audios, keep_log_probs)
+    except Exception as error:  # one clip (too long for the memory left, or malformed) fails the batch
+        recover(error)
+        if len(audios) == 1:
+            return [failed_transcript(error)]
+        log.warning("a batch of %d clips failed (%s); transcribing them one by one", len(audios), error_message(error))
+        return [_transcribe_batch(model, [audio], keep_log_probs)[0] for audio in audios]
+
+
+def transcribe_files(model, paths: Sequence[str], batch_size: int = 8, keep_log_probs: bool = False,
+                     sample_rate: int = SAMPLE_RATE) -> list[Transcript]:
+    """Transcripts of audio files, in order; a file that cannot be transcribed gets an error instead."""
+    results: list[Transcript | None] = [None] * len(paths)
+    loaded: list[tuple[int, np.ndarray]] = []
+    for index, path in enumerate(paths):
+        try:
+            loaded.append((index, check_not_empty(load_audio(path, sample_rate), path)))
+        except (AudioDecodeError, EmptyAudioError) as error:
+            results[index] = failed_transcript(error)
+    # Similar lengths together: less padding, and padding does not change a clip's transcript.
+    loaded.sort(key=lambda item: len(item[1]))
+    for start in range(0, len(loaded), batch_size):
+        chunk = loaded[start : start + batch_size]
+        for (index, _), transcript in zip(chunk, _transcribe_batch(model, [a for _, a in chunk], keep_log_probs)):
+            results[index] = transcript
+    return results  # type: ignore[return-value]
