@@ -168,6 +168,8 @@ def average_trial(trial_dir: str | Path, base_model: str | Path, top_k: int, mod
     base_config = copy.deepcopy(model.cfg)
     use_ctc_greedy(model)
     validation = trial_dir / "data" / "validation.jsonl"
+    best_state = load_state_dict(paths[0])
+    _check_compatible(paths[0], best_state, reference)
     rows = guard_rows(validation, max_val_clips)
 
     def load(state: dict[str, torch.Tensor]) -> float:
@@ -175,8 +177,6 @@ def average_trial(trial_dir: str | Path, base_model: str | Path, top_k: int, mod
         model.load_state_dict(state, strict=True)
         return _wer(model, validation, rows, batch_size)
 
-    best_state = load_state_dict(paths[0])
-    _check_compatible(paths[0], best_state, reference)
     best_wer = load(best_state)
     del best_state
     result: dict[str, Any] = {"monitor": monitor, "members": members, "mode": mode, "weighted": weighted,
