@@ -25,6 +25,10 @@ include: "rules/benchmark.smk"
 include: "rules/benchmark_data.smk"
 
 
+onstart:
+    record_settings()
+
+
 rule all:
     input:
         data_outputs(),

@@ -10,26 +10,31 @@ sys.path.insert(0, SRC)
 # Jobs (local, or submitted to Slurm, which exports the environment) import quranft from src/ too.
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p))
 
-from quranft.config import validate_config
+from quranft.config import check_local_paths, is_hub_id, validate_config
 from quranft.data.benchmark_corpus import audio_files as benchmark_audio_files, check_build_target, synthetic_corpus_warning
 from quranft.data.sources import local_files
 from quranft.evaluation.code_versions import asr_code_files, scoring_code_files
-from quranft.fileio import write_json_if_changed
+from quranft.fileio import holds_json, read_json, write_canonical_json
 from quranft.training.trials import candidate_scores_file, data_stage_caps, load_trial
 
 validate_config(config)
+DEMO_BASE = "demo/base_model.nemo"  # the demo's stand-in base model, made by the rule pretrain_demo_base
+# Trial files belong to the workflow: found relative to the working directory, else to the workflow.
+if not os.path.isdir(config["trials"]["dir"]) and not os.path.isabs(config["trials"]["dir"]):
+    config["trials"]["dir"] = os.path.join(workflow.basedir, config["trials"]["dir"])
+# Every local file or folder the config names exists, or no run starts (dry runs included): a
+# missing input would leave old outputs standing as up to date.
+check_local_paths(config, made_by_rules=(DEMO_BASE,))
 if config["benchmark"]["build"]:
     check_build_target(config["benchmark"]["corpus"])
 if warning := synthetic_corpus_warning(config["benchmark"]["corpus"], config["base_model"], workflow.basedir):
     print(warning, file=sys.stderr)
-# Trial files belong to the workflow: found relative to the working directory, else to the workflow.
-if not os.path.isdir(config["trials"]["dir"]) and not os.path.isabs(config["trials"]["dir"]):
-    config["trials"]["dir"] = os.path.join(workflow.basedir, config["trials"]["dir"])
 
 DATA = "results/data"
 ASR_SET = "results/asr_benchmark"  # the ASR test set, decoded once for every model
-SETTINGS = "results/settings"
-DEMO_BASE = "demo/base_model.nemo"
+SETTINGS = "results/settings"  # the settings the jobs of the last executing run used
+SCRATCH_SETTINGS = ".snakemake/quranft/settings"  # changed settings, until a run executes jobs with them
+UNRECORDED = {}  # scratch settings file -> the file that records it
 TRIALS = {
     name: load_trial(config["trials"]["dir"], name, config["trials"]["overrides"])
     for name in config["trials"]["names"]
@@ -43,13 +48,31 @@ MODEL_PATTERN = "|".join(MODELS)
 
 
 def settings_file(name, **sections):
-    """The config sections one job reads, written at parse time to results/settings/<name>.json
-    and rewritten only when their content changes; the job reads it (--settings) and has it as an
-    input. Rebuilds stay driven by file timestamps (rerun-triggers: mtime), and a config edit
-    re-runs exactly the jobs that read what changed: a comment or the key order changes nothing."""
-    path = f"{SETTINGS}/{name}.json"
-    write_json_if_changed(path, sections)
-    return path
+    """The config sections one job reads, as a JSON file that is an input of the job and that it
+    reads its settings from (--settings). Rebuilds stay driven by file timestamps (rerun-triggers:
+    mtime): a config edit re-runs exactly the jobs that read what changed, and a comment or the
+    key order changes nothing.
+
+    results/settings/<name>.json records the settings the last run that executed jobs used. When
+    the config's sections equal it, it is the input. When they differ (or nothing is recorded),
+    the input is a scratch copy in Snakemake's own folder, written anew at every parse so that it
+    is newer than every output: the plan re-runs what reads it, and a dry run, --dag or --summary
+    changes no file of the working directory. A run that executes jobs records the scratch
+    settings of its jobs before the first job starts (record_settings, onstart)."""
+    recorded = f"{SETTINGS}/{name}.json"
+    if holds_json(recorded, sections):
+        return recorded
+    scratch = f"{SCRATCH_SETTINGS}/{name}.json"
+    write_canonical_json(scratch, sections)
+    UNRECORDED[scratch] = recorded
+    return scratch
+
+
+def record_settings():
+    """Record the settings of the jobs this run executes (onstart: a real run, never a dry run)."""
+    used = {str(path) for job in workflow.dag.jobs for path in job.input} & set(UNRECORDED)
+    for scratch in sorted(used):
+        write_canonical_json(UNRECORDED[scratch], read_json(scratch))
 
 
 # The data-stage caps that bound each source's preparation (the blend reads them all).
@@ -113,7 +136,7 @@ def benchmark_audio():
 def base_model_file():
     """The configured base model when it is a file (local, or the demo's, made by a rule)."""
     name = config["base_model"]
-    return [name] if name.endswith(".nemo") or os.path.exists(name) else []
+    return [name] if os.path.exists(name) or not is_hub_id(name) else []
 
 
 def trial_files(wildcards):

@@ -6,6 +6,7 @@ Kept free of heavy imports: the Snakefile calls it on every parse, dry runs incl
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -170,6 +171,61 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     fill_defaults(schema, config, schema)
     _check_relations(config)
     return config
+
+
+# A name on the Hugging Face Hub (or NeMo's catalogue): `name` or `owner/name`, no file suffix.
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
+_FILE_SUFFIXES = (".nemo", ".parquet", ".json", ".jsonl", ".yaml", ".arrow", ".tar", ".zip")
+
+
+def is_hub_id(value: str) -> bool:
+    """Whether a configured name that does not exist on disk names something on the Hub: it reads
+    like `name` or `owner/name` (no leading '/', './', '../' or '~', at most one '/', no file
+    suffix). Anything else is a local path. A local folder that does not exist yet reads like a
+    Hub id when it is `a/b`: write it as ./a/b."""
+    return _HUB_ID.fullmatch(value) is not None and not value.lower().endswith(_FILE_SUFFIXES)
+
+
+def _dataset_path(source: Mapping[str, Any]) -> str | None:
+    """The local path a source names, or None for a Hub id."""
+    value = source["dataset"]
+    declared = source.get("format", "auto")
+    if declared == "hub" or (declared == "auto" and not Path(value).exists() and is_hub_id(value)):
+        return None
+    return value
+
+
+def local_paths(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Every local file or folder the config names, as (key, path): the base model when it is a
+    file, every source's dataset, the benchmark corpus when it is not built, the trials' folder,
+    the demo base's source and the ASR test set, when they are local."""
+    found = []
+    base = config["base_model"]
+    if Path(base).exists() or not is_hub_id(base):
+        found.append(("base_model", base))
+    sources = [(f"sources.{name}", source) for name, source in config["sources"].items()]
+    build = config["benchmark"]["build"]
+    sources += [(f"benchmark.build.sources[{number}]", source) for number, source in
+                enumerate(build["sources"] if build else [])]
+    if config.get("demo_base", {}).get("source"):
+        sources.append(("demo_base.source", config["demo_base"]["source"]))
+    if config["asr_benchmark"]:
+        sources.append(("asr_benchmark", config["asr_benchmark"]))
+    found += [(f"{key}.dataset", path) for key, source in sources if (path := _dataset_path(source))]
+    if not build:
+        found.append(("benchmark.corpus", str(Path(config["benchmark"]["corpus"]) / "manifest.json")))
+    found.append(("trials.dir", config["trials"]["dir"]))
+    return found
+
+
+def check_local_paths(config: Mapping[str, Any], made_by_rules: tuple[str, ...] = ()) -> None:
+    """Raise ConfigError naming the first key whose local file or folder does not exist, so that
+    every run, dry runs included, stops before it plans with a missing input. `made_by_rules` are
+    paths the workflow makes itself (the demo base model): they need not exist yet."""
+    made = {Path(path).resolve() for path in made_by_rules}
+    for key, path in local_paths(config):
+        if not Path(path).exists() and Path(path).resolve() not in made:
+            raise ConfigError(f"config key '{key}': {path} does not exist")
 
 
 def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import shutil
+import tarfile
 import tempfile
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+from quranft.errors import QuranftError
 
 
 def _umask() -> int:
@@ -45,17 +50,22 @@ def write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
 
 
-def write_json_if_changed(path: str | Path, obj: Any) -> bool:
-    """Write `obj` as canonical JSON (sorted keys) unless the file already holds exactly that, so
-    that its modification time moves only on a real change; return whether it was written."""
-    text = json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+def canonical_json(obj: Any) -> str:
+    """`obj` as canonical JSON text (sorted keys): equal objects give equal text."""
+    return json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+
+
+def holds_json(path: str | Path, obj: Any) -> bool:
+    """Whether the file at `path` holds exactly `obj` as canonical JSON (False when it is missing)."""
     try:
-        if Path(path).read_text(encoding="utf-8") == text:
-            return False
+        return Path(path).read_text(encoding="utf-8") == canonical_json(obj)
     except FileNotFoundError:
-        pass
-    atomic_write_text(path, text)
-    return True
+        return False
+
+
+def write_canonical_json(path: str | Path, obj: Any) -> None:
+    """Write `obj` as canonical JSON (atomically)."""
+    atomic_write_text(path, canonical_json(obj))
 
 
 def read_json(path: str | Path) -> Any:
@@ -119,3 +129,35 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+class NemoArchiveError(QuranftError, ValueError):
+    """A file given as a .nemo that is not a complete .nemo archive; the message names it."""
+
+
+NEMO_MEMBERS = ("model_config.yaml", "model_weights.ckpt")
+
+
+def check_nemo_archive(path: str | Path) -> None:
+    """Raise NemoArchiveError unless `path` is a complete .nemo archive: a tar file (plain or
+    compressed) that holds model_config.yaml and model_weights.ckpt, none of its members cut short.
+    Reads the members' headers, not their data."""
+    path = Path(path)
+    if not path.is_file():
+        raise NemoArchiveError(f"{path}: no such .nemo file")
+    size = path.stat().st_size
+    try:
+        with tarfile.open(path) as archive:
+            members = archive.getmembers()
+            compressed = not isinstance(archive.fileobj, io.BufferedReader)
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
+        reason = ("neither a tar file nor a compressed one" if "could not be opened" in str(error)
+                  else " ".join(str(error).split()))
+        raise NemoArchiveError(f"{path}: not a .nemo archive ({reason})") from None
+    names = {Path(member.name).name for member in members}
+    missing = [name for name in NEMO_MEMBERS if name not in names]
+    if missing:
+        raise NemoArchiveError(f"{path}: not a .nemo archive (it has no {' and no '.join(missing)})")
+    cut = next((m.name for m in members if not compressed and m.offset_data + m.size > size), None)
+    if cut is not None:
+        raise NemoArchiveError(f"{path}: a truncated .nemo archive ({cut} is cut short)")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from quranft.config import is_hub_id
 from quranft.errors import QuranftError
 
 if TYPE_CHECKING:  # the Snakefile reads local_files at parse time: no numpy or soundfile for it
@@ -36,7 +37,9 @@ def resolve_format(source: Mapping[str, Any]) -> str:
         return declared
     path = Path(source["dataset"])
     if not path.exists():
-        return "hub"
+        if is_hub_id(source["dataset"]):
+            return "hub"
+        raise SourceError(f"{path}: no such local dataset (and not a Hub id)")
     if path.is_file():
         if path.suffix == ".parquet":
             return "parquet"

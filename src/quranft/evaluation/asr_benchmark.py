@@ -117,8 +117,8 @@ def run_asr_benchmark(model_path: str | Path, set_dir: str | Path, out_json: str
     from quranft.models.transcribe import transcribe_files, use_ctc_greedy
 
     set_dir, model_path = Path(set_dir), Path(model_path)
-    manifest = read_jsonl(set_dir / TEST_SET_MANIFEST)
     model = nemo_models.restore(model_path, map_location=device)
+    manifest = read_jsonl(set_dir / TEST_SET_MANIFEST)
     use_ctc_greedy(model)
     transcripts = transcribe_files(model, [str(set_dir / row["audio_filepath"]) for row in manifest],
                                    batch_size=batch_size)

@@ -40,8 +40,6 @@ def read_transcripts(path: str | Path) -> dict[str, str | None]:
 
 def rescore(corpus: str | Path, transcripts_path: str | Path, matcher: str, output: str | Path,
             log_probs_path: str | Path | None = None, tokenizer_from: str | Path | None = None) -> dict[str, Any]:
-    samples = load_samples(corpus)
-    transcripts = read_transcripts(transcripts_path)
     ctc_matcher = None
     log_probs = None
     if matcher == "ctc":
@@ -50,6 +48,8 @@ def rescore(corpus: str | Path, transcripts_path: str | Path, matcher: str, outp
         tokenizer = SentencePieceTokenizer.from_nemo(tokenizer_from)
         ctc_matcher = CTCMatcher(tokenizer, blank=tokenizer.vocab_size)
         log_probs = load_log_probs(log_probs_path)
+    samples = load_samples(corpus)
+    transcripts = read_transcripts(transcripts_path)
     rows = []
     for sample in samples:
         text = transcripts.get(sample.id)

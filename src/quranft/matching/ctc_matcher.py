@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from quranft.fileio import atomic_write_bytes
+from quranft.fileio import NemoArchiveError, atomic_write_bytes, check_nemo_archive
 from quranft.matching.text_matcher import Match, TextMatcher
 from quranft.matching.verse_index import VerseIndex
 from quranft.quran import tanzil
@@ -36,10 +36,11 @@ class SentencePieceTokenizer:
 
     @classmethod
     def from_nemo(cls, path: str | Path) -> "SentencePieceTokenizer":
+        check_nemo_archive(path)
         with tarfile.open(path) as archive:
             member = next((m for m in archive.getmembers() if m.name.endswith("tokenizer.model")), None)
             if member is None:
-                raise ValueError(f"{path}: no SentencePiece tokenizer.model inside")
+                raise NemoArchiveError(f"{path}: no SentencePiece tokenizer.model inside")
             return cls(archive.extractfile(member).read())
 
     def text_to_ids(self, text: str) -> list[int]:

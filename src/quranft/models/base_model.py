@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tarfile
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from quranft.config import is_hub_id
 from quranft.errors import QuranftError
-from quranft.fileio import write_json
+from quranft.fileio import check_nemo_archive, write_json
 from quranft.provenance import versions
 from quranft.quran import tanzil
 
@@ -28,26 +28,16 @@ class BaseModelError(QuranftError, RuntimeError):
     """A base model that cannot be had; the message names it."""
 
 
-def _check_nemo_file(path: Path) -> None:
-    try:
-        with tarfile.open(path) as archive:
-            names = {Path(n).name for n in archive.getnames()}
-    except (tarfile.TarError, OSError) as error:
-        raise BaseModelError(f"{path}: not a .nemo archive ({error})") from None
-    if "model_config.yaml" not in names or "model_weights.ckpt" not in names:
-        raise BaseModelError(f"{path}: not a .nemo archive (no model_config.yaml and model_weights.ckpt)")
-
-
 def materialize(base_model: str, out: str | Path) -> dict[str, Any]:
     """Copy a local .nemo, or fetch a pretrained model by name, to `out` (atomically)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     local = Path(base_model)
     tmp = out.with_name(f".{out.name}.tmp")
-    if local.suffix == ".nemo" or local.exists():
+    if local.exists() or not is_hub_id(base_model):
         if not local.is_file():
             raise BaseModelError(f"base_model {base_model}: no such .nemo file")
-        _check_nemo_file(local)
+        check_nemo_archive(local)
         shutil.copyfile(local, tmp)
         origin = {"kind": "local", "path": str(local)}
     else:

@@ -14,7 +14,14 @@ import torch
 from nemo.collections.asr.models import ASRModel, EncDecHybridRNNTCTCBPEModel
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from quranft.errors import QuranftError
+from quranft.fileio import check_nemo_archive
+
 log = logging.getLogger("quranft")
+
+class NotAHybridModel(QuranftError, TypeError):
+    """A .nemo of another kind of model; the message names the file."""
+
 
 BASE_CLASS = "nemo.collections.asr.models.hybrid_rnnt_ctc_bpe_models.EncDecHybridRNNTCTCBPEModel"
 
@@ -145,11 +152,13 @@ class CTCOnlyHybridModel(EncDecHybridRNNTCTCBPEModel):
 
 
 def restore(path: str | Path, ctc_only: bool = False, map_location: str = "cpu") -> EncDecHybridRNNTCTCBPEModel:
-    """Open a .nemo file; `ctc_only` opens it as CTCOnlyHybridModel for CTC-only training."""
+    """Open a .nemo file; `ctc_only` opens it as CTCOnlyHybridModel for CTC-only training. A file
+    that is not a complete .nemo archive, or not a hybrid model, is refused in one line."""
+    check_nemo_archive(path)
     cls = CTCOnlyHybridModel if ctc_only else ASRModel
     model = cls.restore_from(str(path), map_location=torch.device(map_location))
     if not isinstance(model, EncDecHybridRNNTCTCBPEModel):
-        raise TypeError(f"{path}: a {type(model).__name__}, not a hybrid RNNT/CTC BPE model")
+        raise NotAHybridModel(f"{path}: a {type(model).__name__}, not a hybrid RNNT/CTC BPE model")
     return model
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from quranft.errors import QuranftError
-from quranft.fileio import read_json, read_jsonl, write_json
+from quranft.fileio import check_nemo_archive, read_json, read_jsonl, write_json
 
 log = logging.getLogger("quranft")
 
@@ -155,6 +155,9 @@ def average_trial(trial_dir: str | Path, base_model: str | Path, top_k: int, mod
     if mode not in MODES:
         raise AveragingError(f"averaging mode must be one of {MODES}, got {mode!r}")
     trial_dir = Path(trial_dir)
+    check_nemo_archive(base_model)
+    if not (trial_dir / "training_metadata.json").is_file():
+        raise AveragingError(f"{trial_dir / 'training_metadata.json'}: not found (train the trial first)")
     metadata = read_json(trial_dir / "training_metadata.json")
     monitor = metadata["training"]["monitor"]
     ranked = metadata["checkpoints"]["top_k"][:top_k]
