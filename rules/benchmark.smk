@@ -7,6 +7,8 @@ rule benchmark_model:
         model="results/{model}/model.nemo",
         corpus=benchmark_corpus_files(),
         code=scoring_code_files(),
+        # a trial's training data: which benchmark speakers it was trained on (none for the base)
+        training=lambda wildcards: [] if wildcards.model == "base" else [f"results/{wildcards.model}/training_metadata.json"],
         settings=settings_file("benchmark_model", benchmark=config["benchmark"]),
     output:
         benchmark=report(
@@ -18,6 +20,7 @@ rule benchmark_model:
         log_probs="results/{model}/log_probs.npz",
     params:
         device=device,
+        training=lambda wildcards, input: f"--training-metadata {input.training[0]}" if input.training else "",
     wildcard_constraints:
         model=MODEL_PATTERN,
     threads: 2
@@ -34,7 +37,7 @@ rule benchmark_model:
     shell:
         "python -m quranft benchmark --settings {input.settings:q} --model {input.model:q}"
         " --name {wildcards.model} --output {output.benchmark:q} --log-probs {output.log_probs:q}"
-        " --device {params.device} > {log:q} 2>&1"
+        " --device {params.device} {params.training} > {log:q} 2>&1"
 
 
 rule leaderboard:

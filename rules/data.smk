@@ -1,16 +1,19 @@
 # Data stage: raw Hugging Face audio datasets to 16 kHz mono audio and NeMo JSONL manifests.
 
 
-# The leakage guard's index: every benchmark clip's audio fingerprint (quranft.data.benchmark_index);
-# the data stage drops the rows whose audio is, contains or lies inside one of them.
+# The leakage guard's index: every benchmark clip's audio fingerprint (quranft.data.benchmark_index),
+# the ASR test set's clips too, and the benchmark's speakers; the data stage drops the rows whose
+# audio is, contains or lies inside one of those clips, and the rows of those speakers.
 rule index_benchmark:
     input:
         audio=benchmark_audio(),
+        asr_set=[f"{ASR_SET}/manifest.jsonl"] if config["asr_benchmark"] else [],
         settings=settings_file("index_benchmark", corpus=config["benchmark"]["corpus"]),
     output:
         f"{DATA}/benchmark_fingerprints.npz",
     params:
         corpus=lambda wildcards: config["benchmark"]["corpus"],
+        asr_set=lambda wildcards, input: f"--asr-set {os.path.dirname(input.asr_set[0])}" if input.asr_set else "",
     log:
         "logs/data/index_benchmark.log",
     benchmark:
@@ -18,7 +21,7 @@ rule index_benchmark:
     conda:
         "../envs/quranft.yaml"
     shell:
-        "python -m quranft index-benchmark --corpus {params.corpus:q} --output {output:q}"
+        "python -m quranft index-benchmark --corpus {params.corpus:q} {params.asr_set} --output {output:q}"
         " > {log:q} 2>&1"
 
 

@@ -131,6 +131,14 @@ def make_up_to_date(workdir: Path, config: Path) -> None:
     assert "Nothing to be done" in snakemake(workdir, "-n", "--configfile", str(config)).stdout
 
 
+def finished_copy(finished: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of a finished workdir and its config for one test, the files' times kept."""
+    import shutil
+
+    workdir = shutil.copytree(finished[0], tmp_path / "workdir", copy_function=shutil.copy2, symlinks=True)
+    return workdir, workdir / finished[1].name
+
+
 @pytest.fixture(scope="session")
 def demo_data_stage(tmp_path_factory) -> Path:
     """The demo's data stage, run once through Snakemake; returns the working directory."""

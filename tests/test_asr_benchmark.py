@@ -4,6 +4,7 @@ files with metadata.jsonl: file_name, text) and on a parquet with a subset colum
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -46,6 +47,18 @@ def prepared(tmp_path_factory):
     settings = asr_config(dataset=str(audio_folder(path / "quran-lab")), split="train")
     report = prepare_asr_set(settings, path / "set")
     return path / "set", report
+
+
+def test_the_test_set_is_identified_by_its_content(prepared, tmp_path):
+    from quranft.fileio import manifest_hash, read_jsonl
+
+    set_dir, report = prepared
+    rows = read_jsonl(set_dir / "manifest.jsonl")
+    assert report["sha256"] == manifest_hash(set_dir / "manifest.jsonl", set_dir, [r["audio_filepath"] for r in rows])
+    copy = shutil.copytree(set_dir, tmp_path / "copy")
+    first = copy / rows[0]["audio_filepath"]
+    first.write_bytes(first.read_bytes()[:-2] + b"\x00\x00")  # two bytes of one clip
+    assert manifest_hash(copy / "manifest.jsonl", copy, [r["audio_filepath"] for r in rows]) != report["sha256"]
 
 
 def test_the_test_set_is_decoded_once_with_each_rows_subset(prepared):
@@ -115,11 +128,11 @@ def test_the_workflow_scores_every_model_on_the_test_set_prepared_once(tmp_path)
     assert result["summary"]["all"]["clips"] == 5 and set(result["summary"]) == {"all", *SUBSETS}
 
 
-def asr_result(name, wer, dataset="quran-lab", kept=5):
+def asr_result(name, wer, dataset="quran-lab", kept=5, sha256="a" * 64):
     figures = {"clips": kept, "failed": 0, "plain": {"wer": wer, "cer": wer / 2, "reference_words": 20},
                "diacritized": {"wer": 2 * wer, "cer": wer, "reference_words": 20}}
     return {"model": {"name": name}, "test_set": {"dataset": dataset, "kept": kept, "hours": 0.01,
-                                                  "by_subset": {"phone": 2, "studio": 3}},
+                                                  "by_subset": {"phone": 2, "studio": 3}, "sha256": sha256},
             "summary": {"all": figures, "phone": figures, "studio": figures}}
 
 
@@ -141,5 +154,27 @@ def test_the_leaderboard_sets_every_models_asr_figures_beside_verse_identificati
     assert "## ASR benchmark" in markdown and "| model | all (5) | phone (2) | studio (3) | all, with diacritics |" in markdown
     assert "| base | 7.44 / 3.72 | 7.44 / 3.72 | 7.44 / 3.72 | 14.88 / 7.44 |" in markdown
     assert [row["model"] for row in json.loads(out.with_suffix(".json").read_text())["asr"]["rows"]] == ["base", "v1"]
-    (tmp_path / "v1.asr.json").write_text(json.dumps(asr_result("v1", 0.05, kept=4)))
+    # the same dataset, clip counts and subsets, other content (one clip re-encoded): refused
+    (tmp_path / "v1.asr.json").write_text(json.dumps(asr_result("v1", 0.05, sha256="b" * 64)))
     assert main([*args, "--asr", *asr, "--markdown", f"{out}.md", "--json", f"{out}.json", "--png", f"{out}.png"]) == 1
+
+
+def test_the_asr_test_sets_clips_join_the_leakage_guard(prepared, tmp_path):
+    from conftest import DEMO, data_config, save_dataset
+    from quranft.data.benchmark_index import build_index, write_index
+    from quranft.data.prepare import prepare_source
+    from quranft.fileio import read_jsonl
+
+    set_dir, _ = prepared
+    index, skipped = build_index(DEMO / "benchmark", set_dir)
+    assert not skipped and len(index) == 87 + 5
+    write_index(index, tmp_path / "fingerprints.npz")
+    first = read_jsonl(set_dir / "manifest.jsonl")[0]
+    rows = [{"audio": (set_dir / first["audio_filepath"]).read_bytes(), "text": first["text"]},
+            {"audio": encoded(synth(2.0, seed=4321)), "text": "a clip of its own"}]
+    config = data_config()
+    source = {**config["sources"]["quran_ayah_corpus"],
+              "dataset": str(save_dataset(tmp_path / "dataset", {"train": rows, "validation": rows[1:]}))}
+    report = prepare_source("quran_ayah_corpus", source, config["data"], tmp_path / "out", tmp_path / "fingerprints.npz")
+    [leak] = report["splits"]["train"]["leaked"]
+    assert leak["id"] == "quran_ayah_corpus-train-0000000" and f"asr_benchmark:{first['id']}" in leak["match"]

@@ -91,9 +91,9 @@ def build_config(tmp_path, seed=7, **everyayah):
         "trials": {"names": []},
         "benchmark": {"corpus": str(tmp_path / "corpus"), "build": {"seed": seed, "sources": [
             {"name": "retasy", "dataset": str(tmp_path / "retasy"), "split": "train", "text_column": "Aya",
-             "surah_column": "Surah", "reciter_column": "reciter_id", "label_column": "final_label",
+             "surah_column": "Surah", "speaker_column": "reciter_id", "label_column": "final_label",
              "keep_labels": ["correct"], "singles": {"short": 2, "medium": 2, "long": 2}},
-            {"name": "everyayah", "dataset": str(tmp_path / "everyayah"), "split": "test", "reciter_column": "reciter",
+            {"name": "everyayah", "dataset": str(tmp_path / "everyayah"), "split": "test", "speaker_column": "reciter",
              "singles": {"short": 1, "medium": 1, "long": 1}, "multi": {"count": 3, "min_verses": 2, "max_verses": 4},
              **everyayah},
         ]}},
@@ -154,7 +154,7 @@ def test_multi_verse_clips_join_one_reciters_verses_with_half_a_second_of_silenc
     multi = [s for s in load_samples(corpus) if s.category == "multi"]
     assert {len(s.expected_verses) for s in multi} == {2, 3, 4}  # lengths cycle from min to max
     for sample in multi:
-        assert sample.raw["reciter"] == "a" and len(sample.raw["rows"]) == len(sample.expected_verses)
+        assert sample.raw["speaker"] == "a" and len(sample.raw["rows"]) == len(sample.expected_verses)
         parts = sum(len(load_audio(rows[i]["audio"]["bytes"])) for i in sample.raw["rows"])
         silence = int(0.5 * RATE) * (len(sample.expected_verses) - 1)
         assert len(load_audio(corpus / sample.file)) == parts + silence
@@ -246,9 +246,40 @@ def test_the_leakage_guard_excludes_the_built_retasy_clips_from_training(built, 
     assert report["splits"]["train"]["dropped"]["leaked"] == retasy_clips == 6
 
 
+@pytest.mark.parametrize("hold_out", [True, False])
+def test_the_benchmark_speakers_other_recordings_are_kept_out_of_training(built, datasets_dir, tmp_path, hold_out):
+    """The built corpus records each clip's speaker; a source naming its speaker column loses every
+    row of those speakers (before decoding: the benchmark clips' own rows among them), unless the
+    hold-out is turned off, when only the leakage guard's fingerprints catch the clips' own audio."""
+    from quranft.data.benchmark_index import benchmark_speakers, build_index, write_index
+    from quranft.data.prepare import prepare_source
+
+    corpus, _ = built
+    speakers = benchmark_speakers(corpus)
+    retasy_speakers = {str(s.raw["speaker"]) for s in load_samples(corpus) if s.source == "retasy"}
+    assert len(retasy_speakers) == 6 and retasy_speakers <= set(speakers)
+    write_index(build_index(corpus)[0], tmp_path / "fingerprints.npz", speakers)
+    config = validate_config({
+        "base_model": "unused.nemo", "benchmark": {"corpus": str(corpus)}, "trials": {"names": []},
+        "data": {"hold_out_benchmark_speakers": hold_out},
+        "sources": {"quran_ayah_corpus": {"dataset": "unused", "splits": {"train": "train", "validation": "validation"}},
+                    "retasy": {"dataset": str(datasets_dir / "retasy"), "splits": {"train": "train"},
+                               "text_column": "Aya", "label_column": "final_label", "keep_labels": ["correct"],
+                               "speaker_column": "reciter_id"}},
+    })
+    report = prepare_source("retasy", config["sources"]["retasy"], config["data"], tmp_path / "prepared",
+                            benchmark_index=tmp_path / "fingerprints.npz")
+    dropped = report["splits"]["train"]["dropped"]
+    assert (dropped["benchmark_speaker"], dropped["leaked"]) == ((6, 0) if hold_out else (0, 6))
+    assert report["speakers"] == ({"checked": True, "speaker_column": "reciter_id", "benchmark_speakers": len(speakers)}
+                                  if hold_out else {"checked": False, "why": "data.hold_out_benchmark_speakers is false"})
+    kept = {json.loads(line)["id"] for line in (tmp_path / "prepared" / "train.jsonl").read_text().splitlines()}
+    assert len(kept) == report["splits"]["train"]["kept"]
+
+
 def test_config_errors_name_the_key(datasets_dir):
-    with pytest.raises(ConfigError, match="sources.1.multi.count' needs .*sources.1.reciter_column"):
-        build_config(datasets_dir, reciter_column=None)
+    with pytest.raises(ConfigError, match="sources.1.multi.count' needs .*sources.1.speaker_column"):
+        build_config(datasets_dir, speaker_column=None)
     with pytest.raises(ConfigError, match="sources.1.ayah_column' needs"):
         build_config(datasets_dir, ayah_column="ayah")
     with pytest.raises(ConfigError, match="'benchmark.build.sources.1.singles.huge' is unknown"):

@@ -51,3 +51,14 @@ def test_a_short_fine_tune_changes_the_predictions_and_the_leaderboard_lists_the
     line = next(line for line in markdown.splitlines() if line.startswith("**v2** regressed on:"))
     for sample in recovered + regressed:
         assert sample in line
+
+    # Re-scoring the saved transcripts and log-probs gives exactly the benchmark's predictions.
+    from quranft.evaluation.rescore import rescore
+
+    for name in ("base", "v2"):
+        for matcher in ("text", "ctc"):
+            again = rescore(REPO / "demo" / "benchmark", results / name / "benchmark.json", matcher,
+                            tmp_path / f"{name}-{matcher}.json", log_probs_path=results / name / "log_probs.npz",
+                            tokenizer_from=results / name / "model.nemo")
+            predicted = {row["id"]: row["matchers"][matcher].get("predicted") for row in again["rows"]}
+            assert predicted == {i: row["matchers"][matcher].get("predicted") for i, row in rows[name].items()}

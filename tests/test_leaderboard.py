@@ -101,3 +101,21 @@ def test_a_trial_chosen_on_this_corpus_is_marked(tmp_path):
     markdown = out.with_suffix(".md").read_text(encoding="utf-8")
     assert "| v4 * |" in markdown and "| v5 |" in markdown
     assert "**v4** was selected on this corpus: it extends v2, the best of v1, v2 by sequence_accuracy" in markdown
+
+
+def test_figures_by_whether_the_speaker_was_trained_on_are_shown_when_both_kinds_exist():
+    from quranft.evaluation.benchmark import by_speaker
+
+    rows = [{"id": f"s{i}", "speaker": speaker, "matchers": {"ctc": {"recall": right, "precision": right,
+                                                                     "sequence_accuracy": right}}}
+            for i, (speaker, right) in enumerate([("a", 1.0), ("a", 1.0), ("b", 0.0), ("c", 1.0), (None, 0.0)])]
+    split = by_speaker(rows, ("ctc",), {"a"})
+    assert split["ctc"]["seen"]["sequence_accuracy"] == 1.0 and split["ctc"]["seen"]["samples"] == 2
+    assert split["ctc"]["unseen"]["sequence_accuracy"] == 0.5 and split["ctc"]["unseen"]["samples"] == 2
+    assert [row["speaker_seen"] for row in rows] == [True, True, False, False, None]
+    assert by_speaker(rows, ("ctc",), {"z"}) is None and by_speaker(rows, ("ctc",), None) is None  # one kind only
+    base, trial = benchmark("base", BASE_RIGHT), benchmark("v1", ALL_RIGHT)
+    trial["by_speaker"] = split
+    markdown = to_markdown(build({"base": base, "v1": trial}))
+    assert ("**v1** SeqAcc on the clips of speakers it was trained on: 100.0% (2 clips); of the others: 50.0% "
+            "(2 clips).") in markdown

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import DEMO, REPO, demo_config_file, make_up_to_date, planned_jobs, snakemake
+from conftest import DEMO, REPO, demo_config_file, finished_copy, make_up_to_date, planned_jobs, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -34,9 +34,7 @@ def finished_once(tmp_path_factory):
 
 @pytest.fixture
 def finished(finished_once, tmp_path):
-    """A copy of the finished workdir for one test, its files' times kept."""
-    workdir = shutil.copytree(finished_once[0], tmp_path / "workdir", copy_function=shutil.copy2, symlinks=True)
-    return workdir, workdir / finished_once[1].name
+    return finished_copy(finished_once, tmp_path)
 
 
 def state(workdir: Path) -> dict[str, tuple[int, str]]:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import soundfile as sf
@@ -65,17 +66,18 @@ def test_every_drop_reason_is_counted_with_examples(tmp_path, leak_index, worker
         {"audio": encoded(synth(31.0, seed=52)), "text": TEXT},  # too long
         {"audio": encoded(synth(2.0, seed=500), fmt="MP3"), "text": TEXT},  # leaked
         {"audio": encoded(synth(1.5, seed=0)), "text": TEXT},  # duplicate of train row 0
-        {"audio": encoded(synth(1.5, seed=60)), "text": "kept: the cap is not reached yet"},
+        {"audio": encoded(synth(1.5, seed=60)), "text": "kept"},
     ] + good_rows(4, seed=100)
     validation = good_rows(2, seed=200)
     report = run(tmp_path, {"train": train, "validation": validation}, benchmark_index=leak_index,
-                 workers=workers, max_train_samples=5, max_undecodable_fraction=0.5)
+                 workers=workers, max_train_samples=len(train), max_undecodable_fraction=0.5)
     figures = report["splits"]["train"]
     assert figures["dropped"] == {
         "undecodable": 1, "empty_text": 1, "bad_label": 0, "too_short": 1, "too_long": 1,
-        "leaked": 1, "duplicate": 1, "over_cap": 3,
+        "leaked": 1, "benchmark_speaker": 0, "duplicate": 1, "over_cap": 0,
     }
-    assert figures["kept"] == 5 and figures["rows_read"] == figures["rows_total"] == len(train)
+    assert figures["drawn"] == {"method": "dataset order", "why": "no cap below the split's rows"}
+    assert figures["kept"] == 8 and figures["rows_read"] == figures["rows_total"] == len(train)
     assert figures["examples"]["undecodable"][0].startswith("quran_ayah_corpus-train-0000003: ")
     assert figures["examples"]["too_short"] == ["quran_ayah_corpus-train-0000005: 0.400 s"]
     assert figures["examples"]["duplicate"] == [
@@ -83,12 +85,34 @@ def test_every_drop_reason_is_counted_with_examples(tmp_path, leak_index, worker
     ]
     assert figures["leaked"][0]["id"] == "quran_ayah_corpus-train-0000007"
     assert "bench_leak" in figures["leaked"][0]["match"]
-    assert figures["examples"]["over_cap"] == [f"quran_ayah_corpus-train-{i:07d}" for i in (11, 12, 13)]
     written = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
     assert written == json.loads(json.dumps(report))
     # the workers write every row they keep; the duplicate's file and those decoded past the cap go
     assert written_audio(tmp_path / "out") == manifest_audio(tmp_path / "out")
-    assert len(manifest_audio(tmp_path / "out")) == 5 + 2
+    assert len(manifest_audio(tmp_path / "out")) == 8 + 2
+
+
+def test_under_a_cap_the_rows_kept_are_a_seeded_sample_that_covers_a_split_sorted_by_speaker(tmp_path):
+    """Validation rows sorted by speaker (10 speakers, 8 rows each) under a cap of 10: the first
+    rows would all be one speaker's; the drawn ones cover most speakers, the same for the same
+    seed, others for another seed; the rows left unread are counted and named."""
+    validation = [{"audio": encoded(synth(1.0, seed=1000 + 8 * speaker + take)), "text": f"{TEXT} {take}",
+                   "id": f"spk{speaker:02d}-{take}"} for speaker in range(10) for take in range(8)]
+    splits = {"train": [{**row, "id": f"train-{n}"} for n, row in enumerate(good_rows(2))], "validation": validation}
+
+    def drawn(seed):
+        report = run(tmp_path, splits, source_overrides={"id_column": "id"}, max_val_samples=10, seed=seed)
+        ids = [json.loads(line)["id"] for line in (tmp_path / "out" / "validation.jsonl").read_text().splitlines()]
+        return report["splits"]["validation"], ids
+
+    figures, ids = drawn(seed=0)
+    assert len(ids) == 10 and len({row_id.split("-")[0] for row_id in ids}) >= 5
+    assert figures["drawn"]["method"] == "seeded permutation"
+    assert (figures["kept"], figures["dropped"]["over_cap"], figures["rows_read"]) == (10, 70, 80)
+    kept_rows = {f"row {8 * int(i[3:5]) + int(i.split('-')[1])}" for i in ids}  # spkSS-T is row 8 * SS + T
+    assert len(figures["examples"]["over_cap"]) == 5 and not set(figures["examples"]["over_cap"]) & kept_rows
+    assert drawn(seed=0)[1] == ids and drawn(seed=1)[1] != ids
+    assert written_audio(tmp_path / "out") == manifest_audio(tmp_path / "out")
 
 
 def test_bad_labels_are_dropped_and_text_comes_from_the_configured_column(tmp_path):
@@ -266,6 +290,31 @@ def test_an_audio_folder_source_is_read(tmp_path):
     assert report["splits"]["train"]["kept"] == 3
 
 
+def test_a_streamed_split_under_a_cap_is_drawn_through_a_seeded_shuffle_buffer(tmp_path):
+    """An audio folder streams (its length unknown): under a cap, its rows come through a shuffle
+    buffer, the same for the same seed; the files, sorted by speaker, are not taken in order."""
+    folder = tmp_path / "folder" / "train"
+    folder.mkdir(parents=True)
+    names = [f"spk{speaker}_{take}.wav" for speaker in range(4) for take in range(6)]
+    for number, name in enumerate(names):
+        sf.write(folder / name, synth(1.0, seed=3000 + number), 16000)
+    (folder / "metadata.csv").write_text("file_name,transcription\n" + "".join(f"{n},{TEXT} {i}\n" for i, n in
+                                                                               enumerate(names)), encoding="utf-8")
+    config = data_config(max_train_samples=6, shuffle_buffer_size=24)
+    source = {**config["sources"]["quran_ayah_corpus"], "dataset": str(folder.parent), "splits": {"train": "train"},
+              "text_column": "transcription"}
+
+    def texts(out):
+        report = prepare_source("quran_ayah_corpus", source, config["data"], tmp_path / out)
+        rows = [json.loads(line) for line in (tmp_path / out / "train.jsonl").read_text().splitlines()]
+        return report["splits"]["train"], [int(row["text"].split()[-1]) for row in rows]
+
+    figures, drawn = texts("a")
+    assert figures["drawn"]["method"] == "shuffle buffer" and figures["drawn"]["buffer_size"] == 24
+    assert len(drawn) == 6 and drawn != list(range(6)) and len({number // 6 for number in drawn}) >= 2
+    assert texts("b")[1] == drawn
+
+
 def test_a_killed_run_leaves_no_complete_looking_output_and_a_rerun_completes(tmp_path):
     dataset = save_dataset(tmp_path / "dataset", {"train": good_rows(400, seconds=6.0), "validation": good_rows(2, seed=900)})
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))
@@ -290,3 +339,30 @@ def test_a_killed_run_leaves_no_complete_looking_output_and_a_rerun_completes(tm
     assert len((out / "train.jsonl").read_text(encoding="utf-8").splitlines()) == 400
     assert not list(out.glob(".audio.tmp-*"))
     assert len(list((out / "audio" / "train").glob("*.flac"))) == 400
+
+
+def test_a_kill_between_the_steps_of_the_audio_swap_loses_nothing_and_a_rerun_completes(tmp_path, monkeypatch):
+    """The new audio folder takes the old one's place in two renames (fileio.replace_dir): old one
+    aside, new one in. Killed between them, the old audio is still on disk, and a re-run swaps in a
+    complete folder and clears what the killed run left."""
+    splits = {"train": good_rows(3), "validation": good_rows(1, seed=50)}
+    run(tmp_path, splits)
+    out = tmp_path / "out"
+    before = {path: (out / path).read_bytes() for path in written_audio(out)}  # audio/<split>/<file>
+    rename = Path.rename
+
+    def killed_after_the_old_folder_moves_aside(self, target):
+        if self.name.startswith(".audio.tmp-"):
+            raise KeyboardInterrupt("killed between the two renames")
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", killed_after_the_old_folder_moves_aside)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, splits)
+    monkeypatch.undo()
+    [aside] = out.glob(".audio.old-*")
+    assert {path: (aside / Path(path).relative_to("audio")).read_bytes() for path in before} == before
+    assert not (out / "audio").exists() and not list(out.glob(".audio.tmp-*"))
+    run(tmp_path, splits)
+    assert written_audio(out) == manifest_audio(out) == sorted(before)
+    assert not list(out.glob(".audio.old-*")) and not list(out.glob(".audio.tmp-*"))

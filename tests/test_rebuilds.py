@@ -11,8 +11,8 @@ import sys
 import pytest
 import yaml
 
-from conftest import REPO, demo_config_file, make_up_to_date, planned_jobs, snakemake
-from quranft.evaluation.code_versions import MATCHER_MODULES, SCORING_MODULES
+from conftest import REPO, demo_config_file, finished_copy, make_up_to_date, planned_jobs, snakemake
+from quranft.evaluation.code_versions import BENCHMARK, closure
 
 pytestmark = pytest.mark.slow
 
@@ -120,9 +120,7 @@ def finished_once(tmp_path_factory):
 
 @pytest.fixture
 def finished(finished_once, tmp_path):
-    """A copy of the finished workdir for one test, its files' times kept."""
-    workdir = shutil.copytree(finished_once[0], tmp_path / "workdir", copy_function=shutil.copy2, symlinks=True)
-    return workdir, workdir / finished_once[1].name
+    return finished_copy(finished_once, tmp_path)
 
 
 @pytest.mark.parametrize("edit", list(EDITS))
@@ -138,7 +136,7 @@ def test_a_config_edit_replans_exactly_the_stages_it_determines(finished, edit, 
     assert plan(workdir, config) == {job: count for job, count in expected.items() if count}
 
 
-def test_editing_the_matcher_code_rescores_and_never_retrains(finished, tmp_path):
+def test_editing_the_scoring_code_rescores_and_never_retrains(finished, tmp_path):
     """On a copy of the workflow, its files' times kept, so that no test running beside this one
     sees the edit."""
     workdir, config = finished
@@ -149,7 +147,9 @@ def test_editing_the_matcher_code_rescores_and_never_retrains(finished, tmp_path
         shutil.copytree(REPO / name, workflow / name, copy_function=shutil.copy2)
     assert planned_jobs(snakemake(workdir, "-n", "--configfile", str(config),
                                   snakefile=workflow / "Snakefile").stdout) == {}
-    for module in MATCHER_MODULES["ctc"] + SCORING_MODULES:  # every file that decides a score, one at a time
+    modules = closure(BENCHMARK)  # every file whose code decides a score, one at a time
+    assert {"matching/scoring.py", "models/transcribe.py", "data/audio.py", "quran/arabic.py"} <= set(modules)
+    for module in modules:
         code = workflow / "src" / "quranft" / module
         times = (code.stat().st_atime, code.stat().st_mtime)
         os.utime(code, (times[0], times[1] + 10 ** 6))

@@ -268,7 +268,8 @@ def test_unknown_characters_stop_training_before_the_first_step(tmp_path, demo_d
     assert not (tmp_path / "out" / "checkpoints").exists()
 
 
-@pytest.mark.parametrize("batching", [{}, DURATION_BATCHING], ids=["fixed", "duration"])
+@pytest.mark.parametrize("batching", [{}, DURATION_BATCHING, {"ctc_only": True, "freeze_rnnt_decoder": False}],
+                         ids=["fixed", "duration", "ctc-only-decoder-left-unfrozen"])
 def test_two_process_cpu_ddp_trains(tmp_path, tiny_base, demo_data_stage, batching):
     trials = write_trial(tmp_path / "trials", max_steps=4, val_interval=2, **batching)
     command = train_command(cli_config(tmp_path, trials), "t", tiny_base, demo_data_stage, tmp_path / "out",
@@ -280,8 +281,11 @@ def test_two_process_cpu_ddp_trains(tmp_path, tiny_base, demo_data_stage, batchi
     assert metadata["device"]["devices"] == 2 and metadata["device"]["strategy"] == "ddp"
     assert metadata["training"]["global_step"] == 4
     assert "gloo" in result.stderr + result.stdout
-    if not batching:  # each rank 14 of the 28 clips, in batches of 4, 4, 4 and 2: counted on both ranks
+    if "batching" not in batching:  # each rank 14 of the 28 clips, in batches of 4, 4, 4 and 2: on both ranks
         assert metadata["training"]["samples_seen"] == 28
+    if batching.get("ctc_only"):  # no gradient reaches them: frozen, and the log says why
+        assert {"decoder", "joint"} <= set(metadata["frozen_modules"])
+        assert "the CTC loss does not reach the RNNT decoder and joint: they are frozen" in result.stderr
 
 
 def test_more_frozen_layers_than_the_encoder_has_names_the_file_and_key(tmp_path, tiny_base, demo_data_stage):

@@ -40,13 +40,14 @@ def _add_prepared_sources(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_index_benchmark(args: argparse.Namespace) -> None:
-    from quranft.data.benchmark_index import build_index, write_index
+    from quranft.data.benchmark_index import benchmark_speakers, build_index, write_index
 
-    index, skipped = build_index(args.corpus)
+    index, skipped = build_index(args.corpus, args.asr_set)
     for clip in skipped:
         log.warning("benchmark clip %s (%s) not fingerprinted: %s", clip["id"], clip["file"], clip["error"])
-    write_index(index, args.output)
-    log.info("fingerprinted %d benchmark clips into %s", len(index), args.output)
+    speakers = benchmark_speakers(args.corpus)
+    write_index(index, args.output, speakers)
+    log.info("fingerprinted %d benchmark clips of %d named speakers into %s", len(index), len(speakers), args.output)
 
 
 def cmd_prepare_source(args: argparse.Namespace) -> None:
@@ -101,27 +102,9 @@ def cmd_base_model(args: argparse.Namespace) -> None:
 
 
 def cmd_pretrain_demo_base(args: argparse.Namespace) -> None:
-    import tempfile
+    from quranft.training.demo_base import pretrain_from_config
 
-    from quranft.data.benchmark_index import build_index, write_index
-    from quranft.data.blend import blend
-    from quranft.data.prepare import prepare_source
-    from quranft.training.demo_base import pretrain_demo_base
-
-    config = _config(args)
-    source = config["demo_base"].get("source")
-    if not source or set(source["splits"]) != {"train", "validation"}:
-        raise ConfigError("config key 'demo_base.source': the base domain to pretrain on, a source with "
-                          "train and validation splits (the demo's is demo/base_domain)")
-    with tempfile.TemporaryDirectory(prefix="demo-base-") as work:
-        # The data stage, privately: the same filters and leakage guard as the trials' sources get.
-        index, _ = build_index(config["benchmark"]["corpus"])
-        write_index(index, Path(work) / "fingerprints.npz")
-        prepare_source("base_domain", source, config["data"], Path(work) / "base_domain",
-                       benchmark_index=Path(work) / "fingerprints.npz", workers=args.threads)
-        blend({"quran_ayah_corpus": Path(work) / "base_domain"}, False, work)  # the main (only) corpus
-        metadata = pretrain_demo_base(Path(work) / "train.jsonl", Path(work) / "validation.jsonl", args.output,
-                                      config["demo_base"], threads=args.threads)
+    metadata = pretrain_from_config(_config(args), args.output, args.threads)
     log.info("demo base model: %s after %d steps (%.0f s)", metadata["validation"], metadata["steps"],
              metadata["wall_seconds"])
 
@@ -176,7 +159,8 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
     config = _config(args)
     settings = config["benchmark"]
     result = run_benchmark(args.model, settings["corpus"], args.output, args.name, tuple(settings["matchers"]),
-                           settings["primary_matcher"], settings["batch_size"], args.device, args.log_probs)
+                           settings["primary_matcher"], settings["batch_size"], args.device, args.log_probs,
+                           args.training_metadata)
     summary = result["summary"][settings["primary_matcher"]]
     log.info("%s: recall %.3f, precision %.3f, SeqAcc %.3f (%s matcher), WER %.3f", args.name, summary["recall"],
              summary["precision"], summary["sequence_accuracy"], settings["primary_matcher"],
@@ -256,6 +240,7 @@ def _add_data_commands(commands) -> None:
     """The commands of the data stage and the benchmark data."""
     index = commands.add_parser("index-benchmark", help="fingerprint the benchmark corpus's clips")
     index.add_argument("--corpus", required=True, help="folder with manifest.json")
+    index.add_argument("--asr-set", help="the prepared ASR test set (prepare-asr-benchmark): its clips too")
     index.add_argument("--output", required=True, help=".npz file to write")
     index.set_defaults(run=cmd_index_benchmark)
 
@@ -339,6 +324,8 @@ def _add_evaluation_commands(commands) -> None:
     bench.add_argument("--name", required=True, help="the model's name in the results (base, v1, ...)")
     bench.add_argument("--output", required=True, help="benchmark JSON to write")
     bench.add_argument("--log-probs", help="also save the per-sample CTC log-probabilities here (.npz)")
+    bench.add_argument("--training-metadata", help="the trial's training_metadata.json: figures split by "
+                                                   "whether each clip's speaker was trained on")
     bench.add_argument("--device", default="cpu", help="cpu or cuda")
     bench.set_defaults(run=cmd_benchmark)
 

@@ -149,8 +149,8 @@ def _check_build(build: Mapping[str, Any]) -> None:
         where = f"benchmark.build.sources.{number}"
         if source["multi"]["min_verses"] > source["multi"]["max_verses"]:
             raise ConfigError(f"config key '{where}.multi.min_verses' must be at most '{where}.multi.max_verses'")
-        if source["multi"]["count"] and not source["reciter_column"]:
-            raise ConfigError(f"config key '{where}.multi.count' needs '{where}.reciter_column': "
+        if source["multi"]["count"] and not source["speaker_column"]:
+            raise ConfigError(f"config key '{where}.multi.count' needs '{where}.speaker_column': "
                               "multi-verse clips join verses of one reciter")
         if source["ayah_column"] and not source["surah_column"]:
             raise ConfigError(f"config key '{where}.ayah_column' needs '{where}.surah_column'")

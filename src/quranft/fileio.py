@@ -122,6 +122,18 @@ def staged_dir(target: str | Path) -> Iterator[Path]:
     replace_dir(staging, target)
 
 
+def manifest_hash(manifest: str | Path, root: str | Path, files: Iterable[str]) -> str:
+    """sha256 over a manifest's bytes and every file it names (relative to `root`), each by its name
+    and its content's hash (a missing one by its name alone): a test set's identity."""
+    digest = hashlib.sha256(Path(manifest).read_bytes())
+    for name in files:
+        path = Path(root) / name
+        digest.update(name.encode())
+        if path.is_file():
+            digest.update(bytes.fromhex(sha256_file(path)))
+    return digest.hexdigest()
+
+
 def sha256_file(path: str | Path) -> str:
     """The sha256 of a file's bytes (hex), read in blocks."""
     digest = hashlib.sha256()

@@ -1,6 +1,7 @@
 """The data stage for one source: dataset rows to 16 kHz mono audio files and NeMo JSONL manifests.
 
-Rows stream through in dataset order. Cheap checks (empty text, label) run first in this process;
+Rows stream through in dataset order, or under a cap in a seeded random order (quranft.data.draw).
+Cheap checks (empty text, label) run first in this process;
 the rest (decode, down-mix, resample, duration, content hash, leakage fingerprint, encode and write)
 runs in the decoders (quranft.data.decode_pool: this process and spawned workers), and their verdicts
 come back in order, so that two runs write byte-identical manifests whatever the number of workers. Duplicates, caps, reports and
@@ -20,7 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from quranft.data.benchmark_index import read_speakers
 from quranft.data.decode_pool import Decoded, DecodePool, DecodeSettings, RowFailed, RowTask
+from quranft.data.draw import Drawn, draw
 from quranft.data.sources import audio_bytes, open_split
 from quranft.errors import QuranftError
 from quranft.fileio import replace_dir, write_json, write_jsonl
@@ -34,6 +37,7 @@ REASONS = (
     "too_short",
     "too_long",
     "leaked",
+    "benchmark_speaker",
     "duplicate",
     "over_cap",
 )
@@ -65,6 +69,7 @@ class SplitReport:
     # per label value, when the source has a label column; rows past the cap are never read, so
     # they are counted in over_cap but under no label
     labels: dict[str, dict[str, Any]] | None = None
+    drawn: dict[str, Any] = field(default_factory=dict)  # how the rows read were drawn (quranft.data.draw)
 
     def count_label(self, label: str | None, reason: str | None) -> None:
         if self.labels is None:
@@ -92,6 +97,7 @@ class SplitReport:
             "dropped_total": sum(self.dropped.values()),
             "examples": {reason: self.examples[reason] for reason in REASONS if reason in self.examples},
             "leaked": self.leaked,
+            "drawn": self.drawn,
             **labels,
         }
 
@@ -102,22 +108,28 @@ class _Row:
     row_id: str
     text: str
     label: str | None = None
+    speaker: str | None = None  # the source's speaker_column, when it names one
     reason: str | None = None  # set by the cheap checks, before any decoding
     detail: str = ""
 
 
-def _read_rows(rows: Iterable[Mapping[str, Any]], source_name: str, split: str,
-               source: Mapping[str, Any]) -> Iterator[tuple[_Row, bytes | None]]:
-    """Every row with its audio bytes, or with the reason it is dropped without decoding."""
+def _read_rows(rows: Iterable[tuple[int, Mapping[str, Any]]], source_name: str, split: str,
+               source: Mapping[str, Any], held_out: set[str]) -> Iterator[tuple[_Row, bytes | None]]:
+    """Every row (with its number in the split) with its audio bytes, or with the reason it is
+    dropped without decoding; `held_out` are the benchmark's speakers."""
     text_column = source["text_column"]
-    for index, row in enumerate(rows):
+    for index, row in rows:
         row_id = str(row[source["id_column"]]) if source["id_column"] else f"{source_name}-{split}-{index:07d}"
         label = row.get(source["label_column"]) if source["label_column"] else None
-        item = _Row(index, row_id, collapse_spaces(row.get(text_column) or ""), label)
+        speaker = row.get(source["speaker_column"]) if source.get("speaker_column") else None
+        item = _Row(index, row_id, collapse_spaces(row.get(text_column) or ""), label,
+                    None if speaker is None else str(speaker))
         if not item.text:
             item.reason = "empty_text"
         elif not _label_kept(label, source):
             item.reason, item.detail = "bad_label", UNLABELLED if label is None else str(label)
+        elif speaker is not None and str(speaker) in held_out:
+            item.reason, item.detail = "benchmark_speaker", f"speaker {speaker} has clips in the benchmark"
         else:
             try:
                 yield item, audio_bytes(row.get(source["audio_column"]))
@@ -194,6 +206,7 @@ def prepare_source(
             "keep_labels": source.get("keep_labels"),
             "caps": {split: split_cap(source_name, split, data) for split in manifests},
         },
+        "speakers": speaker_check(source, data, benchmark_index),
         "splits": {split: reports[split].as_dict() for split in manifests},
     }
     write_json(out_dir / "report.json", result)
@@ -208,25 +221,46 @@ def _prepare_splits(source_name: str, source: Mapping[str, Any], data: Mapping[s
     seen_sha1: dict[str, str] = {}
     manifests: dict[str, list[dict[str, Any]]] = {}
     reports: dict[str, SplitReport] = {}
+    held_out = held_out_speakers(source, data, benchmark_index)
     with DecodePool(workers, str(benchmark_index) if benchmark_index else None, settings) as pool:
         for split in (s for s in SPLIT_ORDER if s in source["splits"]):
             opened = open_split(source, split)
-            report = SplitReport(rows_total=opened.num_rows, labels={} if source["label_column"] else None)
+            cap = split_cap(source_name, split, data)
+            drawn = draw(opened, split, cap, data["seed"], data["shuffle_buffer_size"])
+            report = SplitReport(rows_total=opened.num_rows, labels={} if source["label_column"] else None,
+                                 drawn=drawn.how)
             reports[split] = report
-            manifests[split] = _prepare_split(
-                source_name, split, source, opened, settings.audio_format,
-                split_cap(source_name, split, data), staging, pool, seen_sha1, report,
-            )
+            manifests[split] = _prepare_split(source_name, split, source, drawn, settings.audio_format, cap, staging,
+                                              pool, seen_sha1, report, held_out)
             _check_undecodable(source_name, split, report, data["max_undecodable_fraction"])
     return manifests, reports
+
+
+def held_out_speakers(source: Mapping[str, Any], data: Mapping[str, Any], benchmark_index) -> set[str]:
+    """The benchmark's speakers this source's rows are checked against (none when the source
+    names no speaker column, or the hold-out is off)."""
+    if not (data["hold_out_benchmark_speakers"] and source.get("speaker_column") and benchmark_index):
+        return set()
+    return read_speakers(benchmark_index)
+
+
+def speaker_check(source: Mapping[str, Any], data: Mapping[str, Any], benchmark_index) -> dict[str, Any]:
+    """What the report says of the speaker hold-out for this source."""
+    if not data["hold_out_benchmark_speakers"]:
+        return {"checked": False, "why": "data.hold_out_benchmark_speakers is false"}
+    if not source.get("speaker_column"):
+        return {"checked": False, "why": "the source names no speaker_column: speaker disjointness from the "
+                                         "benchmark could not be checked"}
+    speakers = read_speakers(benchmark_index) if benchmark_index else set()
+    return {"checked": True, "speaker_column": source["speaker_column"], "benchmark_speakers": len(speakers)}
 
 
 def _unique_suffix() -> str:
     return f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
-def _prepare_split(source_name, split, source, opened, audio_format, cap, staging, pool, seen_sha1,
-                   report) -> list[dict[str, Any]]:
+def _prepare_split(source_name, split, source, drawn: Drawn, audio_format, cap, staging, pool, seen_sha1,
+                   report, held_out) -> list[dict[str, Any]]:
     """Decode one split into `staging/<split>/`; return its manifest rows, counting every drop.
 
     All counting happens here, in row order, so that the report does not depend on how many
@@ -243,7 +277,7 @@ def _prepare_split(source_name, split, source, opened, audio_format, cap, stagin
         return f"{row.index:07d}.{audio_format}"
 
     def task_chunks() -> Iterator[list[RowTask | None]]:
-        for rows, datas in _chunked(_read_rows(opened.rows, source_name, split, source), CHUNK_ROWS):
+        for rows, datas in _chunked(_read_rows(drawn.rows, source_name, split, source, held_out), CHUNK_ROWS):
             row_chunks.append(rows)
             yield [None if data is None else RowTask(row.row_id, data, str(audio_dir / file_name(row)))
                    for row, data in zip(rows, datas)]
@@ -251,7 +285,7 @@ def _prepare_split(source_name, split, source, opened, audio_format, cap, stagin
     try:
         with closing(pool.map(task_chunks())) as results:
             _count_rows(source_name, split, source, results, row_chunks, file_name, cap, seen_sha1,
-                        report, manifest)
+                        report, manifest, drawn.order)
     except RowFailed as error:
         raise DataStageError(f"source '{source_name}' split '{split}': {error}") from error
     except BrokenProcessPool as error:
@@ -268,12 +302,10 @@ def _prepare_split(source_name, split, source, opened, audio_format, cap, stagin
 
 
 def _count_rows(source_name, split, source, results, row_chunks, file_name, cap, seen_sha1, report,
-                manifest) -> None:
-    """Take the workers' verdicts in row order into `report` and `manifest`, up to the cap."""
-    last_index = -1
+                manifest, order) -> None:
+    """Take the workers' verdicts in reading order into `report` and `manifest`, up to the cap."""
     for decoded_chunk in progress(results, total=None, desc=f"{source_name}/{split}", unit="chunk"):
         for row, decoded in zip(row_chunks.popleft(), decoded_chunk):
-            last_index = row.index
             report.rows_read += 1
             if decoded is None:
                 decoded = Decoded(row.reason, row.detail)
@@ -294,23 +326,27 @@ def _count_rows(source_name, split, source, results, row_chunks, file_name, cap,
                     "id": row.row_id,
                     "source": source_name,
                     "audio_sha1": decoded.sha1,
+                    **({} if row.speaker is None else {"speaker": row.speaker}),
                 }
             )
             report.kept += 1
             report.kept_seconds += decoded.duration
             if cap is not None and report.kept >= cap:
-                _count_over_cap(source_name, split, source, last_index, report)
+                _count_over_cap(source_name, split, source, order, report)
                 return
 
 
-def _count_over_cap(source_name, split, source, last_index, report) -> None:
-    """The rows after the one that filled the cap: counted, never read or decoded."""
+def _count_over_cap(source_name, split, source, order, report) -> None:
+    """The rows after the one that filled the cap (in reading order: `order`, a permutation of the
+    split, or the split's own): counted, never read or decoded."""
     if report.rows_total is None:  # a stream of unknown length: the rest is simply not read
         return
-    unread = report.rows_total - last_index - 1
+    read = report.rows_read
+    unread = report.rows_total - read
     report.dropped["over_cap"] += unread
     report.rows_read += unread
-    for index in range(last_index + 1, min(report.rows_total, last_index + 1 + EXAMPLES_PER_REASON)):
+    following = (order or range(report.rows_total))[read:read + EXAMPLES_PER_REASON]
+    for index in following:
         report.examples.setdefault("over_cap", []).append(
             f"row {index}" if source["id_column"] else f"{source_name}-{split}-{index:07d}"
         )

@@ -33,7 +33,7 @@ import jiwer
 
 from quranft.data.audio import SAMPLE_RATE, pcm16, write_clip
 from quranft.data.sources import decode_value, open_split
-from quranft.fileio import read_json, read_jsonl, staged_dir, write_json, write_jsonl
+from quranft.fileio import manifest_hash, read_json, read_jsonl, staged_dir, write_json, write_jsonl
 from quranft.provenance import provenance
 from quranft.quran.arabic import collapse_spaces, diacritized, normalize
 
@@ -77,10 +77,11 @@ def prepare_asr_set(settings: Mapping[str, Any], out_dir: str | Path) -> dict[st
             rows.append({"id": f"{index:06d}", "audio_filepath": file, "duration": round(clip.duration, 3),
                          "text": text, "subset": subset})
             kept[subset] += 1
+        write_jsonl(staging / TEST_SET_MANIFEST, rows)
         report = {"dataset": opened.description, "rows_read": len(rows) + sum(skipped.values()),
                   "kept": len(rows), "by_subset": dict(sorted(kept.items())), "skipped": dict(sorted(skipped.items())),
-                  "hours": round(sum(r["duration"] for r in rows) / 3600, 3)}
-        write_jsonl(staging / TEST_SET_MANIFEST, rows)
+                  "hours": round(sum(r["duration"] for r in rows) / 3600, 3),
+                  "sha256": manifest_hash(staging / TEST_SET_MANIFEST, staging, [r["audio_filepath"] for r in rows])}
         write_json(staging / REPORT, report)
     return report
 

@@ -12,7 +12,6 @@ the run goes on, and each matcher's summary counts the failures by kind.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import statistics
 import time
@@ -28,9 +27,9 @@ import torch
 from quranft.data.audio import SAMPLE_RATE, load_audio
 from quranft.data.benchmark_corpus import CORPUS_MANIFEST, Sample, load_samples
 from quranft.evaluation.code_versions import matcher_versions
-from quranft.fileio import write_json
+from quranft.fileio import manifest_hash, read_json, read_jsonl, write_json
 from quranft.matching.ctc_matcher import CTCMatcher, save_log_probs
-from quranft.matching.scoring import predict, score_rows
+from quranft.matching.scoring import predict, score_rows, summarize_scores
 from quranft.matching.text_matcher import TextMatcher
 from quranft.matching.verse_index import VerseIndex, default_index
 from quranft.models import nemo_models
@@ -58,13 +57,7 @@ WARM_UP_ATTEMPTS = 3
 
 def corpus_hash(corpus_dir: Path, samples: list[Sample]) -> str:
     """sha256 over the manifest and every audio file it names (missing ones as their name)."""
-    digest = hashlib.sha256((corpus_dir / CORPUS_MANIFEST).read_bytes())
-    for sample in samples:
-        path = corpus_dir / sample.file
-        digest.update(sample.file.encode())
-        if path.is_file():
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
+    return manifest_hash(corpus_dir / CORPUS_MANIFEST, corpus_dir, [sample.file for sample in samples])
 
 
 def expected_text(verses, variant: str = "simple") -> str:
@@ -143,7 +136,8 @@ def transcribe_corpus(samples: list[Sample], corpus_dir: Path, identify_clip: Ca
     rows, log_probs = [], {}
     for sample in progress(samples, total=len(samples), desc=f"benchmark {model_name}", unit="clip"):
         row: dict[str, Any] = {"id": sample.id, "file": sample.file, "category": sample.category,
-                               "source": sample.source, "expected": [list(v) for v in sample.expected_verses]}
+                               "source": sample.source, "speaker": sample.raw.get("speaker"),
+                               "expected": [list(v) for v in sample.expected_verses]}
         attempt = identify_clip(corpus_dir / sample.file)
         if attempt.transcript is None:
             row.update(transcript=None, error=attempt.error, error_kind=attempt.error_kind, latency=None,
@@ -179,10 +173,38 @@ def matcher_records(primary: str, text_matcher: TextMatcher, ctc_matcher: CTCMat
                for m in (text_matcher, ctc_matcher)}}
 
 
+def trained_speakers(training_metadata: str | Path | None) -> set[str] | None:
+    """The speakers of a trial's training rows (its train manifest's `speaker`), or None when
+    they are unknown (the base model, or sources that name no speaker column)."""
+    if training_metadata is None:
+        return None
+    rows = read_jsonl(read_json(training_metadata)["data"]["manifests"]["train"]["path"])
+    speakers = {row["speaker"] for row in rows if "speaker" in row}
+    return speakers or None
+
+
+def by_speaker(rows: list[dict[str, Any]], matchers: tuple[str, ...], speakers: set[str] | None) -> dict | None:
+    """Each matcher's figures on the clips whose speaker the model was trained on, and on the
+    others, when the corpus has clips of both kinds (else None); each row is marked."""
+    if speakers is None:
+        return None
+    for row in rows:
+        row["speaker_seen"] = None if row.get("speaker") is None else row["speaker"] in speakers
+    groups = {kind: [row for row in rows if row["speaker_seen"] is seen] for kind, seen in (("seen", True),
+                                                                                            ("unseen", False))}
+    if not all(groups.values()):
+        return None
+    return {matcher: {kind: summarize_scores([row["matchers"][matcher] for row in group])
+                      for kind, group in groups.items()} for matcher in matchers}
+
+
 def run_benchmark(model_path: str | Path, corpus_dir: str | Path, out_json: str | Path, model_name: str,
                   matchers: tuple[str, ...] = MATCHERS, primary: str = "ctc", batch_size: int = 8,
-                  device: str = "cpu", log_probs_path: str | Path | None = None) -> dict[str, Any]:
-    """Benchmark one model on the corpus; write `out_json` (and the log-probs) and return the result."""
+                  device: str = "cpu", log_probs_path: str | Path | None = None,
+                  training_metadata: str | Path | None = None) -> dict[str, Any]:
+    """Benchmark one model on the corpus; write `out_json` (and the log-probs) and return the result.
+    With the trial's `training_metadata`, the figures are also split by whether each clip's speaker
+    was in the training data."""
     model_path, corpus_dir = Path(model_path), Path(corpus_dir)
     samples = load_samples(corpus_dir)
     model = nemo_models.restore(model_path, map_location=device)
@@ -205,6 +227,7 @@ def run_benchmark(model_path: str | Path, corpus_dir: str | Path, out_json: str 
         "decoding": {"head": "ctc", "strategy": "greedy"},
         "matchers": matcher_records(primary, text_matcher, ctc_matcher),
         "summary": summaries,
+        "by_speaker": by_speaker(rows, matchers, trained_speakers(training_metadata)),
         "transcripts": transcript_metrics(rows),
         "latency": {
             "device": device,

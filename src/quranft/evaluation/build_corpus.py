@@ -66,7 +66,7 @@ def open_source(name: str, source: Mapping[str, Any]):
     opened = open_split({**source, "splits": {"benchmark": source["split"]},
                          "text_column": source["text_column"] or source["audio_column"]}, "benchmark")
     columns = set(opened.rows.column_names or [])
-    for key in ("surah_column", "ayah_column", "reciter_column"):
+    for key in ("surah_column", "ayah_column", "speaker_column"):
         if source[key] and columns and source[key] not in columns:
             raise SourceError(f"benchmark.build source {name}, {key}: column {source[key]!r} not found in "
                               f"{opened.description}; it has {', '.join(sorted(columns))}")
@@ -93,7 +93,7 @@ def scan(name: str, source: Mapping[str, Any], resolver: VerseResolver, report: 
     opened = open_source(name, source)
     report["dataset"] = opened.description
     wanted = [c for c in (source["text_column"], source["surah_column"], source["ayah_column"],
-                          source["reciter_column"], source["label_column"]) if c]
+                          source["speaker_column"], source["label_column"]) if c]
     rows = opened.rows.select_columns(sorted(set(wanted))) if opened.rows.column_names else opened.rows
     candidates, skips, resolved = [], Counter(), Counter()
     examples: dict[str, list] = defaultdict(list)
@@ -110,10 +110,10 @@ def scan(name: str, source: Mapping[str, Any], resolver: VerseResolver, report: 
             skips[found.skip] += 1
             if len(examples[found.skip]) < EXAMPLES:
                 examples[found.skip].append({"row": index, "score": found.score, **{
-                    column: row.get(column) for column in wanted if column != source["reciter_column"]}})
+                    column: row.get(column) for column in wanted if column != source["speaker_column"]}})
             continue
         resolved[found.how] += 1
-        reciter = row.get(source["reciter_column"]) if source["reciter_column"] else None
+        reciter = row.get(source["speaker_column"]) if source["speaker_column"] else None
         candidates.append(Candidate(index, found.verse, found.how, found.score, found.basmala_said,
                                     None if reciter is None else str(reciter)))
     report.update(resolved=dict(sorted(resolved.items())), skipped=dict(sorted(skips.items())),
@@ -260,7 +260,7 @@ def _provenance(rows: list[Candidate]) -> dict:
     extra: dict[str, Any] = {"rows": [c.row for c in rows], "verse_from": sorted({c.how for c in rows}),
                              "match_score": min(c.score for c in rows), "basmala_said": first.basmala_said}
     if first.reciter is not None:
-        extra["reciter"] = first.reciter
+        extra["speaker"] = first.reciter
     return extra
 
 

@@ -1,46 +1,97 @@
 """Which source files decide a benchmark's scores, and a version hash of each matcher's code.
 
-The benchmark rule lists these files as inputs (editing a matcher re-scores, never retrains), and
-every benchmark JSON records the hashes, so that the leaderboard compares only benchmarks scored by
-the same code. Kept free of heavy imports: the Snakefile reads it on every parse.
+The sets are derived from the code, not listed by hand: a module's scoring code is the module and
+every quranft module it imports, directly or through others, at its top or inside a function
+(read from the source with `ast`, nothing imported), less the core modules (errors, config, file
+I/O, progress, provenance, plots), which decide no score. So a helper that the matcher or the
+transcription starts to use is hashed and declared the day it is imported.
+
+The benchmark rules list these files as inputs (editing them re-scores, never retrains), and
+every benchmark JSON records each matcher's hash, so that the leaderboard compares only
+benchmarks scored by the same code. Kept free of heavy imports: the Snakefile reads it on every
+parse.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
+from functools import lru_cache
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent
+CORE = {"quranft.errors", "quranft.config", "quranft.fileio", "quranft.progress", "quranft.provenance",
+        "quranft.plots", "quranft.cli", "quranft"}
 
-# The modules each matcher's predictions depend on, relative to the package (the CTC matcher
-# re-ranks the text matcher's candidates, so it depends on the text matcher's code too).
-TEXT_MATCHER_MODULES = ("quran/arabic.py", "quran/tanzil.py", "matching/verse_index.py", "matching/text_matcher.py")
-MATCHER_MODULES = {
-    "text": TEXT_MATCHER_MODULES,
-    "ctc": (*TEXT_MATCHER_MODULES, "quran/tokenizer_coverage.py", "matching/ctc_matcher.py"),
-}
-SCORING_MODULES = ("matching/scoring.py",)
-# The ASR benchmark's scoring: its error rates and the two normalisations they are computed after.
-ASR_MODULES = ("evaluation/asr_benchmark.py", "quran/arabic.py")
+# What decides each matcher's predictions (the CTC matcher re-ranks the text matcher's
+# candidates, so its closure holds the text matcher's code) and their scores.
+MATCHERS = {"text": "quranft.matching.text_matcher", "ctc": "quranft.matching.ctc_matcher"}
+SCORING = "quranft.matching.scoring"
+# The benchmarks themselves: their closures hold the matchers, the scoring, the transcription, the
+# audio decoding and (ASR) the normalisations.
+BENCHMARK = "quranft.evaluation.benchmark"
+ASR_BENCHMARK = "quranft.evaluation.asr_benchmark"
+
+
+def _path(module: str) -> Path | None:
+    base = PACKAGE.parent / Path(*module.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+@lru_cache(maxsize=None)
+def _imports(module: str) -> frozenset[str]:
+    """The quranft modules that `module` imports."""
+    found = set()
+    for node in ast.walk(ast.parse(_path(module).read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.startswith("quranft")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("quranft"):
+            for alias in node.names:  # `from quranft.quran import tanzil` imports a module
+                submodule = f"{node.module}.{alias.name}"
+                found.add(submodule if _path(submodule) else node.module)
+    return frozenset(name for name in found if _path(name) is not None)
+
+
+def closure(*modules: str) -> list[str]:
+    """The modules and every quranft module they import, transitively, less the core; as paths
+    relative to the package (matching/scoring.py), sorted."""
+    seen: set[str] = set()
+    todo = list(modules)
+    while todo:
+        module = todo.pop()
+        if module in seen or module in CORE:
+            continue
+        seen.add(module)
+        todo += _imports(module)
+    return sorted(str(_path(name).relative_to(PACKAGE)) for name in seen)
 
 
 def module_files(modules) -> list[str]:
     return [str(PACKAGE / name) for name in modules]
 
 
+def matcher_modules(matcher: str) -> list[str]:
+    """The files whose code decides one matcher's predictions and scores."""
+    return closure(MATCHERS[matcher], SCORING)
+
+
 def scoring_code_files() -> list[str]:
-    """Every file whose edit changes a benchmark's scores (matchers and scoring), sorted."""
-    names = {name for modules in MATCHER_MODULES.values() for name in modules} | set(SCORING_MODULES)
-    return module_files(sorted(names))
+    """Every file whose edit changes a verse benchmark's figures: the benchmark, the matchers, the
+    scoring, the model's loading and transcription, the audio decoding, sorted."""
+    return module_files(closure(BENCHMARK))
 
 
 def asr_code_files() -> list[str]:
-    """Every file whose edit changes an ASR benchmark's figures."""
-    return module_files(ASR_MODULES)
+    """Every file whose edit changes an ASR benchmark's figures: its error rates, the
+    normalisations, the transcription and the audio decoding."""
+    return module_files(closure(ASR_BENCHMARK))
 
 
 def code_hash(modules) -> str:
-    """sha256 (first 16 hex digits) over the named modules' bytes, in the order given."""
+    """sha256 (first 16 hex digits) over the named modules' paths and bytes, in the order given."""
     digest = hashlib.sha256()
     for name, path in zip(modules, module_files(modules)):
         digest.update(name.encode())
@@ -49,5 +100,5 @@ def code_hash(modules) -> str:
 
 
 def matcher_versions() -> dict[str, str]:
-    """Each matcher's version: the hash of its modules and of the scoring code."""
-    return {name: code_hash((*modules, *SCORING_MODULES)) for name, modules in MATCHER_MODULES.items()}
+    """Each matcher's version: the hash of the code that decides its predictions and scores."""
+    return {name: code_hash(matcher_modules(name)) for name in MATCHERS}

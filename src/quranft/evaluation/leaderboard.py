@@ -97,6 +97,7 @@ def build(benchmarks: dict[str, dict], matcher: str | None = None, files: Mappin
             "parameters": benchmark["model"]["parameters"],
             "per_category": summary.get("per_category", {}),
             "errors": summary.get("errors", {}),
+            "by_speaker": (benchmark.get("by_speaker") or {}).get(matcher),
         }
         if name in (choices or {}):
             row["selection"] = _selection(choices[name], corpus_sha256)
@@ -114,6 +115,33 @@ def build(benchmarks: dict[str, dict], matcher: str | None = None, files: Mappin
 
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _notes(board: dict[str, Any]) -> list[str]:
+    """The lines below the table: selections on this corpus, figures by speaker, failures, and the
+    samples each trial regressed on and recovered."""
+    lines: list[str] = []
+    for row in board["rows"]:
+        selection = row.get("selection")
+        if selection and selection["selected_on_this_corpus"]:
+            lines += ["", f"\\* **{row['model']}** was selected on this corpus: it extends {selection['chosen']}, "
+                          f"the best of {', '.join(selection['candidates'])} by {selection['metric']} on these "
+                          "very samples, so its comparison with the base is optimistic."]
+    for row in board["rows"]:
+        if row.get("by_speaker"):
+            seen, unseen = row["by_speaker"]["seen"], row["by_speaker"]["unseen"]
+            lines += ["", f"**{row['model']}** SeqAcc on the clips of speakers it was trained on: "
+                          f"{_pct(seen['sequence_accuracy'])} ({seen['samples']} clips); of the others: "
+                          f"{_pct(unseen['sequence_accuracy'])} ({unseen['samples']} clips)."]
+    for row in board["rows"]:
+        if row["errors"]:
+            failed = ", ".join(f"{kind} {count}" for kind, count in row["errors"].items())
+            lines += ["", f"**{row['model']}** failed samples (scored 0): {failed}."]
+    for row in board["rows"]:
+        if row.get("versus_base") and (row["versus_base"]["regressed"] or row["versus_base"]["recovered"]):
+            lines += ["", f"**{row['model']}** regressed on: {', '.join(row['versus_base']['regressed']) or 'none'}; "
+                          f"recovered: {', '.join(row['versus_base']['recovered']) or 'none'}."]
+    return lines
 
 
 def to_markdown(board: dict[str, Any]) -> str:
@@ -147,20 +175,7 @@ def to_markdown(board: dict[str, Any]) -> str:
             f"{_pct(row['sequence_accuracy'])} ({_pct(low)}–{_pct(high)}) | {_pct(row['wer'])} | {_pct(row['cer'])} | "
             f"{latency} | {row['bytes'] / 1e6:.1f} | {row['parameters']:,} | {versus} |"
         )
-    for row in board["rows"]:
-        selection = row.get("selection")
-        if selection and selection["selected_on_this_corpus"]:
-            lines += ["", f"\\* **{row['model']}** was selected on this corpus: it extends {selection['chosen']}, "
-                          f"the best of {', '.join(selection['candidates'])} by {selection['metric']} on these "
-                          "very samples, so its comparison with the base is optimistic."]
-    for row in board["rows"]:
-        if row["errors"]:
-            failed = ", ".join(f"{kind} {count}" for kind, count in row["errors"].items())
-            lines += ["", f"**{row['model']}** failed samples (scored 0): {failed}."]
-    for row in board["rows"]:
-        if row.get("versus_base") and (row["versus_base"]["regressed"] or row["versus_base"]["recovered"]):
-            lines += ["", f"**{row['model']}** regressed on: {', '.join(row['versus_base']['regressed']) or 'none'}; "
-                          f"recovered: {', '.join(row['versus_base']['recovered']) or 'none'}."]
+    lines += _notes(board)
     if board.get("asr"):
         lines += asr_markdown(board["asr"])
     return "\n".join(lines) + "\n"
@@ -169,8 +184,9 @@ def to_markdown(board: dict[str, Any]) -> str:
 def asr_section(results: Mapping[str, dict], files: Mapping[str, str]) -> dict[str, Any]:
     """Every model's ASR figures for the leaderboard, base first; refused (naming the files) when
     the models were not scored on the same test set."""
-    def test_set(result: dict) -> tuple:
-        return result["test_set"]["dataset"], result["test_set"]["kept"], tuple(result["test_set"]["by_subset"].items())
+    def test_set(result: dict) -> str:
+        """The test set's content hash (its manifest and every clip)."""
+        return result["test_set"].get("sha256", "none recorded")
 
     found = {test_set(result) for result in results.values()}
     if len(found) > 1:
@@ -178,7 +194,7 @@ def asr_section(results: Mapping[str, dict], files: Mapping[str, str]) -> dict[s
         raise LeaderboardError(f"the ASR benchmarks were not scored on the same test set: {listed}")
     names = sorted(results, key=lambda name: (name != "base", name))
     first = results[names[0]]["test_set"]
-    return {"test_set": {key: first[key] for key in ("dataset", "kept", "by_subset", "hours")},
+    return {"test_set": {key: first[key] for key in ("dataset", "kept", "by_subset", "hours", "sha256")},
             "rows": [{"model": name, "summary": results[name]["summary"]} for name in names]}
 
 

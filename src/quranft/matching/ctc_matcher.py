@@ -123,9 +123,11 @@ class CTCMatcher:
 
 
 def save_log_probs(path: str | Path, log_probs: dict[str, np.ndarray]) -> None:
-    """Per-sample log-probabilities in one .npz (float16 halves the size; ample for ranking)."""
+    """Per-sample log-probabilities in one .npz, as the benchmark ranked them (float32): re-scoring
+    from the file gives exactly the benchmark's predictions (float16 would halve the size, but let
+    near-ties between candidate spans flip)."""
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **{key: value.astype(np.float16) for key, value in log_probs.items()})
+    np.savez_compressed(buffer, **{key: value.astype(np.float32) for key, value in log_probs.items()})
     atomic_write_bytes(path, buffer.getvalue())
 
 

@@ -192,10 +192,12 @@ def count_parameters(model: torch.nn.Module) -> dict[str, int]:
     return {"total": total, "trainable": trainable, "frozen": total - trainable}
 
 
-def frozen_modules(model: EncDecHybridRNNTCTCBPEModel, freeze_encoder_layers: int,
-                   freeze_rnnt_decoder: bool) -> list[tuple[str, torch.nn.Module]]:
+def frozen_modules(model: EncDecHybridRNNTCTCBPEModel, freeze_encoder_layers: int, freeze_rnnt_decoder: bool,
+                   ctc_only: bool = False) -> list[tuple[str, torch.nn.Module]]:
     """The modules a trial freezes: the preprocessor always; with N > 0 frozen encoder layers, also
-    the subsampling below them; the first N layers; the RNNT decoder and joint when asked."""
+    the subsampling below them; the first N layers; the RNNT decoder and joint when asked, and
+    always when training is CTC-only: no loss reaches them then, and parameters left trainable
+    without a gradient make DDP fail at its second step (it expects every one to get one)."""
     layers = model.encoder.layers
     if not 0 <= freeze_encoder_layers <= len(layers):
         raise ValueError(f"freeze_encoder_layers={freeze_encoder_layers}, but the encoder has {len(layers)} layers")
@@ -203,7 +205,10 @@ def frozen_modules(model: EncDecHybridRNNTCTCBPEModel, freeze_encoder_layers: in
     if freeze_encoder_layers > 0:
         modules.append(("encoder.pre_encode", model.encoder.pre_encode))
         modules += [(f"encoder.layers.{i}", layers[i]) for i in range(freeze_encoder_layers)]
-    if freeze_rnnt_decoder:
+    if ctc_only and not freeze_rnnt_decoder:
+        log.warning("ctc_only: the CTC loss does not reach the RNNT decoder and joint: they are frozen "
+                    "(freeze_rnnt_decoder: false has no effect without the RNNT loss)")
+    if freeze_rnnt_decoder or ctc_only:
         modules += [("decoder", model.decoder), ("joint", model.joint)]
     return modules
 

@@ -29,22 +29,71 @@ log = logging.getLogger("quranft")
 _LOG_ZERO = -1.0e30
 
 
+# Elements of the joint's output taken at a time in the log-softmax: its temporaries stay near 64 MB.
+_CHUNK_ELEMENTS = 16 * 2**20
+
+
+def _frame_steps(acts: torch.Tensor):
+    """Slices of frames, each of at most about _CHUNK_ELEMENTS elements of `acts`."""
+    batch, frames, positions, vocabulary = acts.shape
+    step = max(1, _CHUNK_ELEMENTS // max(1, batch * positions * vocabulary))
+    return [slice(start, start + step) for start in range(0, frames, step)]
+
+
+class LatticeLogProbs(torch.autograd.Function):
+    """The two log-probabilities of each lattice cell, from the joint's output [B, T, U+1, V]: the
+    blank's [B, T, U+1] and the next label's [B, T, U] (log-softmax over V), as float64.
+
+    Only these enter the RNNT lattice, so the whole log-softmax is never held: its normaliser is
+    taken a few frames at a time, and the backward pass writes the joint's gradient (the one
+    tensor of its size it makes) a few frames at a time too, softmax and all."""
+
+    @staticmethod
+    def forward(ctx, acts: torch.Tensor, targets: torch.Tensor, blank: int):
+        normaliser = torch.cat([torch.logsumexp(acts[:, frames], dim=-1) for frames in _frame_steps(acts)], dim=1)
+        index = targets[:, None, :, None].expand(acts.shape[0], acts.shape[1], -1, 1)
+        blank_lp = acts[..., blank] - normaliser
+        label_lp = acts[:, :, :-1, :].gather(-1, index).squeeze(-1) - normaliser[:, :, :-1]
+        ctx.save_for_backward(acts, index, normaliser)
+        ctx.blank = blank
+        return blank_lp.double(), label_lp.double()
+
+    @staticmethod
+    def backward(ctx, blank_grad: torch.Tensor, label_grad: torch.Tensor):
+        acts, index, normaliser = ctx.saved_tensors
+        blank_grad, label_grad = blank_grad.to(acts.dtype), label_grad.to(acts.dtype)
+        total = blank_grad.clone()
+        total[:, :, :-1] += label_grad
+        grad = torch.empty_like(acts)
+        for frames in _frame_steps(acts):  # d(x_k - logsumexp x) / dx = onehot(k) - softmax(x)
+            grad[:, frames] = -total[:, frames, :, None] * torch.exp(acts[:, frames] - normaliser[:, frames, :, None])
+        grad[..., ctx.blank] += blank_grad
+        grad[:, :, :-1].scatter_add_(-1, index, label_grad[..., None])
+        return grad, None, None
+
+
 def rnnt_costs(acts: torch.Tensor, labels: torch.Tensor, act_lens: torch.Tensor, label_lens: torch.Tensor,
                blank: int) -> torch.Tensor:
     """Per-sample RNNT costs (negative log-likelihoods) of joint outputs `acts` [B, T, U+1, V].
 
     `acts` are normalised here with a log-softmax over the vocabulary, as warp-transducer does (on the
-    CPU, NeMo's joint already returns log-probabilities; normalising again changes nothing).
+    CPU, NeMo's joint already returns log-probabilities; normalising again changes nothing). Beyond
+    `acts` itself (and, in the backward pass, its gradient), memory grows with B x T x U, not with the
+    vocabulary.
     """
-    batch, frames, positions, _ = acts.shape
-    log_probs = torch.log_softmax(acts.float(), dim=-1).double()
-    blank_lp = log_probs[..., blank]  # [B, T, U+1]
-    targets = labels[:, : positions - 1].long().clamp(min=0)
-    label_lp = log_probs[:, :, :-1, :].gather(-1, targets[:, None, :, None].expand(batch, frames, -1, 1))
-    label_lp = label_lp.squeeze(-1)  # [B, T, U]
+    targets = labels[:, : acts.shape[2] - 1].long().clamp(min=0)
+    blank_lp, label_lp = LatticeLogProbs.apply(acts.float(), targets, blank)  # [B, T, U+1], [B, T, U]
+    return lattice_costs(blank_lp, label_lp, act_lens, label_lens)
+
+
+def lattice_costs(blank_lp: torch.Tensor, label_lp: torch.Tensor, act_lens: torch.Tensor,
+                  label_lens: torch.Tensor) -> torch.Tensor:
+    """Per-sample costs from each lattice cell's blank [B, T, U+1] and next-label [B, T, U]
+    log-probabilities (float64): the forward variables, one frame at a time."""
+    batch, frames, positions = blank_lp.shape
     # C[t, u]: log-probability of emitting labels 0..u-1 in frame t
     cumulative = torch.cat([label_lp.new_zeros(batch, frames, 1), label_lp.cumsum(dim=-1)], dim=-1)
-    prev = torch.full((batch, positions), _LOG_ZERO, dtype=log_probs.dtype, device=acts.device)
+    prev = torch.full((batch, positions), _LOG_ZERO, dtype=torch.float64, device=blank_lp.device)
     prev[:, 0] = 0.0
     alphas = []
     for t in range(frames):
@@ -52,7 +101,7 @@ def rnnt_costs(acts: torch.Tensor, labels: torch.Tensor, act_lens: torch.Tensor,
         alphas.append(alpha)
         prev = alpha + blank_lp[:, t]
     final = torch.stack(alphas, dim=1) + blank_lp  # [B, T, U+1]: alpha[t, u] + blank[t, u]
-    rows = torch.arange(batch, device=acts.device)
+    rows = torch.arange(batch, device=blank_lp.device)
     return -final[rows, act_lens.long() - 1, label_lens.long()].float()
 
 

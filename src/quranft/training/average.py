@@ -145,6 +145,19 @@ def _choose(mode: str, best_wer: float, averaged_wer: float) -> tuple[str, str]:
     return "best_single", f"average WER {averaged_wer:.4f} > best single {best_wer:.4f}"
 
 
+def _members(trial_dir: Path, top_k: int) -> tuple[str, list[dict[str, Any]]]:
+    """The monitored metric and the top-k checkpoints training recorded, best first."""
+    metadata_file = trial_dir / "training_metadata.json"
+    if not metadata_file.is_file():
+        raise AveragingError(f"{metadata_file}: not found (train the trial first)")
+    metadata = read_json(metadata_file)
+    monitor = metadata["training"]["monitor"]
+    ranked = metadata["checkpoints"]["top_k"][:top_k]
+    if not ranked:
+        raise AveragingError(f"{metadata_file}: lists no checkpoints")
+    return monitor, [{"path": entry["path"], monitor: entry[monitor]} for entry in ranked]
+
+
 def average_trial(trial_dir: str | Path, base_model: str | Path, top_k: int, mode: str = "better",
                   weighted: bool = False, batch_size: int = 8, max_val_clips: int | None = 1000,
                   device: str = "cpu") -> dict[str, Any]:
@@ -156,14 +169,7 @@ def average_trial(trial_dir: str | Path, base_model: str | Path, top_k: int, mod
         raise AveragingError(f"averaging mode must be one of {MODES}, got {mode!r}")
     trial_dir = Path(trial_dir)
     check_nemo_archive(base_model)
-    if not (trial_dir / "training_metadata.json").is_file():
-        raise AveragingError(f"{trial_dir / 'training_metadata.json'}: not found (train the trial first)")
-    metadata = read_json(trial_dir / "training_metadata.json")
-    monitor = metadata["training"]["monitor"]
-    ranked = metadata["checkpoints"]["top_k"][:top_k]
-    if not ranked:
-        raise AveragingError(f"{trial_dir / 'training_metadata.json'}: lists no checkpoints")
-    members = [{"path": entry["path"], monitor: entry[monitor]} for entry in ranked]
+    monitor, members = _members(trial_dir, top_k)
     paths = [Path(m["path"]) for m in members]
 
     model = nemo_models.restore(base_model, map_location=device)  # the guard decodes on `device`

@@ -18,7 +18,10 @@ import lightning.pytorch as pl
 import torch
 from omegaconf import open_dict
 
-from quranft.data.blend import write_manifest
+from quranft.config import ConfigError
+from quranft.data.benchmark_index import build_index, write_index
+from quranft.data.blend import blend, write_manifest
+from quranft.data.prepare import prepare_source
 from quranft.fileio import read_jsonl, write_json
 from quranft.models import nemo_models
 from quranft.provenance import versions
@@ -95,3 +98,20 @@ def pretrain_demo_base(train_manifest: str | Path, validation_manifest: str | Pa
     }
     write_json(out.with_suffix(".json"), metadata)
     return metadata
+
+
+def pretrain_from_config(config: dict[str, Any], out: str | Path, threads: int = 1) -> dict[str, Any]:
+    """The rule pretrain_demo_base: the base domain (demo_base.source) through the data stage,
+    privately (the same filters and leakage guard as the trials' sources get), then pretraining."""
+    source = config["demo_base"].get("source")
+    if not source or set(source["splits"]) != {"train", "validation"}:
+        raise ConfigError("config key 'demo_base.source': the base domain to pretrain on, a source with "
+                          "train and validation splits (the demo's is demo/base_domain)")
+    with tempfile.TemporaryDirectory(prefix="demo-base-") as work:
+        index, _ = build_index(config["benchmark"]["corpus"])
+        write_index(index, Path(work) / "fingerprints.npz")
+        prepare_source("base_domain", source, config["data"], Path(work) / "base_domain",
+                       benchmark_index=Path(work) / "fingerprints.npz", workers=threads)
+        blend({"quran_ayah_corpus": Path(work) / "base_domain"}, False, work)  # the main (only) corpus
+        return pretrain_demo_base(Path(work) / "train.jsonl", Path(work) / "validation.jsonl", out,
+                                  config["demo_base"], threads=threads)

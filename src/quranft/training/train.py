@@ -224,7 +224,8 @@ def train_trial(trial: Trial, base_model: str | Path, source_dirs: dict[str, str
     ready = announce_prepared(out_dir, resume.step if resume else None) if task_rank == 0 else None
     configure_model(model, trial, {split: m["path"] for split, m in data.manifests.items()}, data.train_durations,
                     resources)
-    frozen = nemo_models.frozen_modules(model, trial.values["freeze_encoder_layers"], trial.values["freeze_rnnt_decoder"])
+    frozen = nemo_models.frozen_modules(model, trial.values["freeze_encoder_layers"], trial.values["freeze_rnnt_decoder"],
+                                        trial.values["ctc_only"])
     nemo_models.freeze(frozen)
     parameters = nemo_models.count_parameters(model)
     device = device_settings(resources)
