@@ -97,7 +97,7 @@ def test_dry_run_and_lint_are_clean(configs):
 def test_training_threads_follow_the_cores_and_the_slurm_cpus_follow_the_threads(args, threads):
     """threads - 1 data-loading workers: a job of 8 CPUs loads with 7 (quranft.training.configure.threads_per_process)."""
     result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "-p", *args, "--configfile", "config/demo.yaml", "--",
+        [sys.executable, "-m", "snakemake", "-n", "-p", "--force", *args, "--configfile", "config/demo.yaml", "--",
          "results/v1/training_metadata.json"],
         cwd=REPO, capture_output=True, text=True, timeout=300,
         env={"PATH": f"{sys.executable.rsplit('/', 1)[0]}:/usr/bin:/bin", "HOME": str(REPO / ".snakemake")},
