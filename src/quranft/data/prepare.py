@@ -189,7 +189,9 @@ def prepare_source(
     staging = out_dir / f".audio.tmp-{_unique_suffix()}"
     settings = decode_settings(data)
     try:
-        manifests, reports = _prepare_splits(source_name, source, data, settings, staging, benchmark_index, workers)
+        held_out = held_out_speakers(source, data, benchmark_index)
+        manifests, reports = _prepare_splits(source_name, source, data, settings, staging, benchmark_index, workers,
+                                             held_out)
         staging.mkdir(parents=True, exist_ok=True)
         replace_dir(staging, out_dir / "audio")
     finally:
@@ -206,7 +208,7 @@ def prepare_source(
             "keep_labels": source.get("keep_labels"),
             "caps": {split: split_cap(source_name, split, data) for split in manifests},
         },
-        "speakers": speaker_check(source, data, benchmark_index),
+        "speakers": speaker_check(source, data, held_out),
         "splits": {split: reports[split].as_dict() for split in manifests},
     }
     write_json(out_dir / "report.json", result)
@@ -215,13 +217,12 @@ def prepare_source(
 
 def _prepare_splits(source_name: str, source: Mapping[str, Any], data: Mapping[str, Any], settings: DecodeSettings,
                     staging: Path, benchmark_index: str | Path | None,
-                    workers: int) -> tuple[dict[str, list[dict[str, Any]]], dict[str, SplitReport]]:
+                    workers: int, held_out: set[str]) -> tuple[dict[str, list[dict[str, Any]]], dict[str, SplitReport]]:
     """Every split of the source decoded into `staging`, validation first; their manifest rows
     and reports. A row's audio seen in an earlier split is a duplicate in the later one."""
     seen_sha1: dict[str, str] = {}
     manifests: dict[str, list[dict[str, Any]]] = {}
     reports: dict[str, SplitReport] = {}
-    held_out = held_out_speakers(source, data, benchmark_index)
     with DecodePool(workers, str(benchmark_index) if benchmark_index else None, settings) as pool:
         for split in (s for s in SPLIT_ORDER if s in source["splits"]):
             opened = open_split(source, split)
@@ -244,15 +245,14 @@ def held_out_speakers(source: Mapping[str, Any], data: Mapping[str, Any], benchm
     return read_speakers(benchmark_index)
 
 
-def speaker_check(source: Mapping[str, Any], data: Mapping[str, Any], benchmark_index) -> dict[str, Any]:
+def speaker_check(source: Mapping[str, Any], data: Mapping[str, Any], held_out: set[str]) -> dict[str, Any]:
     """What the report says of the speaker hold-out for this source."""
     if not data["hold_out_benchmark_speakers"]:
         return {"checked": False, "why": "data.hold_out_benchmark_speakers is false"}
     if not source.get("speaker_column"):
         return {"checked": False, "why": "the source names no speaker_column: speaker disjointness from the "
                                          "benchmark could not be checked"}
-    speakers = read_speakers(benchmark_index) if benchmark_index else set()
-    return {"checked": True, "speaker_column": source["speaker_column"], "benchmark_speakers": len(speakers)}
+    return {"checked": True, "speaker_column": source["speaker_column"], "benchmark_speakers": len(held_out)}
 
 
 def _unique_suffix() -> str:
