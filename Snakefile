@@ -23,6 +23,7 @@ include: "rules/train.smk"
 include: "rules/average.smk"
 include: "rules/benchmark.smk"
 include: "rules/benchmark_data.smk"
+include: "rules/export.smk"
 
 
 onstart:
@@ -35,4 +36,5 @@ rule all:
         trial_outputs(),
         model_outputs(),
         benchmark_outputs(),
+        export_outputs(),
     default_target: True

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import DEMO
-from quranft.matching.ctc_matcher import CTCMatcher, SentencePieceTokenizer
+from quranft.matching.ctc_matcher import CTCMatcher
+from quranft.quran.tokenizer import SentencePieceTokenizer
 from quranft.matching.text_matcher import TextMatcher
 from quranft.matching.verse_index import default_index
 from quranft.quran import tanzil

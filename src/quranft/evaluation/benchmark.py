@@ -1,7 +1,7 @@
 """The verse-identification benchmark of one model, in the protocol's format.
 
 For every sample of the corpus: decode the audio (any container, to 16 kHz mono), transcribe with
-the CTC head (greedy), match the transcript to verses with each matcher, and score. Latency is the
+the CTC head (greedy) of a .nemo, or with an exported graph (an .onnx, on onnxruntime), match the transcript to verses with each matcher, and score. Latency is the
 wall time from the audio file path to the predicted verses of the primary matcher, after one
 untimed warm-up; batch throughput is measured separately.
 
@@ -33,6 +33,7 @@ from quranft.matching.scoring import predict, score_rows, summarize_scores
 from quranft.matching.text_matcher import TextMatcher
 from quranft.matching.verse_index import VerseIndex, default_index
 from quranft.models import nemo_models
+from quranft.models.onnx_model import OnnxModel
 from quranft.models.transcribe import (
     check_not_empty,
     error_message,
@@ -198,6 +199,26 @@ def by_speaker(rows: list[dict[str, Any]], matchers: tuple[str, ...], speakers: 
                       for kind, group in groups.items()} for matcher in matchers}
 
 
+def load_model(model_path: Path, device: str):
+    """A .nemo restored (its CTC head decoding greedily), or an exported graph on onnxruntime with
+    the benchmark's threads; the CTC matcher for its tokenizer and blank; its parameter count."""
+    if model_path.suffix == ".onnx":
+        model = OnnxModel(model_path, threads=torch.get_num_threads())
+        return model, CTCMatcher(model.tokenizer, blank=model.blank), model.parameters
+    model = nemo_models.restore(model_path, map_location=device)
+    use_ctc_greedy(model)
+    matcher = CTCMatcher(model.tokenizer, blank=model.ctc_decoder.num_classes_with_blank - 1)
+    return model, matcher, sum(p.numel() for p in model.parameters())
+
+
+def model_record(model_path: Path, model_name: str, model, parameters: int) -> dict[str, Any]:
+    record = {"name": model_name, "file": str(model_path), "bytes": model_path.stat().st_size,
+              "parameters": parameters, "format": "nemo"}
+    if isinstance(model, OnnxModel):  # the graph holds the preprocessor, encoder and CTC head only
+        record.update(format=f"onnx-{model.format}", runtime="onnxruntime")
+    return record
+
+
 def run_benchmark(model_path: str | Path, corpus_dir: str | Path, out_json: str | Path, model_name: str,
                   matchers: tuple[str, ...] = MATCHERS, primary: str = "ctc", batch_size: int = 8,
                   device: str = "cpu", log_probs_path: str | Path | None = None,
@@ -207,11 +228,11 @@ def run_benchmark(model_path: str | Path, corpus_dir: str | Path, out_json: str 
     was in the training data."""
     model_path, corpus_dir = Path(model_path), Path(corpus_dir)
     samples = load_samples(corpus_dir)
-    model = nemo_models.restore(model_path, map_location=device)
-    use_ctc_greedy(model)
+    if model_path.suffix == ".onnx":
+        device = "cpu"  # the exports are benchmarked where an app runs them: onnxruntime on the CPU
+    model, ctc_matcher, parameters = load_model(model_path, device)
     index = default_index()
     text_matcher = TextMatcher()
-    ctc_matcher = CTCMatcher(model.tokenizer, blank=model.ctc_decoder.num_classes_with_blank - 1)
 
     def identify_clip(path: Path) -> Attempt:
         return identify(path, model, primary, index, text_matcher, ctc_matcher)
@@ -221,8 +242,7 @@ def run_benchmark(model_path: str | Path, corpus_dir: str | Path, out_json: str 
     summaries = score_rows(rows, matchers, index, text_matcher, ctc_matcher, log_probs)
     batch = batch_throughput(model, corpus_dir, rows, batch_size)
     result = {
-        "model": {"name": model_name, "file": str(model_path), "bytes": model_path.stat().st_size,
-                  "parameters": sum(p.numel() for p in model.parameters())},
+        "model": model_record(model_path, model_name, model, parameters),
         "corpus": {"path": str(corpus_dir), "samples": len(samples), "sha256": corpus_hash(corpus_dir, samples)},
         "decoding": {"head": "ctc", "strategy": "greedy"},
         "matchers": matcher_records(primary, text_matcher, ctc_matcher),

@@ -15,7 +15,8 @@ from quranft.data.benchmark_corpus import load_samples
 from quranft.errors import QuranftError
 from quranft.evaluation.code_versions import matcher_versions
 from quranft.fileio import read_jsonl, write_json
-from quranft.matching.ctc_matcher import CTCMatcher, SentencePieceTokenizer, load_log_probs
+from quranft.matching.ctc_matcher import CTCMatcher, load_log_probs
+from quranft.quran.tokenizer import SentencePieceTokenizer
 from quranft.matching.scoring import score_rows
 from quranft.matching.text_matcher import TextMatcher
 from quranft.matching.verse_index import default_index

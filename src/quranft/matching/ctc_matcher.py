@@ -11,40 +11,16 @@ when a clip is matched: re-scoring with the text matcher never loads it.
 from __future__ import annotations
 
 import io
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from quranft.fileio import NemoArchiveError, atomic_write_bytes, check_nemo_archive
+from quranft.fileio import atomic_write_bytes
 from quranft.matching.text_matcher import Match, TextMatcher
 from quranft.matching.verse_index import VerseIndex
 from quranft.quran import tanzil
 from quranft.quran.tokenizer_coverage import make_mapper, missing_characters
-
-
-class SentencePieceTokenizer:
-    """The tokenizer inside a .nemo file, read without restoring the model."""
-
-    def __init__(self, model_bytes: bytes):
-        import sentencepiece as spm
-
-        self.processor = spm.SentencePieceProcessor(model_proto=model_bytes)
-        self.vocab_size = self.processor.get_piece_size()
-        self.unk_id = self.processor.unk_id()
-
-    @classmethod
-    def from_nemo(cls, path: str | Path) -> "SentencePieceTokenizer":
-        check_nemo_archive(path)
-        with tarfile.open(path) as archive:
-            member = next((m for m in archive.getmembers() if m.name.endswith("tokenizer.model")), None)
-            if member is None:
-                raise NemoArchiveError(f"{path}: no SentencePiece tokenizer.model inside")
-            return cls(archive.extractfile(member).read())
-
-    def text_to_ids(self, text: str) -> list[int]:
-        return self.processor.encode(text)
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """Transcription with the CTC head: audio files to text (and log-probabilities), in batches.
 
 Audio goes through quranft.data.audio (any common container, any rate and channel count, to 16 kHz
-mono), then the model's preprocessor, encoder and CTC decoder, then NeMo's greedy CTC decoding.
-Used by the averaging guard and by the benchmark, so that both decode the same way.
+mono), then the model's preprocessor, encoder and CTC decoder, then NeMo's greedy CTC decoding;
+or, for an exported model (models.onnx_model.OnnxModel), its graph and the same greedy decoding.
+Used by the averaging guard, the benchmark and the export's parity check, so that all decode alike.
 
 A clip that cannot be transcribed (undecodable, empty, out of memory, a model error) gets an
 error and its kind instead of text; a batch that fails is transcribed again clip by clip, so that
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from quranft.data.audio import SAMPLE_RATE, AudioDecodeError, load_audio
+from quranft.models.onnx_model import OnnxModel
 
 log = logging.getLogger("quranft")
 
@@ -71,7 +73,10 @@ def check_not_empty(audio: np.ndarray, where: str) -> np.ndarray:
 
 
 def use_ctc_greedy(model) -> None:
-    """Decode with the CTC head, greedily (the offline inference path the benchmark measures)."""
+    """Decode with the CTC head, greedily (the offline inference path the benchmark measures); an
+    exported model has no other head."""
+    if isinstance(model, OnnxModel):
+        return
     from omegaconf import OmegaConf
 
     decoding = OmegaConf.create({"strategy": "greedy_batch"})
@@ -84,6 +89,9 @@ def transcribe_samples(model, samples: Sequence[np.ndarray], keep_log_probs: boo
     """One batch of 16 kHz mono float arrays to transcripts; raises if any clip or the batch fails."""
     for row, audio in enumerate(samples):
         check_not_empty(audio, f"clip {row} of the batch")
+    if isinstance(model, OnnxModel):
+        frames = model.log_probs(samples)
+        return [Transcript(text=model.text(f), log_probs=f if keep_log_probs else None) for f in frames]
     device = next(model.parameters()).device
     lengths = torch.tensor([len(s) for s in samples], dtype=torch.long)
     batch = torch.zeros(len(samples), int(lengths.max()), dtype=torch.float32)

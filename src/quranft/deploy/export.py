@@ -1,0 +1,151 @@
+"""Export one .nemo for deployment: the ONNX graph (deploy.graph), its quantized copies
+(deploy.quantize), the tokenizer, and export.json, with the parity of each format measured on
+real clips (deploy.parity).
+
+Into `out_dir`: model.onnx (fp32), model.int8.onnx, model.int4.onnx (as `formats` says),
+tokenizer.model and export.json. Every file is written beside its place first and moved there
+when the whole export succeeded, export.json last; an export whose fp32 parity fails writes nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import resource
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from quranft.deploy import graph, parity, quantize
+from quranft.fileio import sha256_file, write_json
+from quranft.models import nemo_models, onnx_model
+from quranft.models.transcribe import use_ctc_greedy
+from quranft.provenance import cpu_name, provenance
+from quranft.quran.tokenizer import SentencePieceTokenizer
+
+log = logging.getLogger("quranft")
+
+DEFAULT_FORMATS = ("fp32", "int8")
+DEFAULT_MAX_SECONDS = 40.0  # the protocol's clips are at most 30 s
+DEFAULT_PARITY_CLIPS = 100
+
+
+def file_name(fmt: str) -> str:
+    return "model.onnx" if fmt == "fp32" else f"model.{fmt}.onnx"
+
+
+def graph_metadata(model, tokenizer: SentencePieceTokenizer, max_seconds: float, source: Path) -> dict[str, str]:
+    """What the file carries for a runtime (models.onnx_model reads it) and for provenance."""
+    blank = model.ctc_decoder.num_classes_with_blank - 1
+    if tokenizer.vocab_size != blank:
+        raise ValueError(f"{source}: the tokenizer has {tokenizer.vocab_size} pieces, the CTC head {blank} classes "
+                         "besides the blank")
+    exported = sum(p.numel() for m in (model.preprocessor, model.encoder, model.ctc_decoder) for p in m.parameters())
+    return {onnx_model.TOKENIZER: base64.b64encode(tokenizer.model_bytes).decode("ascii"),
+            onnx_model.BLANK: str(blank), onnx_model.SAMPLE_RATE_KEY: str(int(model.cfg.preprocessor.sample_rate)),
+            onnx_model.MAX_SECONDS: f"{max_seconds:g}", onnx_model.PARAMETERS: str(exported),
+            "quranft.source": source.name, "quranft.source_sha256": sha256_file(source)}
+
+
+def _with_format(path: Path, fmt: str) -> None:
+    model = onnx.load(str(path))
+    kept = [p for p in model.metadata_props if p.key != onnx_model.FORMAT]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    model.metadata_props.add(key=onnx_model.FORMAT, value=fmt)
+    onnx.save(model, str(path))
+
+
+def _peak_memory_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+
+
+def _write_formats(model, metadata: dict[str, str], formats: Sequence[str], max_seconds: float,
+                   staging: Path) -> dict[str, Any]:
+    """The fp32 graph and each quantized copy in `staging`; seconds taken by each step."""
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    joined = graph.build_graph(model, max_seconds, staging, metadata)
+    onnx.save(joined, str(staging / file_name("fp32")))
+    for part in ("front_end.onnx", "acoustic.onnx"):
+        (staging / part).unlink()
+    _with_format(staging / file_name("fp32"), "fp32")
+    seconds["graph"] = round(time.perf_counter() - started, 2)
+    for fmt in formats:
+        if fmt != "fp32":
+            started = time.perf_counter()
+            quantize.quantize(fmt, staging / file_name("fp32"), staging / file_name(fmt))
+            _with_format(staging / file_name(fmt), fmt)
+            seconds[fmt] = round(time.perf_counter() - started, 2)
+    return seconds
+
+
+def export_model(model_path: str | Path, out_dir: str | Path, formats: Sequence[str] = DEFAULT_FORMATS,
+                 parity_manifest: str | Path | None = None, parity_clips: int = DEFAULT_PARITY_CLIPS,
+                 max_seconds: float = DEFAULT_MAX_SECONDS, threads: int = 0) -> dict[str, Any]:
+    """Export `model_path` into `out_dir` (see the module's docstring); returns export.json's content."""
+    model_path, out_dir = Path(model_path), Path(out_dir)
+    unknown = sorted(set(formats) - set(quantize.FORMATS))
+    if unknown or not formats:
+        raise ValueError(f"export formats must be among {', '.join(quantize.FORMATS)}: got {list(formats)}")
+    started = time.perf_counter()
+    tokenizer = SentencePieceTokenizer.from_nemo(model_path)
+    model = nemo_models.restore(model_path, map_location="cpu")
+    use_ctc_greedy(model)
+    clips = parity.parity_clips(parity_manifest, parity_clips) if parity_manifest else []
+    reference = parity.transcribe_clips(model, clips)  # before the export changes the model
+    metadata = graph_metadata(model, tokenizer, max_seconds, model_path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
+    try:
+        seconds = _write_formats(model, metadata, formats, max_seconds, staging)
+        graphs = {fmt: onnx_model.OnnxModel(staging / file_name(fmt), threads) for fmt in ("fp32", *formats)}
+        started_parity = time.perf_counter()
+        agreement = parity.measure(reference, graphs, clips)
+        seconds["parity"] = round(time.perf_counter() - started_parity, 2)
+        (staging / "tokenizer.model").write_bytes(tokenizer.model_bytes)
+        if "fp32" not in formats:  # the quantized copies are made from it; kept only when asked for
+            (staging / file_name("fp32")).unlink()
+        result = _record(model_path, out_dir, formats, staging, metadata, agreement, seconds, started, max_seconds)
+        for name in [*(file_name(f) for f in formats), "tokenizer.model"]:
+            os.replace(staging / name, out_dir / name)
+        write_json(out_dir / "export.json", result)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return result
+
+
+def _record(model_path: Path, out_dir: Path, formats: Sequence[str], staging: Path, metadata: dict[str, str],
+            agreement: dict[str, Any], seconds: dict[str, float], started: float, max_seconds: float) -> dict[str, Any]:
+    import onnxruntime
+    import torch
+
+    files = {fmt: {"file": str(out_dir / file_name(fmt)), "bytes": (staging / file_name(fmt)).stat().st_size,
+                   "sha256": sha256_file(staging / file_name(fmt)), "quantization": quantize.settings(fmt)}
+             for fmt in formats}
+    return {
+        "model": {"file": str(model_path), "bytes": model_path.stat().st_size,
+                  "sha256": metadata["quranft.source_sha256"]},
+        "formats": files,
+        "graph": {"inputs": {graph.AUDIO: "float32 [batch, samples], 16 kHz mono", graph.AUDIO_LENGTHS: "int64 [batch]"},
+                  "outputs": {graph.LOG_PROBS: "float32 [batch, frames, vocabulary + blank]",
+                              graph.FRAME_LENGTHS: "int64 [batch]"},
+                  "blank": int(metadata[onnx_model.BLANK]), "max_seconds": max_seconds,
+                  "parameters": int(metadata[onnx_model.PARAMETERS]), "opset": graph.OPSET,
+                  "exporters": {"front_end": f"torch.onnx.export(dynamo=True) {torch.__version__}",
+                                "encoder_and_ctc_head": f"torch.onnx.export(dynamo=False) {torch.__version__}",
+                                "joined_with": "onnx.compose.merge_models"},
+                  "single_file": True},
+        "parity": agreement,
+        "seconds": {**seconds, "total": round(time.perf_counter() - started, 2)},
+        "peak_memory_mb": round(_peak_memory_mb(), 1),
+        "machine": cpu_name(),
+        "onnxruntime": onnxruntime.__version__,
+        "provenance": provenance(),
+    }

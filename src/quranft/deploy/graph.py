@@ -1,0 +1,202 @@
+"""The ONNX graph of a hybrid model's offline path: raw 16 kHz mono audio in, CTC log-probs out.
+
+One graph, `audio [batch, samples]` float32 and `audio_lengths [batch]` int64 to
+`log_probs [batch, frames, vocabulary + blank]` and `frame_lengths [batch]`: the model's own front
+end (its AudioToMelSpectrogramPreprocessor, with the window, pre-emphasis, log guard, normalisation
+and pad_to of its config), the encoder and the CTC head. No RNNT decoder or joint: the offline app
+decodes with CTC, as the benchmark does.
+
+Two exporters, each where it works and is fast (measured on the demo base model, README "Export"):
+- the front end through torch's dynamo exporter (`torch.onnx.export(dynamo=True)`): its torch.stft
+  does not go through the TorchScript-based exporter, which is why NeMo's own `export()` leaves the
+  preprocessor out;
+- the encoder and CTC head through the TorchScript-based exporter, after NeMo's own export
+  preparation (module replacements, no type checks), as NeMo's `export()` does: a few seconds where
+  dynamo took 44 s for the 1.8M-parameter demo model's whole graph, and NeMo users report dynamo
+  breaking on other models of its family. NeMo's `export()` itself is not used because its CTC
+  graph returns no frame lengths.
+The two are joined into one self-contained file (no external weights) with onnx.compose.
+
+Before export, two changes that keep every output the same (parity is measured on every export):
+- each Conformer block's pointwise convolutions (Conv1d, kernel 1) become the same product as a
+  MatMul, so that int8 and int4 quantization (MatMul-only) covers their weights too, at MatMul's
+  speed: onnxruntime's ConvInteger is slower than the float Conv it replaces;
+- the relative positional table keeps the positions of the longest clip the export takes
+  (`max_seconds`) instead of NeMo's 5,000 frames (about 20 MB at real size).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from pathlib import Path
+
+import onnx
+import torch
+from torch import nn
+
+AUDIO, AUDIO_LENGTHS = "audio", "audio_lengths"
+LOG_PROBS, FRAME_LENGTHS = "log_probs", "frame_lengths"
+FEATURES, FEATURE_LENGTHS = "features", "feature_lengths"
+OPSET = 18
+# The dynamo exporter traces one example; these bound the shapes the graph accepts.
+EXAMPLE_SECONDS = (3.0, 2.0)
+
+
+class PointwiseMatMul(nn.Module):
+    """A Conv1d with kernel size 1 over [batch, channels, time], computed as a MatMul over the
+    channels (the same product, in the graph as MatMul + Add between two Transposes)."""
+
+    def __init__(self, conv: nn.Conv1d):
+        super().__init__()
+        self.weight = nn.Parameter(conv.weight.detach()[:, :, 0].t().contiguous(), requires_grad=False)
+        self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone(), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.matmul(x.transpose(1, 2), self.weight)
+        if self.bias is not None:
+            y = y + self.bias
+        return y.transpose(1, 2)
+
+
+def is_pointwise(module: nn.Module) -> bool:
+    return (isinstance(module, nn.Conv1d) and module.kernel_size == (1,) and module.groups == 1
+            and module.stride == (1,) and module.padding == (0,) and module.dilation == (1,))
+
+
+def pointwise_as_matmul(root: nn.Module) -> int:
+    """Replace every pointwise Conv1d under `root` (the Conformer blocks' pointwise convolutions,
+    the CTC head's classifier); returns how many were replaced."""
+    replaced = 0
+    for parent in list(root.modules()):
+        for name, child in list(parent.named_children()):
+            if is_pointwise(child):
+                setattr(parent, name, PointwiseMatMul(child))
+                replaced += 1
+    return replaced
+
+
+def encoder_frames(encoder: nn.Module, seconds: float, window_stride: float) -> int:
+    """Encoder frames of a clip of `seconds` (feature frames over the subsampling factor, rounded up)."""
+    return math.ceil(seconds / window_stride / encoder.subsampling_factor) + 1
+
+
+def limit_positions(encoder: nn.Module, frames: int) -> None:
+    """Keep the relative positional table for clips of up to `frames` encoder frames."""
+    pos_enc = getattr(encoder, "pos_enc", None)
+    if pos_enc is None or not hasattr(pos_enc, "extend_pe"):
+        return
+    parameter = next(encoder.parameters())
+    del pos_enc.pe  # extend_pe only ever grows the table
+    pos_enc.extend_pe(frames, parameter.device, parameter.dtype)
+    encoder.max_audio_length = frames
+
+
+class FrontEnd(nn.Module):
+    def __init__(self, preprocessor: nn.Module):
+        super().__init__()
+        self.preprocessor = preprocessor
+
+    def forward(self, audio: torch.Tensor, audio_lengths: torch.Tensor):
+        return self.preprocessor(input_signal=audio, length=audio_lengths)
+
+
+class AcousticModel(nn.Module):
+    """Encoder and CTC head: mel features to log-probs and frame lengths."""
+
+    def __init__(self, encoder: nn.Module, ctc_decoder: nn.Module):
+        super().__init__()
+        self.encoder, self.ctc_decoder = encoder, ctc_decoder
+
+    def forward(self, features: torch.Tensor, feature_lengths: torch.Tensor):
+        encoded, lengths = self.encoder.forward_for_export(audio_signal=features, length=feature_lengths)
+        log_probs = self.ctc_decoder(encoder_output=encoded)
+        return log_probs.float(), lengths
+
+
+@contextlib.contextmanager
+def export_mode(model: nn.Module):
+    """NeMo's export set-up: eval, no gradients, no type checks, its export-time module replacements
+    and each module's own export preparation (as nemo.core.classes.exportable does)."""
+    from nemo.core.classes import typecheck
+    from nemo.core.classes.exportable import Exportable
+    from nemo.utils.export_utils import replace_for_export
+
+    model.eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    typecheck.set_typecheck_enabled(enabled=False)
+    try:
+        replace_for_export(model)
+        for module in model.modules():
+            if isinstance(module, Exportable) and module is not model:
+                module._prepare_for_export(noreplace=True)
+        with torch.inference_mode(False), torch.no_grad():
+            yield model
+    finally:
+        typecheck.set_typecheck_enabled(enabled=True)
+
+
+def example_audio(sample_rate: int) -> tuple[torch.Tensor, torch.Tensor]:
+    lengths = torch.tensor([round(s * sample_rate) for s in EXAMPLE_SECONDS])
+    generator = torch.Generator().manual_seed(0)
+    audio = 0.1 * torch.randn(len(lengths), int(lengths.max()), generator=generator)
+    return audio, lengths
+
+
+def export_front_end(preprocessor: nn.Module, sample_rate: int, path: Path) -> None:
+    """The preprocessor through the dynamo exporter, batch and length dynamic."""
+    audio, lengths = example_audio(sample_rate)
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    samples = torch.export.Dim("samples", min=sample_rate // 10, max=sample_rate * 3600)
+    torch.onnx.export(FrontEnd(preprocessor).eval(), (audio, lengths), str(path), dynamo=True, opset_version=OPSET,
+                      input_names=[AUDIO, AUDIO_LENGTHS], output_names=[FEATURES, FEATURE_LENGTHS],
+                      dynamic_shapes={"audio": {0: batch, 1: samples}, "audio_lengths": {0: batch}},
+                      external_data=False, verbose=False)
+
+
+def export_acoustic(encoder: nn.Module, ctc_decoder: nn.Module, features: torch.Tensor,
+                    feature_lengths: torch.Tensor, path: Path) -> None:
+    """Encoder and CTC head through the TorchScript-based exporter, batch and frames dynamic."""
+    torch.onnx.export(AcousticModel(encoder, ctc_decoder).eval(), (features, feature_lengths), str(path),
+                      dynamo=False, opset_version=OPSET, do_constant_folding=True,
+                      input_names=[FEATURES, FEATURE_LENGTHS], output_names=[LOG_PROBS, FRAME_LENGTHS],
+                      dynamic_axes={FEATURES: {0: "batch", 2: "feature_frames"}, FEATURE_LENGTHS: {0: "batch"},
+                                    LOG_PROBS: {0: "batch", 1: "frames"}, FRAME_LENGTHS: {0: "batch"}})
+
+
+def join(front_end: Path, acoustic: Path, metadata: dict[str, str]) -> onnx.ModelProto:
+    """One graph: the front end's features feed the encoder; `metadata` goes into the model's
+    metadata_props (what a runtime needs besides the graph: the tokenizer, the blank, the rate)."""
+    first, second = onnx.load(str(front_end)), onnx.load(str(acoustic))
+    ir_version = max(first.ir_version, second.ir_version)
+    first.ir_version = second.ir_version = ir_version
+    first = onnx.compose.add_prefix(first, "front_end/", rename_inputs=False, rename_outputs=False)
+    second = onnx.compose.add_prefix(second, "acoustic/", rename_inputs=False, rename_outputs=False)
+    joined = onnx.compose.merge_models(first, second, io_map=[(FEATURES, FEATURES), (FEATURE_LENGTHS, FEATURE_LENGTHS)],
+                                       outputs=[LOG_PROBS, FRAME_LENGTHS])
+    # merge_models lists the default domain once per input model ("" set and unset)
+    opsets = {(o.domain or ""): o.version for o in joined.opset_import}
+    del joined.opset_import[:]
+    joined.opset_import.extend(onnx.helper.make_opsetid(domain, version) for domain, version in sorted(opsets.items()))
+    joined.producer_name = "quranft"
+    del joined.metadata_props[:]
+    for key, value in sorted(metadata.items()):
+        joined.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(joined)
+    return joined
+
+
+def build_graph(model, max_seconds: float, work_dir: Path, metadata: dict[str, str]) -> onnx.ModelProto:
+    """The whole graph of a restored hybrid model (changed in place: export it last)."""
+    preprocessor_cfg = model.cfg.preprocessor
+    sample_rate = int(preprocessor_cfg.sample_rate)
+    with export_mode(model):
+        pointwise_as_matmul(model.encoder)
+        pointwise_as_matmul(model.ctc_decoder)
+        limit_positions(model.encoder, encoder_frames(model.encoder, max_seconds, float(preprocessor_cfg.window_stride)))
+        export_front_end(model.preprocessor, sample_rate, work_dir / "front_end.onnx")
+        audio, lengths = example_audio(sample_rate)
+        features, feature_lengths = model.preprocessor(input_signal=audio, length=lengths)
+        export_acoustic(model.encoder, model.ctc_decoder, features, feature_lengths, work_dir / "acoustic.onnx")
+    return join(work_dir / "front_end.onnx", work_dir / "acoustic.onnx", metadata)

@@ -1,0 +1,88 @@
+"""An exported model (quranft.deploy's ONNX graph) run with onnxruntime, on the CPU.
+
+Raw 16 kHz mono audio to CTC log-probs, and greedy CTC transcripts decoded with the model's
+SentencePiece tokenizer, which the file carries in its metadata with everything else a runtime
+needs (the blank index, the sample rate, the longest clip the graph takes). Imports onnxruntime,
+numpy and sentencepiece only: what an app that ships the model needs, never NeMo, Lightning or torch.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from quranft.errors import QuranftError
+from quranft.quran.tokenizer import SentencePieceTokenizer
+
+# metadata_props keys of an exported graph
+TOKENIZER, BLANK, SAMPLE_RATE_KEY, MAX_SECONDS, FORMAT, PARAMETERS = (
+    "quranft.tokenizer", "quranft.blank", "quranft.sample_rate", "quranft.max_seconds", "quranft.format",
+    "quranft.parameters")
+REQUIRED = (TOKENIZER, BLANK, SAMPLE_RATE_KEY, MAX_SECONDS)
+
+
+class OnnxModelError(QuranftError, ValueError):
+    """An .onnx file that is not a quranft export, or a clip it cannot take; the message names the file."""
+
+
+class ClipTooLong(OnnxModelError):
+    """A clip longer than the export's max_seconds (its positional table ends there)."""
+
+
+def greedy_ids(log_probs: np.ndarray, blank: int) -> list[int]:
+    """Greedy CTC: the best class per frame, repeats collapsed, blanks dropped (as NeMo's greedy
+    CTC decoding does)."""
+    best = log_probs.argmax(axis=-1)
+    keep = np.ones(len(best), dtype=bool)
+    keep[1:] = best[1:] != best[:-1]
+    return [int(token) for token in best[keep] if token != blank]
+
+
+class OnnxModel:
+    """One exported graph in an onnxruntime session: `threads` intra-op threads (0: onnxruntime's
+    default, one per core)."""
+
+    def __init__(self, path: str | Path, threads: int = 0):
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise OnnxModelError(f"{self.path}: no such file")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime raises its own exception types for a bad file
+            raise OnnxModelError(f"{self.path}: onnxruntime cannot load it ({error})") from error
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        missing = [key for key in REQUIRED if key not in self.metadata]
+        if missing:
+            raise OnnxModelError(f"{self.path}: not a quranft export (no {', '.join(missing)} in its metadata)")
+        self.tokenizer = SentencePieceTokenizer(base64.b64decode(self.metadata[TOKENIZER]))
+        self.blank = int(self.metadata[BLANK])
+        self.sample_rate = int(self.metadata[SAMPLE_RATE_KEY])
+        self.max_seconds = float(self.metadata[MAX_SECONDS])
+        self.format = self.metadata.get(FORMAT, "fp32")
+        self.parameters = int(self.metadata.get(PARAMETERS, 0))
+        self.threads = threads
+
+    def log_probs(self, audios: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Each clip's log-probs (frames, vocabulary + blank), the clips run as one padded batch."""
+        lengths = np.array([len(audio) for audio in audios], dtype=np.int64)
+        longest = int(lengths.max())
+        if longest > self.max_seconds * self.sample_rate:
+            raise ClipTooLong(f"{longest / self.sample_rate:.1f} s of audio: {self.path} takes clips of at most "
+                              f"{self.max_seconds:g} s (export.max_seconds)")
+        batch = np.zeros((len(audios), longest), dtype=np.float32)
+        for row, audio in enumerate(audios):
+            batch[row, : len(audio)] = audio
+        log_probs, frames = self.session.run(None, {"audio": batch, "audio_lengths": lengths})
+        return [log_probs[row, : int(frames[row])] for row in range(len(audios))]
+
+    def text(self, log_probs: np.ndarray) -> str:
+        return self.tokenizer.ids_to_text(greedy_ids(log_probs, self.blank))
