@@ -169,13 +169,16 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
         log.warning("%s: samples that failed (scored 0), by kind: %s", args.name, summary["errors"])
 
 
+def _named(items: list[str]) -> dict[str, str]:
+    """NAME=FILE arguments by name."""
+    return dict(item.split("=", 1) for item in items)
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> None:
     from quranft.evaluation.leaderboard import write_leaderboard
 
-    files = dict(item.split("=", 1) for item in args.benchmarks)
-    choices = dict(item.split("=", 1) for item in args.choices)
-    asr = dict(item.split("=", 1) for item in args.asr)
-    board = write_leaderboard(files, args.markdown, args.json, args.png, args.matcher, choices, asr)
+    board = write_leaderboard(_named(args.benchmarks), args.markdown, args.json, args.png, args.matcher,
+                              _named(args.choices), _named(args.asr))
     log.info("leaderboard of %d models (%s matcher) -> %s", len(board["rows"]), board["matcher"], args.markdown)
 
 
@@ -229,7 +232,7 @@ def cmd_resolve_trial(args: argparse.Namespace) -> None:
     from quranft.training.trials import resolve_best
 
     config = _config(args)
-    results = {name: read_json(path) for name, path in (item.split("=", 1) for item in args.scores)}
+    results = {name: read_json(path) for name, path in _named(args.scores).items()}
     choice = resolve_best(config["trials"]["dir"], args.trial, config["trials"]["overrides"], results, args.output,
                           args.choice)
     log.info("%s extends %s (best by %s on the %s data: %s)", args.trial, choice["chosen"], choice["metric"],
