@@ -182,6 +182,13 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
     log.info("leaderboard of %d models (%s matcher) -> %s", len(board["rows"]), board["matcher"], args.markdown)
 
 
+def cmd_model_card(args: argparse.Namespace) -> None:
+    from quranft.evaluation.model_card import write_model_card
+
+    write_model_card(args.leaderboard, args.model, _config(args), args.output, args.training_metadata, args.averaging)
+    log.info("model card of %s -> %s", args.model, args.output)
+
+
 def cmd_build_corpus(args: argparse.Namespace) -> None:
     from quranft.evaluation.build_corpus import build_corpus
 
@@ -353,6 +360,15 @@ def _add_evaluation_commands(commands) -> None:
     board.add_argument("--json", required=True)
     board.add_argument("--png", required=True)
     board.set_defaults(run=cmd_leaderboard)
+
+    card = commands.add_parser("model-card", help="a model's Hugging Face model card, from the leaderboard")
+    _add_config_options(card)
+    card.add_argument("--leaderboard", required=True, help="leaderboard JSON (results/leaderboard.json)")
+    card.add_argument("--model", required=True, help="the model's name on the leaderboard (base, v1, ...)")
+    card.add_argument("--training-metadata", help="a trial's training_metadata.json")
+    card.add_argument("--averaging", help="a trial's averaging.json")
+    card.add_argument("--output", required=True, help="Markdown to write (results/<model>/MODEL_CARD.md)")
+    card.set_defaults(run=cmd_model_card)
 
     rescore = commands.add_parser("rescore", help="score saved transcripts with a matcher, without the model")
     rescore.add_argument("--corpus", required=True, help="the benchmark corpus folder (its manifest has the truth)")
