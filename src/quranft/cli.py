@@ -182,6 +182,13 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
     log.info("leaderboard of %d models (%s matcher) -> %s", len(board["rows"]), board["matcher"], args.markdown)
 
 
+def cmd_best_model(args: argparse.Namespace) -> None:
+    from quranft.evaluation.best import write_best
+
+    best = write_best(args.leaderboard, _named(args.models), args.export_formats, args.output)
+    log.info("the model to ship: %s (%s)", best["model"], best["reason"])
+
+
 def cmd_model_card(args: argparse.Namespace) -> None:
     from quranft.evaluation.model_card import write_model_card
 
@@ -360,6 +367,13 @@ def _add_evaluation_commands(commands) -> None:
     board.add_argument("--json", required=True)
     board.add_argument("--png", required=True)
     board.set_defaults(run=cmd_leaderboard)
+
+    best = commands.add_parser("best-model", help="name the model to ship, from the leaderboard (best.json)")
+    best.add_argument("--leaderboard", required=True, help="leaderboard JSON (results/leaderboard.json)")
+    best.add_argument("--models", nargs="+", required=True, metavar="NAME=FILE", help="each model's .nemo by name")
+    best.add_argument("--export-formats", nargs="*", default=[], help="the exports to list (fp32, int8, int4)")
+    best.add_argument("--output", required=True, help="JSON to write (results/best.json)")
+    best.set_defaults(run=cmd_best_model)
 
     card = commands.add_parser("model-card", help="a model's Hugging Face model card, from the leaderboard")
     _add_config_options(card)

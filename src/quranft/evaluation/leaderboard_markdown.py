@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from quranft.evaluation.asr_benchmark import ALL
+from quranft.evaluation.best import choose
 from quranft.evaluation.figures import pct, verses_label
 from quranft.quran.tanzil import ATTRIBUTION
 
@@ -33,6 +34,11 @@ def header(board: Board) -> list[str]:
         f"Holm p the same adjusted across the {tests['comparisons']} trials compared with the base; a "
         f"difference is called significant only when Holm p < {tests['alpha']}.",
     ]
+
+
+def model_to_ship(board: Board) -> list[str]:
+    best = choose(board)
+    return ["", f"**The model to ship: {best['model']}**: {best['reason']} (`best.json` lists its files)."]
 
 
 def ranking(board: Board) -> list[str]:
@@ -163,7 +169,7 @@ def credits(board: Board) -> list[str]:
     return ["", f"Verse text: {ATTRIBUTION}."]
 
 
-SECTIONS = (header, ranking, notes, per_category, asr, errors_against_base, credits)
+SECTIONS = (header, model_to_ship, ranking, notes, per_category, asr, errors_against_base, credits)
 
 
 def to_markdown(board: Board) -> str:
