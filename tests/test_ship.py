@@ -1,4 +1,5 @@
-"""What the workflow ships: the model to ship (best.json) and every model's card."""
+"""What the workflow ships: the model to ship (best.json), every model's card, and the trials'
+validation WER on one plot."""
 
 from __future__ import annotations
 
@@ -156,3 +157,44 @@ def test_the_base_models_card_with_a_local_base_names_no_hub_model_and_no_traini
     assert meta["model-index"][0]["name"] == "base"
     assert "## Training data" not in body and "Against the base" not in body
     assert "It ranks 2 of 2 on the workflow's leaderboard" in body
+
+
+# Two trials' metrics.csv as Lightning's CSV logger wrote them in the demo (V1 CTC-only; V3 hybrid,
+# which logs no validation loss), and one trial that has not validated yet.
+CTC_ONLY = """epoch,global_step,learning_rate,step,train_ctc_loss,train_loss,val_loss,val_wer,val_wer_ctc
+0,9.0,0.0009090909152291715,9,116.78665161132812,116.78665161132812,,,
+0,19.0,0.0009237207123078406,19,177.31422424316406,177.31422424316406,,,
+0,,,19,,,86.0504379272461,0.9777777791023254,0.9777777791023254
+1,39.0,0.00038814195431768894,39,71.1373291015625,71.1373291015625,,,
+1,,,39,,,57.56862258911133,0.9166666865348816,0.9166666865348816
+1,59.0,2.0966903321095742e-05,59,60.47593307495117,60.47593307495117,,,
+1,,,59,,,52.695674896240234,0.8611111044883728,0.8611111044883728
+"""
+HYBRID = """epoch,global_step,learning_rate,step,train_ctc_loss,train_loss,train_rnnt_loss,training_batch_wer,\
+training_batch_wer_ctc,val_wer,val_wer_ctc
+0,9.0,0.0009090909152291715,9,116.31620025634766,159.7100830078125,178.3074493408203,1.0,1.0,,
+0,,,19,,,,,,0.99,0.95
+1,,,39,,,,,,0.97,0.90
+"""
+UNVALIDATED = """epoch,global_step,learning_rate,step,train_loss
+0,9.0,0.0009,9,116.8
+"""
+
+
+def test_every_trials_validation_wer_is_drawn_on_one_plot_from_their_metrics_csvs(tmp_path, caplog):
+    files = {}
+    for name, text in (("v1", CTC_ONLY), ("v3", HYBRID), ("v6", UNVALIDATED)):
+        files[name] = tmp_path / name / "metrics.csv"
+        files[name].parent.mkdir()
+        files[name].write_text(text, encoding="utf-8")
+    out = tmp_path / "validation_wer.png"
+    assert main(["validation-curves", "--metrics", *(f"{n}={p}" for n, p in files.items()),
+                 f"v9={tmp_path / 'missing.csv'}", "--output", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from quranft.training.curves import plot_validation_wer
+
+    drawn = plot_validation_wer(files, tmp_path / "again.png")
+    assert drawn == {"v1": [(19, pytest.approx(0.9778, abs=1e-4)), (39, pytest.approx(0.9167, abs=1e-4)),
+                            (59, pytest.approx(0.8611, abs=1e-4))],
+                     "v3": [(19, 0.95), (39, 0.90)]}  # the CTC head's WER, which ranks the checkpoints
+    assert "v6: no validation WER" in caplog.text

@@ -178,7 +178,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
     from quranft.evaluation.leaderboard import write_leaderboard
 
     board = write_leaderboard(_named(args.benchmarks), args.markdown, args.json, args.png, args.matcher,
-                              _named(args.choices), _named(args.asr))
+                              _named(args.choices), _named(args.asr), args.validation_curves)
     log.info("leaderboard of %d models (%s matcher) -> %s", len(board["rows"]), board["matcher"], args.markdown)
 
 
@@ -194,6 +194,13 @@ def cmd_model_card(args: argparse.Namespace) -> None:
 
     write_model_card(args.leaderboard, args.model, _config(args), args.output, args.training_metadata, args.averaging)
     log.info("model card of %s -> %s", args.model, args.output)
+
+
+def cmd_validation_curves(args: argparse.Namespace) -> None:
+    from quranft.training.curves import plot_validation_wer
+
+    drawn = plot_validation_wer(_named(args.metrics), args.output)
+    log.info("validation WER of %d trials -> %s", len(drawn), args.output)
 
 
 def cmd_build_corpus(args: argparse.Namespace) -> None:
@@ -332,6 +339,12 @@ def _add_training_commands(commands) -> None:
     average.add_argument("--device", default="cpu", help="where the guard decodes: cpu or cuda")
     average.set_defaults(run=cmd_average)
 
+    curves = commands.add_parser("validation-curves", help="every trial's validation WER by step on one plot")
+    curves.add_argument("--metrics", nargs="+", required=True, metavar="NAME=FILE",
+                        help="each trial's Lightning metrics.csv (results/<trial>/logs/csv/metrics.csv)")
+    curves.add_argument("--output", required=True, help="PNG to write")
+    curves.set_defaults(run=cmd_validation_curves)
+
 
 def _add_evaluation_commands(commands) -> None:
     """The commands of benchmarks, the leaderboard and re-scoring."""
@@ -366,6 +379,7 @@ def _add_evaluation_commands(commands) -> None:
     board.add_argument("--markdown", required=True)
     board.add_argument("--json", required=True)
     board.add_argument("--png", required=True)
+    board.add_argument("--validation-curves", help="the trials' joint validation WER plot, to link to")
     board.set_defaults(run=cmd_leaderboard)
 
     best = commands.add_parser("best-model", help="name the model to ship, from the leaderboard (best.json)")

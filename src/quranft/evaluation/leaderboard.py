@@ -16,6 +16,7 @@ comparison with the base is optimistic, since the choice and the report use the 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -194,13 +195,18 @@ def plot(board: dict[str, Any], path: str | Path) -> None:
 def write_leaderboard(benchmark_files: dict[str, str | Path], out_md: str | Path, out_json: str | Path,
                       out_png: str | Path, matcher: str | None = None,
                       choice_files: Mapping[str, str | Path] | None = None,
-                      asr_files: Mapping[str, str | Path] | None = None) -> dict[str, Any]:
-    """Also the ASR benchmark's table when `asr_files` (results/<model>/asr_benchmark.json) are given."""
+                      asr_files: Mapping[str, str | Path] | None = None,
+                      validation_curves: str | Path | None = None) -> dict[str, Any]:
+    """Also the ASR benchmark's table when `asr_files` (results/<model>/asr_benchmark.json) are
+    given, and a link to the trials' joint validation WER plot (`validation_curves`, recorded
+    relative to the Markdown's folder)."""
     board = build({name: read_json(path) for name, path in benchmark_files.items()}, matcher, benchmark_files,
                   {name: read_json(path) for name, path in (choice_files or {}).items()})
     if asr_files:
         board["asr"] = asr_section({name: read_json(path) for name, path in asr_files.items()},
                                    {name: str(path) for name, path in asr_files.items()})
+    if validation_curves:
+        board["validation_curves"] = Path(os.path.relpath(validation_curves, Path(out_md).parent)).as_posix()
     write_json(out_json, board)
     atomic_write_text(out_md, to_markdown(board))
     plot(board, out_png)

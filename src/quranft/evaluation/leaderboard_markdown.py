@@ -135,6 +135,14 @@ def asr(board: Board) -> list[str]:
     return lines
 
 
+def validation_curves(board: Board) -> list[str]:
+    if not board.get("validation_curves"):
+        return []
+    return ["", "## Validation WER", "",
+            "Every trial's validation WER by optimizer step (the monitored one, which ranks its checkpoints):", "",
+            f"![validation WER of every trial]({board['validation_curves']})"]
+
+
 def _heard(heard: Mapping[str, Any]) -> list[str]:
     transcript = _cell(heard["transcript"]) if heard["transcript"] is not None else f"failed: {_cell(heard['error'])}"
     return [verses_label(heard["predicted"]), transcript]
@@ -169,7 +177,8 @@ def credits(board: Board) -> list[str]:
     return ["", f"Verse text: {ATTRIBUTION}."]
 
 
-SECTIONS = (header, model_to_ship, ranking, notes, per_category, asr, errors_against_base, credits)
+SECTIONS = (header, model_to_ship, ranking, notes, per_category, asr, validation_curves, errors_against_base,
+            credits)
 
 
 def to_markdown(board: Board) -> str:
