@@ -35,4 +35,6 @@ rule all:
         trial_outputs(),
         model_outputs(),
         benchmark_outputs(),
+        validation_curves_output(),
+        ship_outputs(),
     default_target: True
