@@ -104,7 +104,8 @@ def _introduction(board: Mapping[str, Any], row: Mapping[str, Any], base_model: 
 def _training(row: Mapping[str, Any], settings: Mapping[str, Any], training: Mapping[str, Any],
               averaging: Mapping[str, Any] | None) -> list[str]:
     lines = ["", "## Training data", "", "| split | rows | hours | from |", "| --- | --- | --- | --- |"]
-    for split, manifest in training["data"]["blend"]["manifests"].items():
+    manifests = training["data"]["blend"]["manifests"]
+    for split, manifest in sorted(manifests.items(), key=lambda item: item[0] != "train"):
         parts = [f"{name} (`{settings['sources'].get(name, {}).get('dataset', name)}`): {figures['rows']} rows"
                  for name, figures in manifest["sources"].items() if figures["rows"]]
         lines.append(f"| {split} | {manifest['rows']:,} | {manifest['hours']} | {'; '.join(parts)} |")
