@@ -37,4 +37,6 @@ rule all:
         model_outputs(),
         benchmark_outputs(),
         export_outputs(),
+        validation_curves_output(),
+        ship_outputs(),
     default_target: True

@@ -1,5 +1,6 @@
 # Benchmark stage: every model, the untouched base included, on the verse-identification corpus;
-# then the leaderboard that compares each trial with the base.
+# then the leaderboard that compares each trial with the base, the model to ship (best.json) and
+# every model's card.
 
 
 rule benchmark_model:
@@ -46,6 +47,7 @@ rule leaderboard:
         # how each extends_best trial's parent was chosen: one chosen on this corpus is marked
         choices=[f"results/{name}/extends_best.json" for name, trial in TRIALS.items() if trial.best_of],
         asr=asr_outputs(),
+        curves=validation_curves_output(),
     output:
         markdown=report("results/leaderboard.md", caption="../report/leaderboard.rst", category="Leaderboard"),
         json="results/leaderboard.json",
@@ -58,6 +60,7 @@ rule leaderboard:
             f"{Path(path).parent.name}={path}" for path in input.choices
         ),
         asr=lambda wildcards, input: " ".join(f"{Path(path).parent.name}={path}" for path in input.asr),
+        curves=lambda wildcards, input: f"--validation-curves {input.curves[0]}" if input.curves else "",
     log:
         "logs/benchmark/leaderboard.log",
     localrule: True
@@ -66,4 +69,61 @@ rule leaderboard:
     shell:
         "python -m quranft leaderboard --benchmarks {params.benchmarks} --choices {params.choices} --asr {params.asr}"
         " --markdown {output.markdown:q}"
-        " --json {output.json:q} --png {output.png:q} > {log:q} 2>&1"
+        " --json {output.json:q} --png {output.png:q} {params.curves} > {log:q} 2>&1"
+
+
+# The best trial that beats the base significantly (after Holm), else the base, with the reason
+# and its files: the .nemo, the model card and the exports of the configured formats. It names
+# the export files, and does not wait for them.
+rule best_model:
+    input:
+        leaderboard="results/leaderboard.json",
+        settings=settings_file("best_model", export={"formats": EXPORT_FORMATS}),
+    output:
+        report("results/best.json", caption="../report/best.rst", category="Leaderboard"),
+    params:
+        models=" ".join(f"{model}=results/{model}/model.nemo" for model in MODELS),
+        formats=" ".join(EXPORT_FORMATS),
+    log:
+        "logs/benchmark/best_model.log",
+    localrule: True
+    conda:
+        "../envs/quranft.yaml"
+    shell:
+        "python -m quranft best-model --leaderboard {input.leaderboard:q} --models {params.models}"
+        " --export-formats {params.formats} --output {output:q} > {log:q} 2>&1"
+
+
+rule model_card:
+    input:
+        leaderboard="results/leaderboard.json",
+        # what a trial was trained on and how its checkpoints were averaged (nothing for the base)
+        training=lambda wildcards: trial_record(wildcards.model, "training_metadata.json"),
+        averaging=lambda wildcards: trial_record(wildcards.model, "averaging.json"),
+        settings=settings_file(
+            "model_card",
+            base_model=config["base_model"],
+            base_model_license=config["base_model_license"],
+            sources=config["sources"],
+        ),
+    output:
+        report(
+            "results/{model}/MODEL_CARD.md",
+            caption="../report/model_card.rst",
+            category="Model cards",
+            subcategory="{model}",
+        ),
+    params:
+        trial=lambda wildcards, input: (
+            f"--training-metadata {input.training[0]} --averaging {input.averaging[0]}" if input.training else ""
+        ),
+    wildcard_constraints:
+        model=MODEL_PATTERN,
+    log:
+        "logs/benchmark/model_card_{model}.log",
+    localrule: True
+    conda:
+        "../envs/quranft.yaml"
+    shell:
+        "python -m quranft model-card --settings {input.settings:q} --leaderboard {input.leaderboard:q}"
+        " --model {wildcards.model} {params.trial} --output {output:q} > {log:q} 2>&1"

@@ -15,6 +15,7 @@ from quranft.data.benchmark_corpus import audio_files as benchmark_audio_files, 
 from quranft.data.sources import local_files
 from quranft.evaluation.code_versions import asr_code_files, scoring_code_files
 from quranft.fileio import holds_json, read_json, write_canonical_json
+from quranft.training.curves import METRICS_CSV
 from quranft.training.trials import candidate_scores_file, data_stage_caps, load_trial
 
 validate_config(config)
@@ -45,6 +46,9 @@ MODELS = ["base", *TRIALS]
 # The data stage prepares the most rows any trial asks for (the config's numbers are ceilings).
 DATA_CAPS = data_stage_caps(config["data"], TRIALS, config["trials"]["dir"], config["trials"]["overrides"])
 MODEL_PATTERN = "|".join(MODELS)
+VALIDATION_CURVES = "results/validation_wer.png"  # every trial's validation WER on one plot
+# The formats each model is exported in (export.formats); best.json lists the chosen model's.
+EXPORT_FORMATS = config["export"]["formats"]
 
 
 def settings_file(name, **sections):
@@ -197,6 +201,21 @@ def asr_outputs():
 
 def benchmark_outputs():
     return [*(f"results/{model}/benchmark.json" for model in MODELS), *asr_outputs(), "results/leaderboard.md"]
+
+
+def validation_curves_output():
+    """The trials' joint validation WER plot (none without trials)."""
+    return [VALIDATION_CURVES] if TRIALS else []
+
+
+def trial_record(model, name):
+    """A trial's own file in its folder (training_metadata.json, averaging.json); none for the base."""
+    return [] if model == "base" else [f"results/{model}/{name}"]
+
+
+def ship_outputs():
+    """The model to ship, and every model's card."""
+    return ["results/best.json", *(f"results/{model}/MODEL_CARD.md" for model in MODELS)]
 
 
 def data_outputs():

@@ -1,9 +1,6 @@
 # Export stage: every model (the base included) as a deployable ONNX graph, raw 16 kHz audio in and
 # CTC log-probs out, in the formats export.formats names; each export benchmarked like the .nemo.
 
-EXPORT_FORMATS = config["export"]["formats"]
-
-
 def export_file(fmt):
     return "model.onnx" if fmt == "fp32" else f"model.{fmt}.onnx"
 

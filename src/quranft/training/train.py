@@ -42,7 +42,7 @@ from quranft.training.configure import (
     device_settings,
     threads_per_process,
 )
-from quranft.training.curves import plot_training_curves
+from quranft.training.curves import METRICS_CSV, plot_training_curves
 from quranft.training.launch import announce_prepared, slurm_task_rank, wait_until_prepared
 from quranft.training.resume import (
     MetricsAcrossResume,
@@ -230,7 +230,7 @@ def train_trial(trial: Trial, base_model: str | Path, source_dirs: dict[str, str
     parameters = nemo_models.count_parameters(model)
     device = device_settings(resources)
     seen = dataloading.SamplesSeen(model.cfg.sample_rate, out_dir)
-    metrics = MetricsAcrossResume(out_dir / "logs" / "csv" / "metrics.csv", resumed=resume is not None)
+    metrics = MetricsAcrossResume(out_dir / METRICS_CSV, resumed=resume is not None)
     trainer = _trial_trainer(trial, device, out_dir, frozen, seen)
     model.set_trainer(trainer)
     model.setup_optimization(model.cfg.optim)
@@ -246,7 +246,7 @@ def train_trial(trial: Trial, base_model: str | Path, source_dirs: dict[str, str
     metadata = {**_metadata(trial, base_model, base_sha256, parameters, frozen, data, device, resources, trainer,
                           training),
                 "wall_seconds": round(time.time() - started, 2)}
-    plot_training_curves(out_dir / "logs" / "csv" / "metrics.csv", out_dir / "training_curves.png",
+    plot_training_curves(out_dir / METRICS_CSV, out_dir / "training_curves.png",
                          title=f"{trial.name}: {trial.values['monitor']}")
     write_json(out_dir / "training_metadata.json", metadata)
     return metadata

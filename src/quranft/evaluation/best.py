@@ -1,0 +1,107 @@
+"""The model to ship: the best trial that beats the base significantly, else the base.
+
+"Beats the base significantly" is the leaderboard's test: more samples recovered than regressed,
+and the exact McNemar test of SeqAcc significant after Holm's adjustment across every trial
+compared with the base. Among the trials that do, the best in the leaderboard's ranking (SeqAcc,
+then recall, then precision, then name) is chosen; with none, the pretrained base is kept, and
+the reason says so. `results/best.json` adds the chosen model's files: its `.nemo`, its model card
+and its exports (results/<model>/export/, one file per configured format).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from quranft.errors import QuranftError
+from quranft.evaluation.figures import pct
+from quranft.evaluation.model_card import MODEL_CARD
+from quranft.fileio import read_json, write_json
+
+# The exported models of results/<model>/, by format (config export.formats).
+EXPORT_FILES = {"fp32": "export/model.onnx", "int8": "export/model.int8.onnx", "int4": "export/model.int4.onnx"}
+
+
+def beats_base(row: Mapping[str, Any]) -> bool:
+    """Whether a trial's leaderboard row beats the base significantly (after Holm)."""
+    versus = row.get("versus_base")
+    return bool(versus and versus["significant"] and len(versus["recovered"]) > len(versus["regressed"]))
+
+
+def _against_base(row: Mapping[str, Any], base: Mapping[str, Any]) -> str:
+    versus = row["versus_base"]
+    delta = 100 * versus["deltas"]["sequence_accuracy"]["delta"]
+    return (f"SeqAcc {pct(row['sequence_accuracy'])} against the base's {pct(base['sequence_accuracy'])}, "
+            f"{delta:+.1f} points; {len(versus['recovered'])} recovered, {len(versus['regressed'])} regressed; "
+            f"Holm p = {versus['mcnemar_p_holm']:.3g}")
+
+
+def _reason(board: Mapping[str, Any], chosen: Mapping[str, Any] | None, winners: list[Mapping[str, Any]],
+            base: Mapping[str, Any]) -> str:
+    alpha = board["multiple_comparisons"]["alpha"]
+    trials = [row for row in board["rows"] if row["model"] != "base"]
+    if not trials:
+        return "no trial was benchmarked: keep the pretrained model"
+    if chosen is None:
+        best = trials[0]
+        return (f"no trial beat the base significantly (the best, {best['model']}: {_against_base(best, base)}, "
+                f"{'not below' if best['versus_base']['mcnemar_p_holm'] >= alpha else 'below'} {alpha}): "
+                "keep the pretrained model")
+    others = [row["model"] for row in winners if row is not chosen]
+    among = (f"the best of the {len(winners)} trials that did ({', '.join(row['model'] for row in winners)})"
+             if others else "the only trial that did")
+    reason = f"{chosen['model']} beat the base significantly ({_against_base(chosen, base)} < {alpha}), {among}"
+    tied = [row["model"] for row in winners if row is not chosen and row["rank"] == chosen["rank"]]
+    if tied:
+        reason += f"; {', '.join(tied)} scored the same SeqAcc, recall and precision, and the first by name is named"
+    if chosen.get("selection", {}).get("selected_on_this_corpus"):
+        reason += ("; it extends a trial chosen on this very corpus, so its comparison with the base is "
+                   "optimistic")
+    return reason
+
+
+def choose(board: Mapping[str, Any]) -> dict[str, Any]:
+    """The model to ship from a leaderboard (quranft.evaluation.leaderboard.build), and why."""
+    base = next(row for row in board["rows"] if row["model"] == "base")
+    winners = [row for row in board["rows"] if beats_base(row)]  # in rank order
+    chosen = winners[0] if winners else None
+    shipped = chosen or base
+    versus = shipped.get("versus_base")
+    return {
+        "model": shipped["model"],
+        "reason": _reason(board, chosen, winners, base),
+        "matcher": board["matcher"],
+        "alpha": board["multiple_comparisons"]["alpha"],
+        "sequence_accuracy": shipped["sequence_accuracy"],
+        "base_sequence_accuracy": base["sequence_accuracy"],
+        "versus_base": None if versus is None else {
+            "sequence_accuracy_delta": versus["deltas"]["sequence_accuracy"]["delta"],
+            "recovered": len(versus["recovered"]), "regressed": len(versus["regressed"]),
+            "mcnemar_p": versus["mcnemar_p"], "mcnemar_p_holm": versus["mcnemar_p_holm"]},
+        "beat_the_base": [row["model"] for row in winners],
+    }
+
+
+def export_files(model_file: str | Path, formats: Iterable[str]) -> dict[str, str]:
+    """Where the exports of the model whose `.nemo` is `model_file` are, by format."""
+    unknown = sorted(set(formats) - set(EXPORT_FILES))
+    if unknown:
+        raise QuranftError(f"unknown export formats {unknown}; expected some of {sorted(EXPORT_FILES)}")
+    return {name: (Path(model_file).parent / EXPORT_FILES[name]).as_posix() for name in formats}
+
+
+def write_best(leaderboard_json: str | Path, model_files: Mapping[str, str | Path], formats: Iterable[str],
+               out_json: str | Path) -> dict[str, Any]:
+    """best.json: the choice, its reason, and the chosen model's files (`model_files`: the
+    `.nemo` of each model, by name)."""
+    best = choose(read_json(leaderboard_json))
+    if best["model"] not in model_files:
+        raise QuranftError(f"{leaderboard_json}: the model to ship, {best['model']}, is not among the models given "
+                           f"({', '.join(sorted(model_files))})")
+    nemo = Path(model_files[best["model"]])
+    best["files"] = {"nemo": nemo.as_posix(), "model_card": (nemo.parent / MODEL_CARD).as_posix(),
+                     "exports": export_files(nemo, formats)}
+    best["leaderboard"] = Path(leaderboard_json).as_posix()
+    write_json(out_json, best)
+    return best

@@ -1,0 +1,185 @@
+"""results/leaderboard.md from the leaderboard's data (quranft.evaluation.leaderboard.build).
+
+One function per section, each taking the board and returning its lines; SECTIONS lists them in
+the order they are printed, so that a new section is one function and one entry there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from quranft.evaluation.asr_benchmark import ALL
+from quranft.evaluation.best import choose
+from quranft.evaluation.figures import pct, verses_label
+from quranft.quran.tanzil import ATTRIBUTION
+
+Board = Mapping[str, Any]
+
+
+def _cell(text: str | None) -> str:
+    """Free text (a transcript, an error) made safe for one table cell."""
+    return " ".join((text or "").split()).replace("|", "\\|")
+
+
+def header(board: Board) -> list[str]:
+    tests = board["multiple_comparisons"]
+    return [
+        "# Leaderboard",
+        "",
+        f"Verse identification on `{board['corpus']['path']}` ({board['corpus']['samples']} samples), "
+        f"matcher `{board['matcher']}` (version {board['matcher_version']}), latency on {board['device']}. "
+        "Models are ranked by SeqAcc, then recall, then precision (a trial tied with the base ranks below "
+        "it). Intervals are bootstrap 95% CIs; p is the exact McNemar test of SeqAcc against the base model, "
+        f"Holm p the same adjusted across the {tests['comparisons']} trials compared with the base; a "
+        f"difference is called significant only when Holm p < {tests['alpha']}.",
+    ]
+
+
+def model_to_ship(board: Board) -> list[str]:
+    best = choose(board)
+    return ["", f"**The model to ship: {best['model']}**: {best['reason']} (`best.json` lists its files)."]
+
+
+def ranking(board: Board) -> list[str]:
+    lines = [
+        "",
+        "| rank | model | recall | precision | SeqAcc (95% CI) | WER | CER | latency median / p95 (s) | size (MB) "
+        "| params | vs base |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in board["rows"]:
+        low, high = row["ci95"]["sequence_accuracy"] or (None, None)
+        versus = "—"
+        if "versus_base" in row:
+            v = row["versus_base"]
+            delta = v["deltas"]["sequence_accuracy"]["delta"]
+            versus = (f"{delta:+.1%} SeqAcc, {len(v['recovered'])} recovered / {len(v['regressed'])} regressed, "
+                      f"p={v['mcnemar_p']:.3g}, Holm p={v['mcnemar_p_holm']:.3g}"
+                      f"{' (significant)' if v['significant'] else ''}")
+        latency = (f"{row['latency_median']:.3f} / {row['latency_p95']:.3f}"
+                   if row["latency_median"] is not None else "n/a")
+        marked = " *" if row.get("selection", {}).get("selected_on_this_corpus") else ""
+        lines.append(
+            f"| {row['rank']} | {row['model']}{marked} | {pct(row['recall'])} | {pct(row['precision'])} | "
+            f"{pct(row['sequence_accuracy'])} ({pct(low)}–{pct(high)}) | {pct(row['wer'])} | {pct(row['cer'])} | "
+            f"{latency} | {row['bytes'] / 1e6:.1f} | {row['parameters']:,} | {versus} |"
+        )
+    return lines
+
+
+def notes(board: Board) -> list[str]:
+    """The lines below the table: selections on this corpus, figures by speaker, failures."""
+    lines: list[str] = []
+    for row in board["rows"]:
+        selection = row.get("selection")
+        if selection and selection["selected_on_this_corpus"]:
+            lines += ["", f"\\* **{row['model']}** was selected on this corpus: it extends {selection['chosen']}, "
+                          f"the best of {', '.join(selection['candidates'])} by {selection['metric']} on these "
+                          "very samples, so its comparison with the base is optimistic."]
+    for row in board["rows"]:
+        if row.get("by_speaker"):
+            seen, unseen = row["by_speaker"]["seen"], row["by_speaker"]["unseen"]
+            lines += ["", f"**{row['model']}** SeqAcc on the clips of speakers it was trained on: "
+                          f"{pct(seen['sequence_accuracy'])} ({seen['samples']} clips); of the others: "
+                          f"{pct(unseen['sequence_accuracy'])} ({unseen['samples']} clips)."]
+    for row in board["rows"]:
+        if row["errors"]:
+            failed = ", ".join(f"{kind} {count}" for kind, count in row["errors"].items())
+            lines += ["", f"**{row['model']}** failed samples (scored 0): {failed}."]
+    return lines
+
+
+def per_category(board: Board) -> list[str]:
+    """Every model's SeqAcc per category of the corpus, in rank order."""
+    counts: dict[str, int] = {}
+    for row in board["rows"]:
+        for category, figures in row["per_category"].items():
+            counts.setdefault(category, figures["samples"])
+    if not counts:
+        return []
+    categories = sorted(counts)
+    lines = ["", "## SeqAcc by category", "",
+             "| model | " + " | ".join(f"{category} ({counts[category]})" for category in categories) + " |",
+             "| --- |" + " --- |" * len(categories)]
+    for row in board["rows"]:
+        cells = [pct(row["per_category"].get(c, {}).get("sequence_accuracy")) for c in categories]
+        lines.append(f"| {row['model']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def asr(board: Board) -> list[str]:
+    """The ASR benchmark's table: WER / CER overall and per subset without diacritics, and overall
+    with them."""
+    section = board.get("asr")
+    if not section:
+        return []
+    subsets = list(section["rows"][0]["summary"])
+    test_set = section["test_set"]
+
+    def pair(figures: Mapping[str, Any]) -> str:
+        return " / ".join("n/a" if figures[k] is None else f"{100 * figures[k]:.2f}" for k in ("wer", "cer"))
+
+    lines = ["", "## ASR benchmark", "",
+             f"WER / CER (%) on `{test_set['dataset']}` ({test_set['kept']} clips, {test_set['hours']} h), CTC greedy, "
+             "corpus-level per subset; without diacritics (the verse protocol's normalisation) unless marked "
+             "(README, \"ASR benchmark\").", "",
+             "| model | " + " | ".join(f"{name} ({n})" for name, n in
+                                      [(s, test_set["by_subset"].get(s, test_set["kept"])) for s in subsets])
+             + f" | {ALL}, with diacritics |",
+             "| --- |" + " --- |" * (len(subsets) + 1)]
+    for row in section["rows"]:
+        summary = row["summary"]
+        cells = [pair(summary[s]["plain"]) for s in subsets] + [pair(summary[ALL]["diacritized"])]
+        lines.append(f"| {row['model']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def validation_curves(board: Board) -> list[str]:
+    if not board.get("validation_curves"):
+        return []
+    return ["", "## Validation WER", "",
+            "Every trial's validation WER by optimizer step (the monitored one, which ranks its checkpoints):", "",
+            f"![validation WER of every trial]({board['validation_curves']})"]
+
+
+def _heard(heard: Mapping[str, Any]) -> list[str]:
+    transcript = _cell(heard["transcript"]) if heard["transcript"] is not None else f"failed: {_cell(heard['error'])}"
+    return [verses_label(heard["predicted"]), transcript]
+
+
+def errors_against_base(board: Board) -> list[str]:
+    """For each trial, the samples it regressed on and those it recovered, with what the base and
+    the trial each heard (transcript) and matched (predicted verses)."""
+    lines: list[str] = []
+    for row in board["rows"]:
+        versus = row.get("versus_base")
+        if not versus or not versus.get("samples"):
+            continue
+        name = row["model"]
+        lines += ["", f"### {name}: {len(versus['regressed'])} regressed, {len(versus['recovered'])} recovered"]
+        for change, title in (("regressed", "Regressed (the base right, the trial wrong)"),
+                              ("recovered", "Recovered (the base wrong, the trial right)")):
+            samples = [s for s in versus["samples"] if s["change"] == change]
+            if not samples:
+                continue
+            lines += ["", f"{title}:", "",
+                      f"| sample | category | expected | base predicted | base heard | {name} predicted | {name} heard |",
+                      "| --- | --- | --- | --- | --- | --- | --- |"]
+            for sample in samples:
+                cells = [sample["id"], sample["category"] or "", verses_label(sample["expected"]),
+                         *_heard(sample["base"]), *_heard(sample["trial"])]
+                lines.append("| " + " | ".join(cells) + " |")
+    return ["", "## Errors against the base", *lines] if lines else []
+
+
+def credits(board: Board) -> list[str]:
+    return ["", f"Verse text: {ATTRIBUTION}."]
+
+
+SECTIONS = (header, model_to_ship, ranking, notes, per_category, asr, validation_curves, errors_against_base,
+            credits)
+
+
+def to_markdown(board: Board) -> str:
+    return "\n".join(line for section in SECTIONS for line in section(board)) + "\n"
