@@ -21,9 +21,9 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/average.smk"
+include: "rules/export.smk"
 include: "rules/benchmark.smk"
 include: "rules/benchmark_data.smk"
-include: "rules/export.smk"
 
 
 onstart:

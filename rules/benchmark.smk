@@ -48,6 +48,7 @@ rule leaderboard:
         choices=[f"results/{name}/extends_best.json" for name, trial in TRIALS.items() if trial.best_of],
         asr=asr_outputs(),
         curves=validation_curves_output(),
+        exports=export_outputs(),
     output:
         markdown=report("results/leaderboard.md", caption="../report/leaderboard.rst", category="Leaderboard"),
         json="results/leaderboard.json",
@@ -61,6 +62,9 @@ rule leaderboard:
         ),
         asr=lambda wildcards, input: " ".join(f"{Path(path).parent.name}={path}" for path in input.asr),
         curves=lambda wildcards, input: f"--validation-curves {input.curves[0]}" if input.curves else "",
+        exports=lambda wildcards, input: " ".join(
+            f"{Path(path).parent.parent.name}:{Path(path).name.split('.')[1]}={path}" for path in input.exports
+        ),
     log:
         "logs/benchmark/leaderboard.log",
     localrule: True
@@ -69,7 +73,7 @@ rule leaderboard:
     shell:
         "python -m quranft leaderboard --benchmarks {params.benchmarks} --choices {params.choices} --asr {params.asr}"
         " --markdown {output.markdown:q}"
-        " --json {output.json:q} --png {output.png:q} {params.curves} > {log:q} 2>&1"
+        " --json {output.json:q} --png {output.png:q} {params.curves} --exports {params.exports} > {log:q} 2>&1"
 
 
 # The best trial that beats the base significantly (after Holm), else the base, with the reason

@@ -15,6 +15,7 @@ from quranft.data.benchmark_corpus import audio_files as benchmark_audio_files, 
 from quranft.data.sources import local_files
 from quranft.evaluation.code_versions import asr_code_files, scoring_code_files
 from quranft.fileio import holds_json, read_json, write_canonical_json
+from quranft.models.onnx_model import EXPORT_FILES
 from quranft.training.curves import METRICS_CSV
 from quranft.training.trials import candidate_scores_file, data_stage_caps, load_trial
 

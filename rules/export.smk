@@ -2,7 +2,7 @@
 # CTC log-probs out, in the formats export.formats names; each export benchmarked like the .nemo.
 
 def export_file(fmt):
-    return "model.onnx" if fmt == "fp32" else f"model.{fmt}.onnx"
+    return EXPORT_FILES[fmt]
 
 
 def export_outputs():

@@ -178,8 +178,18 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
     from quranft.evaluation.leaderboard import write_leaderboard
 
     board = write_leaderboard(_named(args.benchmarks), args.markdown, args.json, args.png, args.matcher,
-                              _named(args.choices), _named(args.asr), args.validation_curves)
+                              _named(args.choices), _named(args.asr), args.validation_curves,
+                              _exports(args.exports))
     log.info("leaderboard of %d models (%s matcher) -> %s", len(board["rows"]), board["matcher"], args.markdown)
+
+
+def _exports(items: list[str]) -> dict[str, dict[str, str]]:
+    """MODEL:FORMAT=FILE items by model, then format."""
+    exports: dict[str, dict[str, str]] = {}
+    for key, path in _named(items).items():
+        model, fmt = key.split(":", 1)
+        exports.setdefault(model, {})[fmt] = path
+    return exports
 
 
 def cmd_best_model(args: argparse.Namespace) -> None:
@@ -423,6 +433,8 @@ def _add_evaluation_commands(commands) -> None:
     board.add_argument("--json", required=True)
     board.add_argument("--png", required=True)
     board.add_argument("--validation-curves", help="the trials' joint validation WER plot, to link to")
+    board.add_argument("--exports", nargs="*", default=[], metavar="MODEL:FORMAT=FILE",
+                       help="benchmarks of the exports (results/<model>/export/benchmark.<format>.json)")
     board.set_defaults(run=cmd_leaderboard)
 
     best = commands.add_parser("best-model", help="name the model to ship, from the leaderboard (best.json)")

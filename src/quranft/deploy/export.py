@@ -37,7 +37,7 @@ DEFAULT_PARITY_CLIPS = 100
 
 
 def file_name(fmt: str) -> str:
-    return "model.onnx" if fmt == "fp32" else f"model.{fmt}.onnx"
+    return onnx_model.EXPORT_FILES[fmt]
 
 
 def graph_metadata(model, tokenizer: SentencePieceTokenizer, max_seconds: float, source: Path) -> dict[str, str]:

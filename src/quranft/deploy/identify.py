@@ -21,7 +21,7 @@ from quranft.data.audio import SAMPLE_RATE, load_audio
 from quranft.matching.ctc_matcher import CTCMatcher
 from quranft.matching.text_matcher import Match, TextMatcher
 from quranft.matching.verse_index import default_index
-from quranft.quran.surah_names import NAMES
+from quranft.quran.references import surah_labels, verses_label
 
 MATCHERS = ("ctc", "text")
 
@@ -30,7 +30,7 @@ MATCHERS = ("ctc", "text")
 class Identified:
     file: str
     verses: list[list[int]] = field(default_factory=list)
-    reference: str = ""  # "2:255", "2:1-5", "1:7, 2:1"; "" when nothing matched
+    reference: str = ""  # "2:255", "2:1-5", "1:7, 2:1"; "none" when nothing matched
     surahs: list[str] = field(default_factory=list)  # the names of the surahs of `verses`, in order
     score: float | None = None
     with_basmala: bool = False
@@ -46,26 +46,6 @@ class Identified:
             return f"{self.file}\tno verse matched\ttranscript: {self.transcript}"
         return (f"{self.file}\t{self.reference} ({', '.join(self.surahs)})\tscore {self.score:.2f}"
                 f"\ttranscript: {self.transcript}")
-
-
-def reference(verses: Sequence[Sequence[int]]) -> str:
-    """Verses as runs within a surah: [(2, 1), (2, 2), (2, 3)] -> "2:1-3"; runs joined by ", "."""
-    runs: list[list[int]] = []
-    for surah, ayah in verses:
-        if runs and runs[-1][0] == surah and runs[-1][2] + 1 == ayah:
-            runs[-1][2] = ayah
-        else:
-            runs.append([surah, ayah, ayah])
-    return ", ".join(f"{s}:{a}" if a == b else f"{s}:{a}-{b}" for s, a, b in runs)
-
-
-def surah_names(verses: Sequence[Sequence[int]]) -> list[str]:
-    names: list[str] = []
-    for surah, _ in verses:
-        name = f"{NAMES[surah - 1][0]} ({NAMES[surah - 1][1]})"
-        if name not in names:
-            names.append(name)
-    return names
 
 
 def load_model(path: str | Path, threads: int = 0):
@@ -120,7 +100,7 @@ def identify_files(model_path: str | Path, files: Sequence[str | Path], matcher:
             yield result
             continue
         result.verses = [list(v) for v in match.verses]
-        result.reference, result.surahs = reference(match.verses), surah_names(match.verses)
+        result.reference, result.surahs = verses_label(match.verses), surah_labels(match.verses)
         result.score, result.with_basmala = round(float(match.score), 4), match.with_basmala
         result.seconds = round(time.perf_counter() - started, 4)
         yield result

@@ -13,6 +13,7 @@ int4: weight-only 4-bit MatMul (MatMulNBits, symmetric blocks of 32 weights, int
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,6 @@ def quantize_int8(source: Path, target: Path) -> None:
 def quantize_int4(source: Path, target: Path) -> None:
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
-    # The quantizer logs every node it converts at INFO.
-    logging.getLogger("onnxruntime.quantization").setLevel(logging.WARNING)
     quantizer = MatMulNBitsQuantizer(onnx.load(str(source)), bits=INT4["bits"], block_size=INT4["block_size"],
                                      is_symmetric=INT4["symmetric"], accuracy_level=INT4["accuracy_level"],
                                      op_types_to_quantize=tuple(INT4["op_types"]))
@@ -55,9 +54,22 @@ def quantize_int4(source: Path, target: Path) -> None:
         halfway.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def quiet():
+    """onnxruntime's quantizers log a line per node at INFO on the root logger."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 def quantize(fmt: str, fp32: Path, target: Path) -> None:
     """Write the `fmt` copy of the fp32 graph at `target` (its metadata kept)."""
-    {"int8": quantize_int8, "int4": quantize_int4}[fmt](fp32, target)
+    with quiet():
+        {"int8": quantize_int8, "int4": quantize_int4}[fmt](fp32, target)
     model = onnx.load(str(target))
     source = onnx.load(str(fp32), load_external_data=False)
     if {p.key for p in model.metadata_props} != {p.key for p in source.metadata_props}:

@@ -18,9 +18,8 @@ from quranft.errors import QuranftError
 from quranft.evaluation.figures import pct
 from quranft.evaluation.model_card import MODEL_CARD
 from quranft.fileio import read_json, write_json
+from quranft.models.onnx_model import EXPORT_FILES
 
-# The exported models of results/<model>/, by format (config export.formats).
-EXPORT_FILES = {"fp32": "export/model.onnx", "int8": "export/model.int8.onnx", "int4": "export/model.int4.onnx"}
 
 
 def beats_base(row: Mapping[str, Any]) -> bool:
@@ -88,7 +87,7 @@ def export_files(model_file: str | Path, formats: Iterable[str]) -> dict[str, st
     unknown = sorted(set(formats) - set(EXPORT_FILES))
     if unknown:
         raise QuranftError(f"unknown export formats {unknown}; expected some of {sorted(EXPORT_FILES)}")
-    return {name: (Path(model_file).parent / EXPORT_FILES[name]).as_posix() for name in formats}
+    return {name: (Path(model_file).parent / "export" / EXPORT_FILES[name]).as_posix() for name in formats}
 
 
 def write_best(leaderboard_json: str | Path, model_files: Mapping[str, str | Path], formats: Iterable[str],

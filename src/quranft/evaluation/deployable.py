@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from quranft.errors import QuranftError
+from quranft.evaluation.figures import pct
 from quranft.evaluation.statistics import compare
 
 FORMATS = ("fp32", "int8", "int4")
@@ -66,10 +67,6 @@ def deployable_section(benchmarks: Mapping[str, Mapping[str, Any]],
     return {"matcher": matcher, "rows": rows}
 
 
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{100 * value:.1f}%"
-
-
 def _seconds(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
@@ -88,5 +85,5 @@ def deployable_markdown(section: Mapping[str, Any]) -> list[str]:
         differ = "—" if row["format"] == "nemo" else f"{row['differ']} (p={row['mcnemar_p']:.3g})"
         lines.append(f"| {row['model']} | {row['format']} | {row['bytes'] / 1e6:.1f} | "
                      f"{_seconds(row['latency_median'])} / {_seconds(row['latency_p95'])} | "
-                     f"{_pct(row['sequence_accuracy'])} | {_pct(row['recall'])} | {differ} |")
+                     f"{pct(row['sequence_accuracy'])} | {pct(row['recall'])} | {differ} |")
     return [*lines, ""]

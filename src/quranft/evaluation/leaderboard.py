@@ -196,15 +196,24 @@ def write_leaderboard(benchmark_files: dict[str, str | Path], out_md: str | Path
                       out_png: str | Path, matcher: str | None = None,
                       choice_files: Mapping[str, str | Path] | None = None,
                       asr_files: Mapping[str, str | Path] | None = None,
-                      validation_curves: str | Path | None = None) -> dict[str, Any]:
+                      validation_curves: str | Path | None = None,
+                      export_files: Mapping[str, Mapping[str, str | Path]] | None = None) -> dict[str, Any]:
     """Also the ASR benchmark's table when `asr_files` (results/<model>/asr_benchmark.json) are
-    given, and a link to the trials' joint validation WER plot (`validation_curves`, recorded
+    given, the deployable table when `export_files` ({model: {format: the export's benchmark}})
+    are, and a link to the trials' joint validation WER plot (`validation_curves`, recorded
     relative to the Markdown's folder)."""
-    board = build({name: read_json(path) for name, path in benchmark_files.items()}, matcher, benchmark_files,
+    benchmarks = {name: read_json(path) for name, path in benchmark_files.items()}
+    board = build(benchmarks, matcher, benchmark_files,
                   {name: read_json(path) for name, path in (choice_files or {}).items()})
     if asr_files:
         board["asr"] = asr_section({name: read_json(path) for name, path in asr_files.items()},
                                    {name: str(path) for name, path in asr_files.items()})
+    if export_files:
+        board["deployable"] = deployable_section(
+            {row["model"]: benchmarks[row["model"]] for row in board["rows"]},
+            {model: {fmt: read_json(path) for fmt, path in formats.items()} for model, formats in export_files.items()},
+            board["matcher"], {(model, fmt): str(path) for model, formats in export_files.items()
+                               for fmt, path in formats.items()})
     if validation_curves:
         board["validation_curves"] = Path(os.path.relpath(validation_curves, Path(out_md).parent)).as_posix()
     write_json(out_json, board)

@@ -11,7 +11,9 @@ from typing import Any
 
 from quranft.evaluation.asr_benchmark import ALL
 from quranft.evaluation.best import choose
-from quranft.evaluation.figures import pct, verses_label
+from quranft.evaluation.deployable import deployable_markdown
+from quranft.evaluation.figures import pct
+from quranft.quran.references import verses_label
 from quranft.quran.tanzil import ATTRIBUTION
 
 Board = Mapping[str, Any]
@@ -177,7 +179,11 @@ def credits(board: Board) -> list[str]:
     return ["", f"Verse text: {ATTRIBUTION}."]
 
 
-SECTIONS = (header, model_to_ship, ranking, notes, per_category, asr, validation_curves, errors_against_base,
+def deployable(board: Board) -> list[str]:
+    return deployable_markdown(board["deployable"]) if board.get("deployable") else []
+
+
+SECTIONS = (header, model_to_ship, ranking, notes, deployable, per_category, asr, validation_curves, errors_against_base,
             credits)
 
 

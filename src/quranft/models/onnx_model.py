@@ -22,6 +22,8 @@ TOKENIZER, BLANK, SAMPLE_RATE_KEY, MAX_SECONDS, FORMAT, PARAMETERS = (
     "quranft.tokenizer", "quranft.blank", "quranft.sample_rate", "quranft.max_seconds", "quranft.format",
     "quranft.parameters")
 REQUIRED = (TOKENIZER, BLANK, SAMPLE_RATE_KEY, MAX_SECONDS)
+# An export's files in results/<model>/export/, by format (config export.formats)
+EXPORT_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "int4": "model.int4.onnx"}
 
 
 class OnnxModelError(QuranftError, ValueError):
