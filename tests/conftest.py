@@ -163,6 +163,26 @@ def tiny_base(tmp_path_factory) -> Path:
     return work / "model.nemo"
 
 
+PARITY_CLIPS = ["everyayah_001_001.mp3", "retasy_001_002.mp3", "user_103_003.m4a", "user_108_003.m4a",
+                "everyayah_110_003.mp3", "everyayah_001_004.wav", "user_103_001.m4a", "multi_114_001_006.wav"]
+
+
+@pytest.fixture(scope="session")
+def demo_base_export(tmp_path_factory) -> tuple[Path, Path]:
+    """The committed demo base exported in every format, its parity measured on eight demo
+    benchmark clips of every container; returns (the export folder, the clips' manifest)."""
+    import json
+
+    from quranft.deploy.export import export_model
+
+    work = tmp_path_factory.mktemp("demo-export")
+    manifest = work / "clips.jsonl"
+    manifest.write_text("".join(json.dumps({"id": name, "audio_filepath": str(DEMO / "benchmark" / name)}) + "\n"
+                                for name in PARITY_CLIPS), encoding="utf-8")
+    export_model(DEMO / "base_model.nemo", work / "export", ["fp32", "int8", "int4"], manifest, threads=2)
+    return work / "export", manifest
+
+
 def pytest_collection_modifyitems(config, items):
     """The Slurm tests last: once Slurm is installed but stopped, every Snakemake start waits ~9 s
     on the executor plugin's `scontrol show config`, so the other tests run before it is."""

@@ -83,15 +83,21 @@ def resample(samples: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
 
 
 def load_audio(source: bytes | str | Path, target_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Decode bytes or a file to mono float32 samples at `target_rate`."""
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        try:
-            data = path.read_bytes()
-        except OSError as error:
-            raise AudioDecodeError(f"{path}: {error.strerror}") from None
-    else:
-        data = source
+    """Decode bytes or a file to mono float32 samples at `target_rate`; a file's errors name it."""
+    if not isinstance(source, (str, Path)):
+        return _decode(source, target_rate)
+    path = Path(source)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise AudioDecodeError(f"{path}: {error.strerror}") from None
+    try:
+        return _decode(data, target_rate)
+    except AudioDecodeError as error:
+        raise AudioDecodeError(f"{path}: {error}") from None
+
+
+def _decode(data: bytes, target_rate: int) -> np.ndarray:
     samples, rate = decode_bytes(data)
     mono = to_mono(samples)
     if not np.all(np.isfinite(mono)):

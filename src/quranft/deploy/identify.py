@@ -11,7 +11,9 @@ model restored (about 10 s more).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -111,10 +113,12 @@ def as_json(result: Identified) -> str:
 
 
 def run(model_path: str | Path, files: Sequence[str], matcher: str, threads: int, json_lines: bool, out) -> int:
-    """Print one line per file; returns the number of files that failed."""
+    """Print one line per file to `out`; returns the number of files that failed. Everything else
+    (NeMo logs to stdout) goes to stderr, so that `out` holds only the results."""
     failed = 0
-    for result in identify_files(model_path, files, matcher, threads):
-        failed += result.error is not None
-        print(as_json(result) if json_lines else result.line(), file=out, flush=True)
+    with contextlib.redirect_stdout(sys.stderr):
+        for result in identify_files(model_path, files, matcher, threads):
+            failed += result.error is not None
+            print(as_json(result) if json_lines else result.line(), file=out, flush=True)
     return failed
 

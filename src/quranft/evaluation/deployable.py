@@ -75,7 +75,7 @@ def deployable_markdown(section: Mapping[str, Any]) -> list[str]:
     """The table, one row per model and format."""
     if not any(row["format"] != "nemo" for row in section["rows"]):
         return []
-    lines = ["## Deployable", "",
+    lines = ["", "## Deployable", "",
              f"Each model as trained (`.nemo`, PyTorch) and as exported (ONNX on onnxruntime, raw audio in), on the "
              f"same corpus and matcher (`{section['matcher']}`); latency per clip from its path to its verses. "
              "*differ*: samples whose SeqAcc is not the `.nemo`'s (McNemar p against it).", "",

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from quranft.errors import QuranftError
+from quranft.evaluation.deployable import deployable_section
 from quranft.evaluation.leaderboard_markdown import to_markdown
 from quranft.evaluation.statistics import bootstrap_interval, compare, holm_adjust
 from quranft.fileio import atomic_write_text, read_json, write_json

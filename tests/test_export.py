@@ -1,0 +1,164 @@
+"""The export stage on the committed demo base model (real exports, real clips): one self-contained
+graph from raw audio to CTC log-probs, its parity with the .nemo, the quantized copies' agreement,
+the front end against NeMo's preprocessor, and what the files carry."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from conftest import DEMO
+from quranft.data.audio import load_audio
+from quranft.deploy import graph, parity
+from quranft.deploy.export import export_model
+from quranft.models.onnx_model import ClipTooLong, OnnxModel, OnnxModelError
+from quranft.models.transcribe import Transcript
+
+pytestmark = pytest.mark.slow
+
+BASE = DEMO / "base_model.nemo"
+
+
+@pytest.fixture(scope="module")
+def exported(demo_base_export) -> Path:
+    return demo_base_export[0]
+
+
+@pytest.fixture(scope="module")
+def parity_manifest(demo_base_export) -> Path:
+    return demo_base_export[1]
+
+
+@pytest.fixture(scope="module")
+def reference():
+    from quranft.models import nemo_models
+    from quranft.models.transcribe import use_ctc_greedy
+
+    model = nemo_models.restore(BASE)
+    use_ctc_greedy(model)
+    return model
+
+
+def test_the_export_writes_each_format_as_one_file_and_records_it(exported):
+    assert sorted(p.name for p in exported.iterdir()) == [
+        "export.json", "model.int4.onnx", "model.int8.onnx", "model.onnx", "tokenizer.model"]
+    record = json.loads((exported / "export.json").read_text(encoding="utf-8"))
+    for fmt, name in (("fp32", "model.onnx"), ("int8", "model.int8.onnx"), ("int4", "model.int4.onnx")):
+        assert record["formats"][fmt]["bytes"] == (exported / name).stat().st_size
+        model = onnx.load(str(exported / name), load_external_data=False)
+        # self-contained: no tensor lives in an external .onnx.data file
+        assert not [t.name for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+        assert [i.name for i in model.graph.input] == ["audio", "audio_lengths"]
+        assert [o.name for o in model.graph.output] == ["log_probs", "frame_lengths"]
+        metadata = {p.key: p.value for p in model.metadata_props}
+        assert metadata["quranft.format"] == fmt
+        assert base64.b64decode(metadata["quranft.tokenizer"]) == (exported / "tokenizer.model").read_bytes()
+    # no RNNT decoder or joint in the graph: fewer parameters than the .nemo's 1,806,018
+    assert record["graph"]["parameters"] == 1_747_777 and record["graph"]["blank"] == 128
+    assert record["formats"]["int8"]["bytes"] < 0.5 * record["formats"]["fp32"]["bytes"]
+    assert record["formats"]["int4"]["bytes"] < record["formats"]["int8"]["bytes"]
+
+
+def test_fp32_parity_with_the_nemo_on_real_clips(exported, parity_manifest, reference):
+    record = json.loads((exported / "export.json").read_text(encoding="utf-8"))["parity"]
+    assert record["clips"] == 8 and record["fp32"]["identical_transcripts"] == 8 and record["fp32"]["passed"]
+    assert record["fp32"]["largest_log_prob_difference"] < 1e-3
+    # the same, measured here: the graph's log-probs against PyTorch's, clip by clip
+    model = OnnxModel(exported / "model.onnx", threads=2)
+    clips = parity.parity_clips(parity_manifest, 8)
+    ours, theirs = parity.transcribe_clips(model, clips), parity.transcribe_clips(reference, clips)
+    for mine, nemo in zip(ours, theirs):
+        assert mine.text == nemo.text and mine.log_probs.shape == nemo.log_probs.shape
+        assert np.abs(mine.log_probs - nemo.log_probs).max() < 1e-3
+
+
+def test_the_quantized_copies_agree_with_the_nemo_within_bounds(exported):
+    record = json.loads((exported / "export.json").read_text(encoding="utf-8"))["parity"]
+    # the 1.8M-parameter demo model is far more sensitive to 8-bit weights than a large one
+    assert record["int8"]["wer_against_nemo"] <= 0.35 and record["int8"]["identical_transcripts"] >= 2
+    assert record["int4"]["wer_against_nemo"] <= 0.8
+    for fmt in ("int8", "int4"):
+        agreement = record[fmt]
+        assert agreement["identical_transcripts"] + len(agreement["differing_clips"]) == 8
+
+
+def test_the_front_end_equals_nemos_preprocessor_on_padded_batches(tmp_path, reference):
+    """The front end alone, batched with zero padding, on clips of 0.4 to 9.5 s."""
+    import onnxruntime as ort
+
+    from quranft.models import nemo_models
+
+    model = nemo_models.restore(BASE)
+    with graph.export_mode(model):
+        graph.export_front_end(model.preprocessor, 16000, tmp_path / "front_end.onnx")
+    audios = [load_audio(DEMO / "benchmark" / name) for name in ("user_103_003.m4a", "retasy_001_002.mp3")]
+    audios += [audios[1][:6400], audios[0][:40000]]
+    lengths = np.array([len(a) for a in audios])
+    batch = np.zeros((len(audios), lengths.max()), np.float32)
+    for row, audio in enumerate(audios):
+        batch[row, : len(audio)] = audio
+    session = ort.InferenceSession(str(tmp_path / "front_end.onnx"), providers=["CPUExecutionProvider"])
+    features, frames = session.run(None, {"audio": batch, "audio_lengths": lengths})
+    with torch.no_grad():
+        expected, expected_frames = reference.preprocessor(input_signal=torch.from_numpy(batch),
+                                                           length=torch.from_numpy(lengths))
+    assert frames.tolist() == expected_frames.tolist() == [len(a) // 160 for a in audios]  # 10 ms hop
+    for row, count in enumerate(frames):
+        assert np.abs(features[row, :, :count] - expected[row, :, :count].numpy()).max() < 1e-3
+
+
+def test_a_graph_that_hears_otherwise_fails_parity_naming_the_clips(exported, parity_manifest):
+    clips = parity.parity_clips(parity_manifest, 3)
+    model = OnnxModel(exported / "model.onnx", threads=2)
+    reference = parity.transcribe_clips(model, clips)
+    reference[1] = Transcript(text=reference[1].text + " x", log_probs=reference[1].log_probs)
+    with pytest.raises(parity.ExportParityError, match="differ on 1 of 3 clips \\(retasy_001_002.mp3\\)"):
+        parity.measure(reference, {"fp32": model}, clips)
+
+
+def test_a_failed_export_leaves_the_old_one_in_place(exported, parity_manifest, tmp_path, monkeypatch):
+    out = tmp_path / "export"
+    out.mkdir()
+    (out / "model.onnx").write_bytes(b"the old export")
+
+    def refuse(*args, **kwargs):
+        raise parity.ExportParityError("planted")
+
+    monkeypatch.setattr(parity, "measure", refuse)
+    with pytest.raises(parity.ExportParityError):
+        export_model(BASE, out, ["fp32", "int8"], parity_manifest, parity_clips=2)
+    assert [p.name for p in out.iterdir()] == ["model.onnx"] and (out / "model.onnx").read_bytes() == b"the old export"
+
+
+def test_the_runtime_refuses_files_it_cannot_use(exported, tmp_path):
+    (tmp_path / "plain.onnx").write_bytes(onnx.helper.make_model(onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["x"], ["y"])], "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])])).SerializeToString())
+    with pytest.raises(OnnxModelError, match="plain.onnx: not a quranft export"):
+        OnnxModel(tmp_path / "plain.onnx")
+    with pytest.raises(OnnxModelError, match="missing.onnx: no such file"):
+        OnnxModel(tmp_path / "missing.onnx")
+    model = OnnxModel(exported / "model.int8.onnx")
+    with pytest.raises(ClipTooLong, match="at most 40 s"):
+        model.log_probs([np.zeros(16000 * 41, np.float32)])
+
+
+def test_quantizing_leaves_the_root_logger_as_it_was(exported, tmp_path):
+    from quranft.deploy.quantize import quantize
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.INFO)
+    try:
+        quantize("int8", exported / "model.onnx", tmp_path / "q.onnx")
+        assert root.level == logging.INFO
+    finally:
+        root.setLevel(level)
