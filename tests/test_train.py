@@ -212,6 +212,45 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, tiny_base, demo
     assert metadata["training"]["global_step"] == 60
 
 
+def test_a_killed_duration_batched_run_resumes_its_epochs_data_order(tmp_path, tiny_base, demo_data_stage):
+    """Killed two steps after a checkpoint written mid-way through a later epoch, the run trains
+    after its resume exactly the batches an uninterrupted run trains after that checkpoint's step."""
+    from support.recorded_train import KILL_AT, RECORD, read_batches
+
+    max_steps, val_interval = 20, 4
+    trials = write_trial(tmp_path / "trials", max_steps=max_steps, val_interval=val_interval, **DURATION_BATCHING)
+    config = cli_config(tmp_path, trials)
+
+    def train(out: str, record: str, kill_at: int | None = None) -> subprocess.CompletedProcess:
+        command = train_command(config, "t", tiny_base, demo_data_stage, tmp_path / out, "--threads", "3")
+        command[1:3] = [str(REPO / "tests" / "support" / "recorded_train.py")]  # python -m quranft, recording
+        env = dict(os.environ, PYTHONPATH=str(REPO / "src"), **{RECORD: str(tmp_path / record)})
+        env.pop(KILL_AT, None)
+        if kill_at is not None:
+            env[KILL_AT] = str(kill_at)
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+
+    assert train("uninterrupted", "uninterrupted.jsonl").returncode == 0
+    uninterrupted = read_batches(tmp_path / "uninterrupted.jsonl")
+    assert [batch["step"] for batch in uninterrupted] == list(range(max_steps))
+    epochs = [batch["epoch"] for batch in uninterrupted]
+    # the first checkpoint after which the next batch is still in the same epoch, not the first
+    checkpoint = next((step for step in range(val_interval, max_steps - 2, val_interval)
+                       if epochs[step - 1] == epochs[step] >= 1), None)
+    assert checkpoint is not None, f"no checkpoint falls mid-way through a later epoch (epochs by step: {epochs})"
+
+    killed = train("run", "killed.jsonl", kill_at=checkpoint + 2)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["global_step"] == checkpoint
+    assert read_batches(tmp_path / "killed.jsonl") == uninterrupted[:checkpoint + 2]
+    resumed = train("run", "resumed.jsonl")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    metadata = json.loads((tmp_path / "run" / "training_metadata.json").read_text())
+    assert metadata["training"]["resumed_from_step"] == checkpoint and metadata["training"]["global_step"] == max_steps
+    assert read_batches(tmp_path / "resumed.jsonl") == uninterrupted[checkpoint:]
+
+
 def test_a_changed_training_setting_starts_over_keeping_the_old_checkpoints_aside(tmp_path, tiny_base,
                                                                                   demo_data_stage, caplog):
     from quranft.training.train import train_trial

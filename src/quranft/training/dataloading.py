@@ -11,7 +11,7 @@ batching: duration  batches of up to `batch_duration` seconds of audio, each dra
 
 Validation always uses NeMo's classic loader, `batch_size` clips a batch, in manifest order.
 
-NeMo is imported only where the sampler itself is drawn from (sampled_batches), for the tests and
+NeMo is imported only where the sampler itself is drawn from (train_sampler), for the tests and
 scripts/bench_batching.py; the padding measure needs nothing of it.
 """
 
@@ -78,10 +78,9 @@ def train_config(values: Mapping[str, Any], manifest: str, durations: Sequence[f
     }
 
 
-def sampled_batches(train_ds: Mapping[str, Any], rank: int = 0, world_size: int = 1,
-                    epoch: int = 0) -> list[list[tuple[str, float]]]:
-    """One epoch of the batches (clip id, duration) that NeMo's Lhotse loader draws for this
-    train_ds on one DDP rank: the sampler training uses, reading the manifest's metadata only."""
+def train_sampler(train_ds: Mapping[str, Any], rank: int = 0, world_size: int = 1):
+    """The Lhotse sampler that NeMo's loader builds for this train_ds on one DDP rank, reading the
+    manifest's metadata only (no audio)."""
     from nemo.collections.common.data.lhotse.dataloader import (
         get_lhotse_sampler_from_config,
         make_structured_with_schema_warnings,
@@ -90,6 +89,14 @@ def sampled_batches(train_ds: Mapping[str, Any], rank: int = 0, world_size: int 
     settings = {key: value for key, value in train_ds.items() if key != "defer_setup"}
     config = make_structured_with_schema_warnings({**settings, "metadata_only": True})
     sampler, _ = get_lhotse_sampler_from_config(config, global_rank=rank, world_size=world_size)
+    return sampler
+
+
+def sampled_batches(train_ds: Mapping[str, Any], rank: int = 0, world_size: int = 1,
+                    epoch: int = 0) -> list[list[tuple[str, float]]]:
+    """One epoch of the batches (clip id, duration) that NeMo's Lhotse loader draws for this
+    train_ds on one DDP rank: the sampler training uses."""
+    sampler = train_sampler(train_ds, rank, world_size)
     sampler.set_epoch(epoch)
     return [[(cut.id, cut.duration) for cut in batch] for batch in sampler]
 
@@ -112,6 +119,14 @@ def padding_share(batches: Iterable[Sequence[float]], frame_shift: float = FRAME
     return {"batches": n, "clips": clips, "padding_share": padded / frames if frames else 0.0,
             "mean_batch_padding": sum(shares) / n if n else 0.0, "mean_batch_clips": clips / n if n else 0.0,
             "mean_batch_seconds": seconds / n if n else 0.0}
+
+
+def clip_keys(batch) -> list[str]:
+    """A key per clip of a training batch (signal, lengths, tokens, token lengths): its audio length
+    and a hash of its target tokens. NeMo's batches carry no clip ids; these keys tell clips apart."""
+    _, lengths, tokens, token_lengths = batch[:4]
+    return [f"{length}:{hashlib.sha1(str(row[:count]).encode()).hexdigest()[:12]}"
+            for length, row, count in zip(lengths.tolist(), tokens.tolist(), token_lengths.tolist())]
 
 
 class SamplesSeen(pl.Callback):
@@ -137,10 +152,7 @@ class SamplesSeen(pl.Callback):
         self.samples += int(signal_lengths.shape[0])
         self.audio_seconds += float(signal_lengths.sum()) / self.sample_rate
         if self.out_dir is not None and len(self.keys) < self.keep:  # tokens to the host only while keys are kept
-            _, lengths, tokens, token_lengths = batch[:4]
-            for length, row, count in zip(lengths.tolist(), tokens.tolist(), token_lengths.tolist()):
-                if len(self.keys) < self.keep:
-                    self.keys.append(f"{length}:{hashlib.sha1(str(row[:count]).encode()).hexdigest()[:12]}")
+            self.keys += clip_keys(batch)[:self.keep - len(self.keys)]
 
     def on_train_end(self, trainer, pl_module):
         if self.out_dir is not None:

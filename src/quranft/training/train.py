@@ -9,7 +9,8 @@ Writes into the trial's folder:
 
 A run that is killed resumes from checkpoints/last.ckpt when re-run with the same training values
 and data; with changed ones, the old checkpoints are moved aside and training starts over
-(quranft.training.resume). How the run is set up (resources, loaders, loss, optimizer, Trainer)
+(quranft.training.resume); a duration-batched run continues its epoch's data order
+(quranft.training.data_order). How the run is set up (resources, loaders, loss, optimizer, Trainer)
 is quranft.training.configure..
 """
 
@@ -43,6 +44,7 @@ from quranft.training.configure import (
     threads_per_process,
 )
 from quranft.training.curves import METRICS_CSV, plot_training_curves
+from quranft.training.data_order import DataOrderAcrossResume
 from quranft.training.launch import announce_prepared, slurm_task_rank, wait_until_prepared
 from quranft.training.resume import (
     MetricsAcrossResume,
@@ -146,6 +148,8 @@ def _callbacks(trial: Trial, checkpoints: Path, frozen, seen: dataloading.Sample
                         auto_insert_metric_name=False, monitor=monitor, mode="min",
                         save_top_k=values["save_top_k"], save_last=True),
     ]
+    if values["batching"] == dataloading.DURATION:
+        callbacks.append(DataOrderAcrossResume())
     if values["early_stopping_patience"] is not None:
         callbacks.append(EarlyStopping(monitor=monitor, mode="min", patience=values["early_stopping_patience"]))
     return callbacks
