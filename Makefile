@@ -13,7 +13,7 @@ env:
 # Averaging and benchmarking the tiny demo models is mostly NeMo's import, single-threaded: one
 # thread each lets two such jobs share the two cores.
 demo: env
-	snakemake --cores $(CORES) --configfile config/demo.yaml --set-threads average_checkpoints=1 benchmark_model=1
+	snakemake --cores $(CORES) --configfile config/demo.yaml --set-threads average_checkpoints=1 benchmark_model=1 benchmark_export=1
 
 test: env system-deps
 	python -m pytest

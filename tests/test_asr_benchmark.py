@@ -137,9 +137,8 @@ def asr_result(name, wer, dataset="quran-lab", kept=5, sha256="a" * 64):
 
 
 def test_the_leaderboard_sets_every_models_asr_figures_beside_verse_identification(tmp_path):
-    from test_leaderboard import ALL_RIGHT, BASE_RIGHT, benchmark
-
     from quranft.cli import main
+    from test_leaderboard import ALL_RIGHT, BASE_RIGHT, benchmark
 
     args = ["leaderboard", "--benchmarks"]
     asr = []

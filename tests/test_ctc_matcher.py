@@ -11,11 +11,11 @@ import pytest
 
 from conftest import DEMO
 from quranft.matching.ctc_matcher import CTCMatcher
-from quranft.quran.tokenizer import SentencePieceTokenizer
 from quranft.matching.text_matcher import TextMatcher
 from quranft.matching.verse_index import default_index
 from quranft.quran import tanzil
 from quranft.quran.arabic import normalize
+from quranft.quran.tokenizer import SentencePieceTokenizer
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,6 @@ from quranft.fileio import read_json, write_json
 from quranft.models.onnx_model import EXPORT_FILES
 
 
-
 def beats_base(row: Mapping[str, Any]) -> bool:
     """Whether a trial's leaderboard row beats the base significantly (after Holm)."""
     versus = row.get("versus_base")

@@ -6,7 +6,7 @@ the order they are printed, so that a new section is one function and one entry 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from quranft.evaluation.asr_benchmark import ALL

@@ -16,10 +16,10 @@ from quranft.errors import QuranftError
 from quranft.evaluation.code_versions import matcher_versions
 from quranft.fileio import read_jsonl, write_json
 from quranft.matching.ctc_matcher import CTCMatcher, load_log_probs
-from quranft.quran.tokenizer import SentencePieceTokenizer
 from quranft.matching.scoring import score_rows
 from quranft.matching.text_matcher import TextMatcher
 from quranft.matching.verse_index import default_index
+from quranft.quran.tokenizer import SentencePieceTokenizer
 
 
 class RescoreError(QuranftError, ValueError):
