@@ -35,6 +35,10 @@ def plan(workdir, config):
 
 # What follows every new benchmark: the leaderboard, the model to ship and every model's card.
 SHIP = {"leaderboard": 1, "best_model": 1, "model_card": 7}
+# A new model.nemo is exported again and its exports benchmarked (fp32 and int8); every model's
+# export is redone when the validation clips its parity is measured on change.
+EXPORT_TRIALS = {"export_model": 6, "benchmark_export": 12}
+EXPORT_ALL = {"export_model": 7, "benchmark_export": 14}
 
 
 def test_nothing_touched_nothing_runs(up_to_date):
@@ -47,15 +51,16 @@ def test_touching_the_demo_corpus_reruns_everything_downstream(up_to_date):
     os.utime(next((corpus / "quran_ayah_corpus" / "train").glob("*.arrow")))
     assert plan(workdir, config) == {
         "prepare_quran_ayah_corpus": 1, "data_report": 1, "train_trial": 6, "average_checkpoints": 6,
-        "benchmark_model": 6, "resolve_trial": 3, "validation_curves": 1, **SHIP, "all": 1,
+        "benchmark_model": 6, "resolve_trial": 3, "validation_curves": 1, **EXPORT_ALL, **SHIP, "all": 1,
     }  # not RetaSy, not the base model (the committed demo base is kept), not the base's benchmark
+    # (the base's export is redone: the validation clips of its parity changed)
 
 
 def test_touching_the_benchmark_manifest_reruns_the_benchmarks_and_nothing_upstream(up_to_date):
     workdir, config, corpus = up_to_date
     os.utime(corpus / "benchmark" / "manifest.json")
     # Every benchmark and nothing else: V4 to V6 are chosen by validation WER, not on this corpus.
-    assert plan(workdir, config) == {"benchmark_model": 7, **SHIP, "all": 1}
+    assert plan(workdir, config) == {"benchmark_model": 7, "benchmark_export": 14, **SHIP, "all": 1}
 
 
 def test_touching_a_benchmark_clip_also_redoes_the_leakage_guard(up_to_date):
@@ -67,7 +72,9 @@ def test_touching_a_benchmark_clip_also_redoes_the_leakage_guard(up_to_date):
 
 DATA_DOWN = {"prepare_quran_ayah_corpus": 1, "prepare_retasy": 1, "data_report": 1, "train_trial": 6,
              "resolve_trial": 3, "average_checkpoints": 6, "validation_curves": 1, "benchmark_model": 6, **SHIP,
-             "all": 1}
+             **EXPORT_ALL, "all": 1}
+# Without the main corpus's validation clips changing: the trials' exports only.
+RETASY_DOWN = {**DATA_DOWN, "prepare_quran_ayah_corpus": 0, **EXPORT_TRIALS}
 
 
 def _edit_comment_and_order(config, _tmp):
@@ -93,24 +100,29 @@ def _other_corpus(values, tmp):
 EDITS = {
     "comment and key order": (None, {}),
     "data.min_duration": (lambda v, t: v.setdefault("data", {}).update(min_duration=0.7), DATA_DOWN),
-    "a source's settings": (lambda v, t: v["sources"]["retasy"].update(keep_labels=["correct"]),
-                            {**DATA_DOWN, "prepare_quran_ayah_corpus": 0}),
-    "data.max_retasy_samples": (lambda v, t: v.setdefault("data", {}).update(max_retasy_samples=10),
-                                {**DATA_DOWN, "prepare_quran_ayah_corpus": 0}),
+    "a source's settings": (lambda v, t: v["sources"]["retasy"].update(keep_labels=["correct"]), RETASY_DOWN),
+    "data.max_retasy_samples": (lambda v, t: v.setdefault("data", {}).update(max_retasy_samples=10), RETASY_DOWN),
     "base_model": (_other_base, {"base_model": 1, "train_trial": 6, "resolve_trial": 3, "average_checkpoints": 6,
-                                 "validation_curves": 1, "benchmark_model": 7, **SHIP, "all": 1}),
+                                 "validation_curves": 1, "benchmark_model": 7, **EXPORT_ALL, **SHIP, "all": 1}),
     # the license reaches the model cards only
     "base_model_license": (lambda v, t: v.update(base_model_license="other"), {"model_card": 7, "all": 1}),
     "trials.overrides.max_steps": (lambda v, t: v["trials"]["overrides"].update(max_steps=61),
                                    {"train_trial": 6, "resolve_trial": 3, "average_checkpoints": 6,
-                                    "validation_curves": 1, "benchmark_model": 6, **SHIP, "all": 1}),
+                                    "validation_curves": 1, "benchmark_model": 6, **EXPORT_TRIALS, **SHIP,
+                                    "all": 1}),
     "averaging.mode": (lambda v, t: v.setdefault("averaging", {}).update(mode="always"),
-                       {"average_checkpoints": 6, "benchmark_model": 6, **SHIP, "all": 1}),
+                       {"average_checkpoints": 6, "benchmark_model": 6, **EXPORT_TRIALS, **SHIP, "all": 1}),
     "benchmark.batch_size": (lambda v, t: v["benchmark"].update(batch_size=3),
-                             {"benchmark_model": 7, **SHIP, "all": 1}),
+                             {"benchmark_model": 7, "benchmark_export": 14, **SHIP, "all": 1}),
     "benchmark.matchers": (lambda v, t: v["benchmark"].update(matchers=["text", "ctc"], primary_matcher="text"),
-                           {"benchmark_model": 7, **SHIP, "all": 1}),
-    "benchmark.corpus": (_other_corpus, {"index_benchmark": 1, **DATA_DOWN, "benchmark_model": 7}),
+                           {"benchmark_model": 7, "benchmark_export": 14, **SHIP, "all": 1}),
+    "benchmark.corpus": (_other_corpus, {"index_benchmark": 1, **DATA_DOWN, "benchmark_model": 7,
+                                         "benchmark_export": 14}),
+    # the exports and their benchmarks only (and what reads them); best.json lists the new format
+    "export.formats": (lambda v, t: v.update(export={"formats": ["fp32", "int8", "int4"]}),
+                       {"export_model": 7, "benchmark_export": 21, **SHIP, "all": 1}),
+    "export.max_seconds": (lambda v, t: v.update(export={"max_seconds": 30}),
+                           {"export_model": 7, "benchmark_export": 14, **SHIP, "all": 1}),
 }
 
 
@@ -162,7 +174,7 @@ def test_editing_the_scoring_code_rescores_and_never_retrains(finished, tmp_path
         os.utime(code, (times[0], times[1] + 10 ** 6))
         assert planned_jobs(snakemake(workdir, "-n", "--configfile", str(config),
                                       snakefile=workflow / "Snakefile").stdout) \
-            == {"benchmark_model": 7, **SHIP, "all": 1}, module
+            == {"benchmark_model": 7, "benchmark_export": 14, **SHIP, "all": 1}, module
         os.utime(code, times)
 
 

@@ -20,10 +20,12 @@ pytestmark = pytest.mark.slow
 # a user adapts the profile to a cluster without editing it.
 FIT_LOCAL = [
     "--set-threads", *(f"{rule}=1" for rule in ("prepare_quran_ayah_corpus", "prepare_retasy", "train_trial",
-                                                  "average_checkpoints", "benchmark_model")),
+                                                  "average_checkpoints", "benchmark_model", "export_model",
+                                                  "benchmark_export")),
     "--set-resources",
     *(f"{rule}:{key}={value}" for rule in ("prepare_quran_ayah_corpus", "prepare_retasy", "train_trial",
-                                           "average_checkpoints", "benchmark_model")
+                                           "average_checkpoints", "benchmark_model", "export_model",
+                                           "benchmark_export")
       for key, value in (("cpus_per_task", 1), ("mem_mb", 3000))),
     "train_trial:gpu=0",
 ]
@@ -56,7 +58,8 @@ def slurm_run(slurm, tmp_path_factory, tiny_base):
     config = demo_config_file(workdir, base_model=str(tiny_base),
                               trials={"names": ["v1", "v2", "v3", "v4"], "overrides": {"max_steps": 2, "val_interval": 2, "batch_size": 4,
                                                     "freeze_encoder_layers": 2, "save_top_k": 2,
-                                                    "average_top_k": 2, "text_option": "map_missing"}})
+                                                    "average_top_k": 2, "text_option": "map_missing"}},
+                              export={"formats": ["int8"], "parity_clips": 4})
     result = run_profile(workdir, "--configfile", str(config), *FIT_LOCAL)
     return workdir, config, result
 
@@ -65,7 +68,8 @@ def test_the_demo_workflow_runs_through_slurm_to_its_leaderboard(slurm_run):
     workdir, _, result = slurm_run
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
-    for rule in ("prepare_quran_ayah_corpus", "train_trial", "average_checkpoints", "benchmark_model"):
+    for rule in ("prepare_quran_ayah_corpus", "train_trial", "average_checkpoints", "benchmark_model",
+                 "export_model", "benchmark_export"):
         assert f"rule {rule}:" in output, rule
     assert "submitted with SLURM jobid" in output
     assert "localrule base_model:" in output and "localrule leaderboard:" in output  # stay on the host
