@@ -100,3 +100,11 @@ def test_an_export_is_benchmarked_by_the_same_protocol_as_its_nemo(demo_base_exp
     assert [r["transcript"] for r in onnx["rows"]] == [r["transcript"] for r in nemo["rows"]]
     section = deployable_section({"base": nemo}, {"base": {"fp32": onnx}}, "ctc")
     assert [(row["format"], row.get("differ")) for row in section["rows"]] == [("nemo", None), ("fp32", 0)]
+
+
+def test_benchmarking_an_export_never_imports_nemo():
+    code = "import sys\nimport quranft.evaluation.benchmark\nprint(sorted(m for m in ('nemo', 'lightning') if m in sys.modules))\n"
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -32,7 +32,6 @@ from quranft.matching.ctc_matcher import CTCMatcher, save_log_probs
 from quranft.matching.scoring import predict, score_rows, summarize_scores
 from quranft.matching.text_matcher import TextMatcher
 from quranft.matching.verse_index import VerseIndex, default_index
-from quranft.models import nemo_models
 from quranft.models.onnx_model import OnnxModel
 from quranft.models.transcribe import (
     check_not_empty,
@@ -205,6 +204,8 @@ def load_model(model_path: Path, device: str):
     if model_path.suffix == ".onnx":
         model = OnnxModel(model_path, threads=torch.get_num_threads())
         return model, CTCMatcher(model.tokenizer, blank=model.blank), model.parameters
+    from quranft.models import nemo_models  # NeMo (about 10 s to import) only for a .nemo
+
     model = nemo_models.restore(model_path, map_location=device)
     use_ctc_greedy(model)
     matcher = CTCMatcher(model.tokenizer, blank=model.ctc_decoder.num_classes_with_blank - 1)
