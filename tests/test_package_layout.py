@@ -26,6 +26,7 @@ LAYERS = (
     {"quranft.data"},
     {"quranft.models", "quranft.matching"},
     {"quranft.training", "quranft.evaluation", "quranft.deploy"},
+    {"quranft.commands"},
     {"quranft.cli"},
     {"quranft.__main__"},
 )

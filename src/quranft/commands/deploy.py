@@ -1,0 +1,54 @@
+"""The commands of what ships: the exports, and identifying the verses in recordings."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from quranft.commands.options import add_config_options, config_of
+
+log = logging.getLogger("quranft")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from quranft.deploy.export import DEFAULT_MAX_SECONDS, DEFAULT_PARITY_CLIPS, export_model
+
+    settings = config_of(args)["export"] if (args.settings or args.config) else {}
+    formats = args.formats or settings.get("formats", ["fp32", "int8"])
+    result = export_model(args.model, args.out_dir, formats, args.parity_manifest,
+                          args.parity_clips or settings.get("parity_clips", DEFAULT_PARITY_CLIPS),
+                          args.max_seconds or settings.get("max_seconds", DEFAULT_MAX_SECONDS), args.threads)
+    for fmt, record in result["formats"].items():
+        agreement = result["parity"].get(fmt)
+        shared = f", {agreement['identical_transcripts']}/{agreement['clips']} transcripts as the .nemo's" if agreement else ""
+        log.info("%s: %s, %.1f MB%s", args.model, record["file"], record["bytes"] / 1e6, shared)
+
+
+def cmd_identify(args: argparse.Namespace) -> int:
+    from quranft.deploy.identify import run
+
+    return 1 if run(args.model, args.files, args.matcher, args.threads, args.json, sys.stdout) else 0
+
+
+def add_commands(commands) -> None:
+    """The commands that make and use what ships: the exports, and identifying verses in recordings."""
+    export = commands.add_parser("export", help="export a .nemo as ONNX (raw audio in, CTC log-probs out), quantized")
+    add_config_options(export)
+    export.add_argument("--model", required=True, help="the .nemo to export")
+    export.add_argument("--out-dir", required=True, help="folder for model.onnx, model.int8.onnx, ..., export.json")
+    export.add_argument("--formats", nargs="+", choices=["fp32", "int8", "int4"],
+                        help="formats to write (default: the config's export.formats, else fp32 int8)")
+    export.add_argument("--parity-manifest", help="manifest (JSONL) of the clips to measure parity on")
+    export.add_argument("--parity-clips", type=int, help="how many of its clips (default 100)")
+    export.add_argument("--max-seconds", type=float, help="the longest clip the graph takes (default 40)")
+    export.add_argument("--threads", type=int, default=0, help="onnxruntime threads for the parity check")
+    export.set_defaults(run=cmd_export)
+
+    identify = commands.add_parser("identify", help="the verses recited in audio files, by a .nemo or an .onnx")
+    identify.add_argument("--model", required=True, help="a .nemo, or an export's model*.onnx")
+    identify.add_argument("files", nargs="+", help="audio files (any container ffmpeg or libsndfile decodes)")
+    identify.add_argument("--matcher", choices=["ctc", "text"], default="ctc", help="verse matcher (default ctc)")
+    identify.add_argument("--json", action="store_true", help="one JSON object a line")
+    identify.add_argument("--threads", type=int, default=0, help="onnxruntime threads (default: one per core)")
+    identify.set_defaults(run=cmd_identify)

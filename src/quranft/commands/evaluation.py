@@ -1,0 +1,147 @@
+"""The evaluation stage's commands: the benchmarks, the leaderboard, the model to ship, the model
+cards and re-scoring."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from quranft.commands.options import add_config_options, config_of, named
+from quranft.config import ConfigError
+
+log = logging.getLogger("quranft")
+
+
+def cmd_benchmark(args: argparse.Namespace) -> None:
+    from quranft.evaluation.benchmark import run_benchmark
+
+    config = config_of(args)
+    settings = config["benchmark"]
+    result = run_benchmark(args.model, settings["corpus"], args.output, args.name, tuple(settings["matchers"]),
+                           settings["primary_matcher"], settings["batch_size"], args.device, args.log_probs,
+                           args.training_metadata)
+    summary = result["summary"][settings["primary_matcher"]]
+    log.info("%s: recall %.3f, precision %.3f, SeqAcc %.3f (%s matcher), WER %.3f", args.name, summary["recall"],
+             summary["precision"], summary["sequence_accuracy"], settings["primary_matcher"],
+             result["transcripts"]["wer"] or float("nan"))
+    if summary["errors"]:
+        log.warning("%s: samples that failed (scored 0), by kind: %s", args.name, summary["errors"])
+
+
+def cmd_asr_benchmark(args: argparse.Namespace) -> None:
+    from quranft.evaluation.asr_benchmark import run_asr_benchmark
+
+    config = config_of(args)
+    if not config.get("asr_benchmark"):
+        raise ConfigError("config key 'asr_benchmark' is not set")
+    result = run_asr_benchmark(args.model, args.test_set, args.output, args.name,
+                               config["asr_benchmark"]["batch_size"], args.device)
+    for subset, figures in result["summary"].items():
+        log.info("%s %s: WER %s, CER %s (no diacritics); WER %s with diacritics; %d clips", args.name, subset,
+                 figures["plain"]["wer"], figures["plain"]["cer"], figures["diacritized"]["wer"], figures["clips"])
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> None:
+    from quranft.evaluation.leaderboard import write_leaderboard
+
+    board = write_leaderboard(named(args.benchmarks), args.markdown, args.json, args.png, args.matcher,
+                              named(args.choices), named(args.asr), args.validation_curves,
+                              _exports(args.exports))
+    log.info("leaderboard of %d models (%s matcher) -> %s", len(board["rows"]), board["matcher"], args.markdown)
+
+
+def _exports(items: list[str]) -> dict[str, dict[str, str]]:
+    """MODEL:FORMAT=FILE items by model, then format."""
+    exports: dict[str, dict[str, str]] = {}
+    for key, path in named(items).items():
+        model, fmt = key.split(":", 1)
+        exports.setdefault(model, {})[fmt] = path
+    return exports
+
+
+def cmd_best_model(args: argparse.Namespace) -> None:
+    from quranft.evaluation.best import write_best
+
+    best = write_best(args.leaderboard, named(args.models), args.export_formats, args.output)
+    log.info("the model to ship: %s (%s)", best["model"], best["reason"])
+
+
+def cmd_model_card(args: argparse.Namespace) -> None:
+    from quranft.evaluation.model_card import write_model_card
+
+    write_model_card(args.leaderboard, args.model, config_of(args), args.output, args.training_metadata, args.averaging)
+    log.info("model card of %s -> %s", args.model, args.output)
+
+
+def cmd_rescore(args: argparse.Namespace) -> None:
+    from quranft.evaluation.rescore import rescore
+
+    result = rescore(args.corpus, args.transcripts, args.matcher, args.output, args.log_probs, args.tokenizer_from)
+    summary = result["summary"][args.matcher]
+    log.info("%s matcher: recall %.3f, precision %.3f, SeqAcc %.3f over %d samples", args.matcher,
+             summary["recall"], summary["precision"], summary["sequence_accuracy"], summary["samples"])
+
+
+def add_commands(commands) -> None:
+    """The commands of benchmarks, the leaderboard and re-scoring."""
+    bench = commands.add_parser("benchmark", help="verse-identification benchmark of one model")
+    add_config_options(bench)
+    bench.add_argument("--model", required=True, help="the .nemo, or an exported .onnx, to benchmark")
+    bench.add_argument("--name", required=True, help="the model's name in the results (base, v1, ...)")
+    bench.add_argument("--output", required=True, help="benchmark JSON to write")
+    bench.add_argument("--log-probs", help="also save the per-sample CTC log-probabilities here (.npz)")
+    bench.add_argument("--training-metadata", help="the trial's training_metadata.json: figures split by "
+                                                   "whether each clip's speaker was trained on")
+    bench.add_argument("--device", default="cpu", help="cpu or cuda")
+    bench.set_defaults(run=cmd_benchmark)
+
+    asr = commands.add_parser("asr-benchmark", help="WER and CER of one model on the prepared ASR test set")
+    add_config_options(asr)
+    asr.add_argument("--model", required=True, help="the .nemo to score")
+    asr.add_argument("--name", required=True, help="the model's name in the results (base, v1, ...)")
+    asr.add_argument("--test-set", required=True, help="folder written by prepare-asr-benchmark")
+    asr.add_argument("--output", required=True, help="JSON to write")
+    asr.add_argument("--device", default="cpu", help="cpu or cuda")
+    asr.set_defaults(run=cmd_asr_benchmark)
+
+    board = commands.add_parser("leaderboard", help="compare every model's benchmark with the base's")
+    board.add_argument("--benchmarks", nargs="+", required=True, metavar="NAME=FILE",
+                       help="benchmark JSONs by model name; one must be named base")
+    board.add_argument("--choices", nargs="*", default=[], metavar="NAME=FILE",
+                       help="how each extends_best trial was chosen (results/<trial>/extends_best.json)")
+    board.add_argument("--asr", nargs="*", default=[], metavar="NAME=FILE",
+                       help="ASR benchmark JSONs by model name (results/<model>/asr_benchmark.json)")
+    board.add_argument("--matcher", help="matcher to rank by (default: the benchmarks' primary)")
+    board.add_argument("--markdown", required=True)
+    board.add_argument("--json", required=True)
+    board.add_argument("--png", required=True)
+    board.add_argument("--validation-curves", help="the trials' joint validation WER plot, to link to")
+    board.add_argument("--exports", nargs="*", default=[], metavar="MODEL:FORMAT=FILE",
+                       help="benchmarks of the exports (results/<model>/export/benchmark.<format>.json)")
+    board.set_defaults(run=cmd_leaderboard)
+
+    best = commands.add_parser("best-model", help="name the model to ship, from the leaderboard (best.json)")
+    best.add_argument("--leaderboard", required=True, help="leaderboard JSON (results/leaderboard.json)")
+    best.add_argument("--models", nargs="+", required=True, metavar="NAME=FILE", help="each model's .nemo by name")
+    best.add_argument("--export-formats", nargs="*", default=[], help="the exports to list (fp32, int8, int4)")
+    best.add_argument("--output", required=True, help="JSON to write (results/best.json)")
+    best.set_defaults(run=cmd_best_model)
+
+    card = commands.add_parser("model-card", help="a model's Hugging Face model card, from the leaderboard")
+    add_config_options(card)
+    card.add_argument("--leaderboard", required=True, help="leaderboard JSON (results/leaderboard.json)")
+    card.add_argument("--model", required=True, help="the model's name on the leaderboard (base, v1, ...)")
+    card.add_argument("--training-metadata", help="a trial's training_metadata.json")
+    card.add_argument("--averaging", help="a trial's averaging.json")
+    card.add_argument("--output", required=True, help="Markdown to write (results/<model>/MODEL_CARD.md)")
+    card.set_defaults(run=cmd_model_card)
+
+    rescore = commands.add_parser("rescore", help="score saved transcripts with a matcher, without the model")
+    rescore.add_argument("--corpus", required=True, help="the benchmark corpus folder (its manifest has the truth)")
+    rescore.add_argument("--transcripts", required=True,
+                         help="JSONL of {id, text}, or a benchmark JSON (its rows' transcripts)")
+    rescore.add_argument("--matcher", choices=["text", "ctc"], default="text")
+    rescore.add_argument("--log-probs", help="saved log-probabilities (.npz), for the ctc matcher")
+    rescore.add_argument("--tokenizer-from", help="the .nemo whose tokenizer produced the log-probabilities")
+    rescore.add_argument("--output", required=True, help="predictions JSON to write")
+    rescore.set_defaults(run=cmd_rescore)

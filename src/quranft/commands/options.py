@@ -1,0 +1,30 @@
+"""What the commands share: the config options (a validated settings file, or config files) and
+NAME=FILE arguments."""
+
+from __future__ import annotations
+
+import argparse
+
+from quranft.config import ConfigError, load_config
+
+
+def config_of(args: argparse.Namespace) -> dict:
+    if args.settings:
+        from quranft.fileio import read_json
+
+        return read_json(args.settings)
+    if args.config:
+        return load_config(*args.config)
+    raise ConfigError("give --config FILE [FILE ...] or --settings FILE")
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--config", nargs="+", metavar="FILE", help="YAML config files, later ones override")
+    group.add_argument("--settings", metavar="FILE",
+                       help="sections of the already validated config, as a JSON file (what the rules pass)")
+
+
+def named(items: list[str]) -> dict[str, str]:
+    """NAME=FILE arguments by name."""
+    return dict(item.split("=", 1) for item in items)
