@@ -36,7 +36,7 @@ def test_identify_names_the_verses_of_mp3_and_m4a_recordings(demo_base_export, f
     assert len(lines) == 3
     for line, (name, (verses, surah)) in zip(lines, KNOWN.items()):
         path, found, score, transcript = line.split("\t")
-        assert path.endswith(name) and found == f"{verses} ({surah})"
+        assert path.endswith(name) and found == f"{verses} {surah}"
         assert score.startswith("score ") and transcript.startswith("transcript: ") and len(transcript) > 15
 
 

@@ -46,7 +46,7 @@ class Identified:
             return f"{self.file}\terror: {self.error}"
         if not self.verses:
             return f"{self.file}\tno verse matched\ttranscript: {self.transcript}"
-        return (f"{self.file}\t{self.reference} ({', '.join(self.surahs)})\tscore {self.score:.2f}"
+        return (f"{self.file}\t{self.reference} {', '.join(self.surahs)}\tscore {self.score:.2f}"
                 f"\ttranscript: {self.transcript}")
 
 
