@@ -138,14 +138,14 @@ def test_the_leaderboard_compares_each_model_with_the_base(benchmarked, tmp_path
     files = {"base": benchmarked / "benchmark.json", "v1": tmp_path / "v1.json"}
     files["v1"].write_text(json.dumps(better), encoding="utf-8")
     board = write_leaderboard(files, tmp_path / "board.md", tmp_path / "board.json", tmp_path / "board.png")
-    assert [row["model"] for row in board["rows"]] == ["base", "v1"]
-    versus = board["rows"][1]["versus_base"]
+    assert [row["model"] for row in board["rows"]] == ["v1", "base"]  # ranked: v1 got every sample right
+    versus = board["rows"][0]["versus_base"]
     recovered = [r["id"] for r in base["rows"] if r["matchers"]["ctc"]["sequence_accuracy"] == 0]
     assert versus["recovered"] == sorted(recovered) and versus["regressed"] == []
     # all discordant pairs one way: the exact two-sided binomial p is 2 * 0.5 ** n
     assert versus["mcnemar_p"] == pytest.approx(min(1.0, 2 * 0.5 ** len(recovered)))
     assert versus["mcnemar_p_holm"] == versus["mcnemar_p"]  # one comparison
     markdown = (tmp_path / "board.md").read_text(encoding="utf-8")
-    assert "| base |" in markdown and "| v1 |" in markdown and "ctc" in markdown
+    assert "| 1 | v1 |" in markdown and "| 2 | base |" in markdown and "ctc" in markdown
     assert (tmp_path / "board.png").read_bytes()[:4] == b"\x89PNG"
     assert to_markdown(build({"base": base})).count("| base |") == 1
