@@ -69,8 +69,11 @@ if config["asr_benchmark"]:
             model="results/{model}/model.nemo",
             test_set=f"{ASR_SET}/manifest.jsonl",
             code=asr_code_files(),
+            # the heads judged (benchmark.decoders) as in the verse benchmark
             settings=settings_file(
-                "asr_benchmark_model", asr_benchmark={"batch_size": config["asr_benchmark"]["batch_size"]}
+                "asr_benchmark_model",
+                asr_benchmark={"batch_size": config["asr_benchmark"]["batch_size"]},
+                benchmark={"decoders": config["benchmark"]["decoders"]},
             ),
         output:
             report(

@@ -112,6 +112,40 @@ def test_a_model_is_scored_per_subset(prepared, tiny_base, tmp_path):
     for figures in result["summary"].values():
         assert figures["plain"]["wer"] is not None and figures["diacritized"]["cer"] is not None
     assert json.loads((tmp_path / "asr.json").read_text())["model"]["name"] == "base"
+    assert "decoders" not in run_asr_benchmark(tiny_base, set_dir, tmp_path / "ctc.json", "base", batch_size=2,
+                                               decoders=("ctc",))
+
+
+@pytest.mark.slow
+def test_the_rnnt_heads_transcripts_are_nemos_own_and_scored_like_the_ctc_heads(prepared, tiny_base, tmp_path):
+    import jiwer
+
+    from quranft.data.audio import load_audio
+    from quranft.evaluation.asr_benchmark import run_asr_benchmark
+    from quranft.fileio import read_jsonl
+    from quranft.models import nemo_models
+    from quranft.quran.arabic import diacritized, normalize
+
+    set_dir, _ = prepared
+    result = run_asr_benchmark(tiny_base, set_dir, tmp_path / "asr.json", "base", batch_size=2)
+    rnnt = result["decoders"]["rnnt"]
+    assert rnnt["decoding"] == {"head": "rnnt", "strategy": "greedy_batch", "max_symbols": 10}
+    model = nemo_models.restore(tiny_base)
+    model.change_decoding_strategy(decoder_type="rnnt", verbose=False)  # the model's own RNNT decoding
+    audio = [load_audio(set_dir / row["audio_filepath"]) for row in read_jsonl(set_dir / "manifest.jsonl")]
+    hypotheses = model.transcribe(audio, batch_size=1, verbose=False)
+    hypotheses = hypotheses[0] if isinstance(hypotheses, tuple) else hypotheses
+    assert [row["hypothesis"] for row in rnnt["rows"]] == [h.text for h in hypotheses]
+    assert any(row["hypothesis"] for row in rnnt["rows"])
+    assert [row["hypothesis"] for row in rnnt["rows"]] != [row["hypothesis"] for row in result["rows"]]
+    for name, norm in (("plain", normalize), ("diacritized", diacritized)):
+        references = [norm(row["reference"]) for row in rnnt["rows"]]
+        hypotheses = [norm(row["hypothesis"]) for row in rnnt["rows"]]
+        assert rnnt["summary"]["all"][name]["wer"] == pytest.approx(jiwer.wer(references, hypotheses))
+        assert rnnt["summary"]["all"][name]["cer"] == pytest.approx(jiwer.cer(references, hypotheses))
+    phone = [row for row in rnnt["rows"] if row["subset"] == "tlog_holdout"]
+    assert rnnt["summary"]["tlog_holdout"]["plain"]["wer"] == pytest.approx(
+        jiwer.wer([normalize(r["reference"]) for r in phone], [normalize(r["hypothesis"]) for r in phone]))
 
 
 @pytest.mark.slow
@@ -156,6 +190,26 @@ def test_the_leaderboard_sets_every_models_asr_figures_beside_verse_identificati
     # the same dataset, clip counts and subsets, other content (one clip re-encoded): refused
     (tmp_path / "v1.asr.json").write_text(json.dumps(asr_result("v1", 0.05, sha256="b" * 64)))
     assert main([*args, "--asr", *asr, "--markdown", f"{out}.md", "--json", f"{out}.json", "--png", f"{out}.png"]) == 1
+
+
+def test_the_leaderboard_sets_the_rnnt_heads_asr_figures_in_rows_of_their_own():
+    from quranft.evaluation.leaderboard import asr_section
+    from quranft.evaluation.leaderboard_markdown import asr
+
+    results = {name: asr_result(name, wer) for name, wer in (("base", 0.0744), ("v1", 0.0541), ("v2", 0.06))}
+    for name, wer in (("base", 0.1), ("v1", 0.08)):  # v2: no RNNT head
+        results[name]["decoders"] = {"rnnt": {"decoding": {"head": "rnnt"},
+                                              "summary": asr_result(name, wer)["summary"]}}
+    section = asr_section(results, {name: f"{name}.json" for name in results})
+    assert [row["model"] for row in section["rows"]] == ["base", "v1", "v2"]
+    assert [row["model"] for row in section["decoders"]["rnnt"]] == ["base", "v1"]
+    lines = asr({"asr": section})
+    table = [line.split(" | ")[0] for line in lines if line.startswith("| ") and "---" not in line][1:]
+    assert table == ["| base", "| v1", "| v2", "| base (rnnt)", "| v1 (rnnt)"]
+    assert "| base (rnnt) | 10.00 / 5.00 | 10.00 / 5.00 | 10.00 / 5.00 | 20.00 / 10.00 |" in lines
+    assert "the rows marked (rnnt): the model's RNNT head" in lines[3]
+    del results["base"]["decoders"], results["v1"]["decoders"]
+    assert "decoders" not in asr_section(results, {name: f"{name}.json" for name in results})
 
 
 def test_the_asr_test_sets_clips_join_the_leakage_guard(prepared, tmp_path):

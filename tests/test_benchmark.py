@@ -81,6 +81,76 @@ def test_the_benchmark_json_has_what_the_protocol_asks(benchmarked, tiny_base):
     assert set(row["matchers"]["ctc"]) >= {"predicted", "recall", "precision", "sequence_accuracy"}
 
 
+def test_the_rnnt_heads_transcripts_are_nemos_own_greedy_transcripts_of_the_same_clips(benchmarked, corpus, tiny_base):
+    from quranft.data.audio import load_audio
+    from quranft.models import nemo_models
+
+    result = json.loads((benchmarked / "benchmark.json").read_text(encoding="utf-8"))
+    rnnt = result["decoders"]["rnnt"]
+    assert rnnt["decoding"] == {"head": "rnnt", "strategy": "greedy_batch", "max_symbols": 10}
+    assert [row["id"] for row in rnnt["rows"]] == [row["id"] for row in result["rows"]]
+    transcribed = [row for row in result["rows"] if row["transcript"] is not None]  # WAV, MP3 and M4A clips
+    model = nemo_models.restore(tiny_base)
+    model.change_decoding_strategy(decoder_type="rnnt", verbose=False)  # the model's own RNNT decoding
+    hypotheses = model.transcribe([load_audio(corpus / row["file"]) for row in transcribed], batch_size=1,
+                                  verbose=False)
+    hypotheses = hypotheses[0] if isinstance(hypotheses, tuple) else hypotheses
+    heard = {row["id"]: row for row in rnnt["rows"]}
+    assert [heard[row["id"]]["transcript"] for row in transcribed] == [h.text for h in hypotheses]
+    assert any(h.text for h in hypotheses)
+    assert all(heard[row["id"]]["seconds"] > 0 for row in transcribed)
+    assert rnnt["decode_seconds"] == pytest.approx(sum(heard[row["id"]]["seconds"] for row in transcribed), abs=1e-3)
+    # the clips that could not be decoded fail the RNNT head too, with the same error
+    assert [(heard[s]["error_kind"], heard[s]["transcript"]) for s in ("gone", "broken")] == [("decode", None)] * 2
+    assert rnnt["summary"]["text"]["errors"] == {"decode": 2} and rnnt["matcher"] == "text"
+    # every figure outside the block stays the CTC head's: latency is timed without the RNNT head
+    assert result["decoding"] == {"head": "ctc", "strategy": "greedy"}
+
+
+def test_the_rnnt_blocks_figures_follow_from_its_rows():
+    from quranft.evaluation.benchmark import rnnt_block
+    from quranft.matching.text_matcher import TextMatcher
+    from quranft.matching.verse_index import default_index
+
+    multi = [[112, 1], [112, 2], [112, 3], [112, 4]]
+    rows = [{"id": "a", "category": "short", "expected": [[112, 2]], "transcript": tanzil.verse(112, 2),
+             "error": None, "error_kind": None, "seconds": 0.25},
+            {"id": "b", "category": "multi", "expected": multi,  # heard three of the four verses
+             "transcript": " ".join(tanzil.verse(112, a) for a in (1, 2, 3)), "error": None, "error_kind": None,
+             "seconds": 0.5},
+            {"id": "c", "category": "short", "expected": [[1, 1]], "transcript": None,
+             "error": "AudioDecodeError: c.wav", "error_kind": "decode", "seconds": None}]
+    block = rnnt_block({"head": "rnnt"}, rows, default_index(), TextMatcher())
+    assert [row["matchers"]["text"]["predicted"] for row in rows[:2]] == [[[112, 2]], multi[:3]]
+    summary = block["summary"]["text"]
+    assert summary["sequence_accuracy"] == pytest.approx(1 / 3)
+    assert summary["recall"] == pytest.approx((1 + 3 / 4 + 0) / 3)
+    assert summary["precision"] == pytest.approx((1 + 1 + 0) / 3)
+    assert summary["per_category"]["multi"] == {"recall": 0.75, "precision": 1.0, "sequence_accuracy": 0.0,
+                                                 "samples": 1}
+    assert summary["errors"] == {"decode": 1} and block["decode_seconds"] == 0.75
+    references = [normalize(expected_text(row["expected"])) for row in rows]
+    hypotheses = [normalize(row["transcript"] or "") for row in rows]
+    assert block["transcripts"]["wer"] == pytest.approx(jiwer.wer(references, hypotheses))
+    assert block["transcripts"]["cer"] == pytest.approx(jiwer.cer(references, hypotheses))
+
+
+def test_decoders_ctc_alone_judges_no_rnnt_head_and_leaves_the_ctc_figures_as_they_were(benchmarked, corpus,
+                                                                                       tiny_base, tmp_path):
+    from quranft.cli import main
+
+    both = json.loads((benchmarked / "benchmark.json").read_text(encoding="utf-8"))
+    settings = tmp_path / "settings.json"  # the config's benchmark section, as the rule passes it
+    settings.write_text(json.dumps({"benchmark": {"corpus": str(corpus), "matchers": ["text", "ctc"],
+                                                  "primary_matcher": "ctc", "batch_size": 8, "decoders": ["ctc"]}}))
+    assert main(["benchmark", "--settings", str(settings), "--model", str(tiny_base), "--name", "base",
+                 "--output", str(tmp_path / "benchmark.json")]) == 0
+    alone = json.loads((tmp_path / "benchmark.json").read_text(encoding="utf-8"))
+    assert "decoders" not in alone
+    assert [row["transcript"] for row in alone["rows"]] == [row["transcript"] for row in both["rows"]]
+    assert alone["summary"] == both["summary"] and alone["transcripts"] == both["transcripts"]
+
+
 def test_missing_and_undecodable_clips_score_zero_with_their_errors(benchmarked):
     result = json.loads((benchmarked / "benchmark.json").read_text(encoding="utf-8"))
     rows = {r["id"]: r for r in result["rows"]}
@@ -99,16 +169,28 @@ def test_rescoring_saved_output_reproduces_the_benchmark(benchmarked, corpus, ti
     jsonl = tmp_path / "transcripts.jsonl"
     jsonl.write_text("".join(json.dumps({"id": r["id"], "text": r["transcript"]}, ensure_ascii=False) + "\n"
                              for r in benchmark["rows"] if r["transcript"] is not None), encoding="utf-8")
-    for matcher, source in (("text", jsonl), ("text", benchmarked / "benchmark.json"),
-                            ("ctc", benchmarked / "benchmark.json")):
+    for matcher, source, decoder in (("text", jsonl, "ctc"), ("text", benchmarked / "benchmark.json", "ctc"),
+                                     ("ctc", benchmarked / "benchmark.json", "ctc")):
         result = rescore(corpus, source, matcher, tmp_path / "predictions.json",
-                         log_probs_path=benchmarked / "log_probs.npz", tokenizer_from=tiny_base)
+                         log_probs_path=benchmarked / "log_probs.npz", tokenizer_from=tiny_base, decoder=decoder)
         for original, again in zip(benchmark["rows"], result["rows"]):
             assert original["id"] == again["id"]
             assert original["matchers"][matcher].get("predicted") == again["matchers"][matcher].get("predicted")
             assert original["matchers"][matcher]["sequence_accuracy"] == again["matchers"][matcher]["sequence_accuracy"]
         assert result["summary"][matcher]["recall"] == benchmark["summary"][matcher]["recall"]
         assert result["matcher"]["version"] == benchmark["matchers"][matcher]["version"]
+
+
+def test_rescoring_the_rnnt_heads_transcripts_reproduces_its_block(benchmarked, corpus, tmp_path):
+    from quranft.evaluation.rescore import RescoreError
+
+    block = json.loads((benchmarked / "benchmark.json").read_text(encoding="utf-8"))["decoders"]["rnnt"]
+    result = rescore(corpus, benchmarked / "benchmark.json", "text", tmp_path / "predictions.json", decoder="rnnt")
+    assert [row["matchers"]["text"].get("predicted") for row in result["rows"]] \
+        == [row["matchers"]["text"].get("predicted") for row in block["rows"]]
+    assert result["summary"]["text"]["recall"] == block["summary"]["text"]["recall"] and result["decoder"] == "rnnt"
+    with pytest.raises(RescoreError, match="scored by the text matcher"):
+        rescore(corpus, benchmarked / "benchmark.json", "ctc", tmp_path / "p.json", decoder="rnnt")
 
 
 def test_rescoring_finds_the_verses_in_good_transcripts(corpus, tmp_path):

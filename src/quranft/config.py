@@ -59,6 +59,8 @@ def describe_error(error: jsonschema.ValidationError, what: str = "config key") 
         )
     if validator == "enum":
         return f"{what} '{key}' must be one of {error.validator_value}, got {error.instance!r}"
+    if validator == "contains" and "const" in error.validator_value:
+        return f"{what} '{key}' must include {error.validator_value['const']!r}, got {error.instance!r}"
     if validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         relation = {
             "minimum": ">=",

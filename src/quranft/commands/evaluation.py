@@ -19,13 +19,19 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
     settings = config["benchmark"]
     result = run_benchmark(args.model, settings["corpus"], args.output, args.name, tuple(settings["matchers"]),
                            settings["primary_matcher"], settings["batch_size"], args.device, args.log_probs,
-                           args.training_metadata)
+                           args.training_metadata, tuple(settings["decoders"]))
     summary = result["summary"][settings["primary_matcher"]]
     log.info("%s: recall %.3f, precision %.3f, SeqAcc %.3f (%s matcher), WER %.3f", args.name, summary["recall"],
              summary["precision"], summary["sequence_accuracy"], settings["primary_matcher"],
              result["transcripts"]["wer"] or float("nan"))
     if summary["errors"]:
         log.warning("%s: samples that failed (scored 0), by kind: %s", args.name, summary["errors"])
+    if "decoders" in result:
+        rnnt = result["decoders"]["rnnt"]
+        figures = rnnt["summary"][rnnt["matcher"]]
+        log.info("%s, RNNT head: recall %.3f, precision %.3f, SeqAcc %.3f (%s matcher), WER %.3f; decoded in %.1f s",
+                 args.name, figures["recall"], figures["precision"], figures["sequence_accuracy"], rnnt["matcher"],
+                 rnnt["transcripts"]["wer"] or float("nan"), rnnt["decode_seconds"])
 
 
 def cmd_asr_benchmark(args: argparse.Namespace) -> None:
@@ -35,10 +41,14 @@ def cmd_asr_benchmark(args: argparse.Namespace) -> None:
     if not config.get("asr_benchmark"):
         raise ConfigError("config key 'asr_benchmark' is not set")
     result = run_asr_benchmark(args.model, args.test_set, args.output, args.name,
-                               config["asr_benchmark"]["batch_size"], args.device)
-    for subset, figures in result["summary"].items():
-        log.info("%s %s: WER %s, CER %s (no diacritics); WER %s with diacritics; %d clips", args.name, subset,
-                 figures["plain"]["wer"], figures["plain"]["cer"], figures["diacritized"]["wer"], figures["clips"])
+                               config["asr_benchmark"]["batch_size"], args.device,
+                               tuple(config["benchmark"]["decoders"]))
+    heads = {"ctc": result["summary"], **{name: block["summary"] for name, block in result.get("decoders", {}).items()}}
+    for head, summary in heads.items():
+        for subset, figures in summary.items():
+            log.info("%s %s, %s head: WER %s, CER %s (no diacritics); WER %s with diacritics; %d clips", args.name,
+                     subset, head, figures["plain"]["wer"], figures["plain"]["cer"], figures["diacritized"]["wer"],
+                     figures["clips"])
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> None:
@@ -76,7 +86,8 @@ def cmd_model_card(args: argparse.Namespace) -> None:
 def cmd_rescore(args: argparse.Namespace) -> None:
     from quranft.evaluation.rescore import rescore
 
-    result = rescore(args.corpus, args.transcripts, args.matcher, args.output, args.log_probs, args.tokenizer_from)
+    result = rescore(args.corpus, args.transcripts, args.matcher, args.output, args.log_probs, args.tokenizer_from,
+                     args.decoder)
     summary = result["summary"][args.matcher]
     log.info("%s matcher: recall %.3f, precision %.3f, SeqAcc %.3f over %d samples", args.matcher,
              summary["recall"], summary["precision"], summary["sequence_accuracy"], summary["samples"])
@@ -141,6 +152,8 @@ def add_commands(commands) -> None:
     rescore.add_argument("--transcripts", required=True,
                          help="JSONL of {id, text}, or a benchmark JSON (its rows' transcripts)")
     rescore.add_argument("--matcher", choices=["text", "ctc"], default="text")
+    rescore.add_argument("--decoder", choices=["ctc", "rnnt"], default="ctc",
+                         help="a benchmark JSON's transcripts of this head (rnnt: its decoders.rnnt rows)")
     rescore.add_argument("--log-probs", help="saved log-probabilities (.npz), for the ctc matcher")
     rescore.add_argument("--tokenizer-from", help="the .nemo whose tokenizer produced the log-probabilities")
     rescore.add_argument("--output", required=True, help="predictions JSON to write")

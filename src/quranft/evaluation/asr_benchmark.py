@@ -1,10 +1,12 @@
 """ASR benchmark: WER and CER of a model's CTC transcripts on a test set of (audio, text) rows,
-overall and per subset (source), with and without diacritics.
+overall and per subset (source), with and without diacritics; and of its RNNT head's, for a hybrid
+model (benchmark.decoders), in the result's `decoders.rnnt`.
 
 The test set (for example Quran-Lab/quranic-asr-benchmark: EveryAyah clips of unseen reciters, a
 QUL reciter, Tarteel phone recordings) is read once, as the data stage reads its sources
 (quranft.data.sources), into 16 kHz mono FLAC and a JSONL manifest; each model is then scored on that.
-Transcription is the verse benchmark's: CTC head, greedy (quranft.models.transcribe).
+Transcription is the verse benchmark's: CTC head, greedy (quranft.models.transcribe), and the RNNT
+head's greedy decoding of the same encoder output.
 
 Both texts, reference and transcript, are normalised the same way before scoring:
 
@@ -110,21 +112,42 @@ def error_rates_by_subset(rows: list[dict[str, Any]]) -> dict[str, Any]:
             for name, group in groups.items()}
 
 
+def asr_rows(manifest: list[dict[str, Any]], transcripts) -> list[dict[str, Any]]:
+    """Each clip's reference beside a head's transcript (models.transcribe.Transcript) or error."""
+    return [{"id": row["id"], "subset": row["subset"], "duration": row["duration"], "reference": row["text"],
+             "hypothesis": t.text, "error": t.error} for row, t in zip(manifest, transcripts)]
+
+
 def run_asr_benchmark(model_path: str | Path, set_dir: str | Path, out_json: str | Path, model_name: str,
-                      batch_size: int = 8, device: str = "cpu") -> dict[str, Any]:
-    """Transcribe the prepared test set with one model and write its figures to `out_json`."""
+                      batch_size: int = 8, device: str = "cpu",
+                      decoders: tuple[str, ...] = ("ctc", "rnnt")) -> dict[str, Any]:
+    """Transcribe the prepared test set with one model and write its figures to `out_json`; with
+    `rnnt` among the `decoders` and a hybrid model, its RNNT head's too (`decoders.rnnt`)."""
     # imported here: preparing the test set (above) needs neither NeMo nor torch
     from quranft.models import nemo_models
-    from quranft.models.transcribe import transcribe_files, use_ctc_greedy
+    from quranft.models.transcribe import (
+        has_rnnt_head,
+        rnnt_decoding,
+        transcribe_files,
+        use_ctc_greedy,
+        use_rnnt_greedy,
+    )
 
     set_dir, model_path = Path(set_dir), Path(model_path)
     model = nemo_models.restore(model_path, map_location=device)
     manifest = read_jsonl(set_dir / TEST_SET_MANIFEST)
+    rnnt = "rnnt" in decoders and has_rnnt_head(model)
+    if rnnt:
+        use_rnnt_greedy(model)
     use_ctc_greedy(model)
     transcripts = transcribe_files(model, [str(set_dir / row["audio_filepath"]) for row in manifest],
-                                   batch_size=batch_size)
-    rows = [{"id": row["id"], "subset": row["subset"], "duration": row["duration"], "reference": row["text"],
-             "hypothesis": t.text, "error": t.error} for row, t in zip(manifest, transcripts)]
+                                   batch_size=batch_size, rnnt=rnnt)
+    rows = asr_rows(manifest, transcripts)
+    heads = {}
+    if rnnt:  # a clip the CTC head could not transcribe has no RNNT transcript either: its error stands
+        rnnt_rows = asr_rows(manifest, [t.rnnt or t for t in transcripts])
+        heads["rnnt"] = {"decoding": rnnt_decoding(model), "summary": error_rates_by_subset(rnnt_rows),
+                         "rows": rnnt_rows}
     result = {
         "model": {"name": model_name, "file": str(model_path), "bytes": model_path.stat().st_size},
         "test_set": {"path": str(set_dir), **read_json(set_dir / REPORT)},
@@ -134,6 +157,7 @@ def run_asr_benchmark(model_path: str | Path, set_dir: str | Path, out_json: str
                            "diacritized": "NFC, Uthmani forms mapped, Quranic marks and tatweel removed, "
                                           "tashkeel kept"},
         "summary": error_rates_by_subset(rows),
+        **({"decoders": heads} if heads else {}),
         "rows": rows,
         "provenance": provenance(),
     }

@@ -1,9 +1,15 @@
 """The verse-identification benchmark of one model, in the protocol's format.
 
 For every sample of the corpus: decode the audio (any container, to 16 kHz mono), transcribe with
-the CTC head (greedy) of a .nemo, or with an exported graph (an .onnx, on onnxruntime), match the transcript to verses with each matcher, and score. Latency is the
-wall time from the audio file path to the predicted verses of the primary matcher, after one
-untimed warm-up; batch throughput is measured separately.
+the CTC head (greedy) of a .nemo, or with an exported graph (an .onnx, on onnxruntime), match the
+transcript to verses with each matcher, and score. Latency is the wall time from the audio file
+path to the predicted verses of the primary matcher, after one untimed warm-up; batch throughput
+is measured separately.
+
+A hybrid .nemo's RNNT head is judged too (decoders `rnnt`, the default): after the clock stops,
+its decoder and joint decode greedily the encoder output the CTC head read, and its transcripts are
+scored by the text matcher (the CTC matcher needs CTC log-probs) and by WER/CER, into the JSON's
+`decoders.rnnt` block; every figure outside that block is the CTC head's.
 
 A sample that fails, whatever the reason (missing or undecodable audio, an empty clip, out of
 memory, a model error, an error inside a matcher), scores 0 and carries its error and its kind;
@@ -35,12 +41,16 @@ from quranft.matching.verse_index import VerseIndex, default_index
 from quranft.models.onnx_model import OnnxModel
 from quranft.models.transcribe import (
     check_not_empty,
+    decode_rnnt,
     error_message,
     failure_kind,
+    has_rnnt_head,
     recover,
+    rnnt_decoding,
     transcribe_files,
     transcribe_samples,
     use_ctc_greedy,
+    use_rnnt_greedy,
 )
 from quranft.progress import progress
 from quranft.provenance import cpu_name, provenance
@@ -50,6 +60,8 @@ from quranft.quran.arabic import normalize
 log = logging.getLogger("quranft")
 
 MATCHERS = ("text", "ctc")
+DECODERS = ("ctc", "rnnt")  # the CTC head always; the RNNT head where the model has one
+RNNT_MATCHER = "text"  # the one matcher that needs no CTC log-probs
 # The warm-up only primes caches and lazy initialisation; if its clips fail (they are scored, and
 # fail again, in the run), a few attempts are enough before timing starts anyway.
 WARM_UP_ATTEMPTS = 3
@@ -87,23 +99,32 @@ class Attempt:
     seconds: float | None = None  # path to verses; None unless every step succeeded
     error: str | None = None
     error_kind: str | None = None
+    rnnt_seconds: float | None = None  # the RNNT head's decoding of the encoder output, untimed above
 
 
 def identify(path: Path, model, primary: str, index: VerseIndex, text_matcher: TextMatcher,
-             ctc_matcher: CTCMatcher) -> Attempt:
-    """Decode, transcribe and match one clip, timed; a failure is returned, never raised."""
+             ctc_matcher: CTCMatcher, rnnt: bool = False) -> Attempt:
+    """Decode, transcribe and match one clip, timed; with `rnnt`, then decode the same encoder
+    output with the RNNT head (transcript.rnnt), outside the timing. A failure is returned, never
+    raised."""
     started = time.perf_counter()
     try:
         audio = check_not_empty(load_audio(path), str(path))
-        transcript = transcribe_samples(model, [audio], keep_log_probs=True)[0]
+        transcript = transcribe_samples(model, [audio], keep_log_probs=True, keep_encoded=rnnt)[0]
     except Exception as error:  # any one clip's failure scores 0; the run goes on
         recover(error)
         return Attempt(error=error_message(error), error_kind=failure_kind(error))
     try:
         predict(primary, transcript.text, transcript.log_probs, index, text_matcher, ctc_matcher)
     except Exception as error:  # the transcript stands; score_rows records the matcher's error per matcher
-        return Attempt(audio, transcript, error=error_message(error), error_kind="matcher")
-    return Attempt(audio, transcript, seconds=time.perf_counter() - started)
+        attempt = Attempt(audio, transcript, error=error_message(error), error_kind="matcher")
+    else:
+        attempt = Attempt(audio, transcript, seconds=time.perf_counter() - started)
+    if rnnt:  # after the clock: the latency is the CTC path's alone
+        started = time.perf_counter()
+        decode_rnnt(model, [transcript])
+        attempt.rnnt_seconds = time.perf_counter() - started
+    return attempt
 
 
 def warm_up(clips: list[tuple[str, Path]], identify_clip) -> dict[str, Any]:
@@ -130,10 +151,22 @@ def latency_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "real_time_factor": sum(latencies) / audio_seconds if audio_seconds else None}
 
 
+def rnnt_row(row: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
+    """A sample's row of the RNNT head: its transcript, or the error of the clip or of the head."""
+    record = {"id": row["id"], "category": row["category"], "expected": row["expected"]}
+    if attempt.transcript is None:  # the clip itself failed
+        return {**record, "transcript": None, "error": row["error"], "error_kind": row["error_kind"], "seconds": None}
+    heard = attempt.transcript.rnnt
+    return {**record, "transcript": None if heard.error else heard.text, "error": heard.error,
+            "error_kind": heard.error_kind, "seconds": round(attempt.rnnt_seconds, 4)}
+
+
 def transcribe_corpus(samples: list[Sample], corpus_dir: Path, identify_clip: Callable[[Path], Attempt],
-                      model_name: str) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
-    """Every sample identified one by one (timed): the rows score_rows scores, and the log-probs."""
-    rows, log_probs = [], {}
+                      model_name: str, rnnt: bool = False
+                      ) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], list[dict[str, Any]]]:
+    """Every sample identified one by one (timed): the rows score_rows scores, the log-probs, and
+    with `rnnt` (where `identify_clip` decodes with the RNNT head too) the RNNT head's rows."""
+    rows, log_probs, rnnt_rows = [], {}, []
     for sample in progress(samples, total=len(samples), desc=f"benchmark {model_name}", unit="clip"):
         row: dict[str, Any] = {"id": sample.id, "file": sample.file, "category": sample.category,
                                "source": sample.source, "speaker": sample.raw.get("speaker"),
@@ -149,7 +182,9 @@ def transcribe_corpus(samples: list[Sample], corpus_dir: Path, identify_clip: Ca
                        duration=round(len(attempt.audio) / SAMPLE_RATE, 3))
             log_probs[sample.id] = attempt.transcript.log_probs
         rows.append(row)
-    return rows, log_probs
+        if rnnt:
+            rnnt_rows.append(rnnt_row(row, attempt))
+    return rows, log_probs, rnnt_rows
 
 
 def batch_throughput(model, corpus_dir: Path, rows: list[dict[str, Any]], batch_size: int) -> dict[str, Any]:
@@ -220,26 +255,53 @@ def model_record(model_path: Path, model_name: str, model, parameters: int) -> d
     return record
 
 
+def rnnt_block(decoding: dict[str, Any], rows: list[dict[str, Any]], index: VerseIndex,
+               text_matcher: TextMatcher) -> dict[str, Any]:
+    """The RNNT head's part of a benchmark (`decoders.rnnt`): how it decoded, its rows (id,
+    category, expected, transcript, error, error_kind, seconds) scored by the text matcher, their
+    summary and WER/CER, and the time its decoding took beside the CTC path."""
+    summary = score_rows(rows, (RNNT_MATCHER,), index, text_matcher, None, None)
+    return {"decoding": decoding, "matcher": RNNT_MATCHER, "summary": summary,
+            "transcripts": transcript_metrics(rows),
+            "decode_seconds": round(sum(row["seconds"] or 0.0 for row in rows), 3), "rows": rows}
+
+
+def judged_decoders(model, decoders: tuple[str, ...], model_name: str) -> tuple[str, ...]:
+    """The asked-for decoders that the model has: the RNNT head only where it is a hybrid .nemo."""
+    unknown = sorted(set(decoders) - set(DECODERS))
+    if unknown or "ctc" not in decoders:
+        raise ValueError(f"decoders must be some of {list(DECODERS)}, ctc among them; got {list(decoders)}")
+    if "rnnt" in decoders and not has_rnnt_head(model):
+        log.info("%s has no RNNT head: judged by its CTC head only", model_name)
+        return ("ctc",)
+    return tuple(d for d in DECODERS if d in decoders)
+
+
 def run_benchmark(model_path: str | Path, corpus_dir: str | Path, out_json: str | Path, model_name: str,
                   matchers: tuple[str, ...] = MATCHERS, primary: str = "ctc", batch_size: int = 8,
                   device: str = "cpu", log_probs_path: str | Path | None = None,
-                  training_metadata: str | Path | None = None) -> dict[str, Any]:
+                  training_metadata: str | Path | None = None,
+                  decoders: tuple[str, ...] = DECODERS) -> dict[str, Any]:
     """Benchmark one model on the corpus; write `out_json` (and the log-probs) and return the result.
     With the trial's `training_metadata`, the figures are also split by whether each clip's speaker
-    was in the training data."""
+    was in the training data. With `rnnt` among the `decoders` and a model that has the head, the
+    RNNT head's figures are in the result's `decoders.rnnt`."""
     model_path, corpus_dir = Path(model_path), Path(corpus_dir)
     samples = load_samples(corpus_dir)
     if model_path.suffix == ".onnx":
         device = "cpu"  # the exports are benchmarked where an app runs them: onnxruntime on the CPU
     model, ctc_matcher, parameters = load_model(model_path, device)
+    rnnt = "rnnt" in judged_decoders(model, decoders, model_name)
+    if rnnt:
+        use_rnnt_greedy(model)
     index = default_index()
     text_matcher = TextMatcher()
 
     def identify_clip(path: Path) -> Attempt:
-        return identify(path, model, primary, index, text_matcher, ctc_matcher)
+        return identify(path, model, primary, index, text_matcher, ctc_matcher, rnnt)
 
     warm = warm_up([(s.id, corpus_dir / s.file) for s in samples if (corpus_dir / s.file).is_file()], identify_clip)
-    rows, log_probs = transcribe_corpus(samples, corpus_dir, identify_clip, model_name)
+    rows, log_probs, rnnt_rows = transcribe_corpus(samples, corpus_dir, identify_clip, model_name, rnnt)
     summaries = score_rows(rows, matchers, index, text_matcher, ctc_matcher, log_probs)
     batch = batch_throughput(model, corpus_dir, rows, batch_size)
     result = {
@@ -250,6 +312,7 @@ def run_benchmark(model_path: str | Path, corpus_dir: str | Path, out_json: str 
         "summary": summaries,
         "by_speaker": by_speaker(rows, matchers, trained_speakers(training_metadata)),
         "transcripts": transcript_metrics(rows),
+        **({"decoders": {"rnnt": rnnt_block(rnnt_decoding(model), rnnt_rows, index, text_matcher)}} if rnnt else {}),
         "latency": {
             "device": device,
             "device_name": torch.cuda.get_device_name(0) if device.startswith("cuda") else cpu_name(),

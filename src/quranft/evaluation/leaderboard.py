@@ -8,14 +8,22 @@ predicted), the exact McNemar test on SeqAcc (raw, and Holm-adjusted across all 
 with the base, which alone decides significance) and the bootstrap interval of each metric's
 difference. The Markdown is quranft.evaluation.leaderboard_markdown's, one function per section.
 
+A hybrid model's RNNT head (the benchmark JSON's `decoders.rnnt`) gets rows of its own, in a table
+of its own (`decoders.rnnt` of the board): its text-matcher figures and WER/CER, each trial's RNNT
+head compared with the base's RNNT head by the same tests, Holm-adjusted across these comparisons
+only (a family apart from the CTC one). They appear where the base and the trial both have the
+head; the model to ship is chosen on the CTC rows alone (quranft.evaluation.best).
+
 Only benchmarks of the same corpus (content hash) scored by the same version of the compared
-matcher (hash of its code) are compared; anything else is refused, naming the files. A trial that
-extends the best of others and was chosen by a benchmark metric on this very corpus is marked: its
-comparison with the base is optimistic, since the choice and the report use the same samples.
+matcher (hash of its code) are compared, and RNNT heads only when decoded alike; anything else is
+refused, naming the files. A trial that extends the best of others and was chosen by a benchmark
+metric on this very corpus is marked: its comparison with the base is optimistic, since the
+choice and the report use the same samples.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -107,6 +115,65 @@ def changed_samples(base: Mapping[str, Any], trial: Mapping[str, Any], versus: M
             for change in ("regressed", "recovered") for sample in versus[change]]
 
 
+def _figures(benchmark: Mapping[str, Any], matcher: str) -> dict[str, Any]:
+    """A benchmark's figures by one matcher: the metrics with their intervals, WER/CER, per
+    category and the failures."""
+    scores = _per_sample(benchmark, matcher)
+    summary = benchmark["summary"][matcher]
+    return {**{m: summary[m] for m in METRICS},
+            "ci95": {m: bootstrap_interval([s[m] for s in scores.values()]) for m in METRICS},
+            "wer": benchmark["transcripts"]["wer"], "cer": benchmark["transcripts"]["cer"],
+            "per_category": summary.get("per_category", {}), "errors": summary.get("errors", {})}
+
+
+def _versus_base(rows: list[dict[str, Any]], benchmarks: Mapping[str, dict], matcher: str, alpha: float) -> int:
+    """Each trial's row (all rows but the base's) compared with the base on every sample, its
+    McNemar p Holm-adjusted across these comparisons; returns how many there are."""
+    base_scores = _per_sample(benchmarks["base"], matcher)
+    trials = [row for row in rows if row["model"] != "base"]
+    for row in trials:
+        versus = compare(base_scores, _per_sample(benchmarks[row["model"]], matcher))
+        versus["samples"] = changed_samples(benchmarks["base"], benchmarks[row["model"]], versus, matcher)
+        row["versus_base"] = versus
+    for row, adjusted in zip(trials, holm_adjust([row["versus_base"]["mcnemar_p"] for row in trials])):
+        row["versus_base"].update(mcnemar_p_holm=adjusted, significant=adjusted < alpha)
+    return len(trials)
+
+
+def decoder_view(benchmark: Mapping[str, Any], decoder: str) -> dict[str, Any]:
+    """A benchmark seen through one of its other decoders (`decoders.<decoder>`): that head's rows,
+    summary, transcript figures and decoding in place of the CTC head's."""
+    block = benchmark["decoders"][decoder]
+    return {**benchmark, "rows": block["rows"], "summary": block["summary"], "transcripts": block["transcripts"],
+            "decoding": block["decoding"]}
+
+
+def decoder_section(benchmarks: Mapping[str, dict], decoder: str, files: Mapping[str, str],
+                    alpha: float) -> dict[str, Any] | None:
+    """The rows of one other decoder (rnnt) of every model that has it, ranked, each trial's
+    compared with the base's same decoder (Holm across these comparisons only); None when the
+    base has no such decoder. `without` lists the models that have none."""
+    views = {name: decoder_view(benchmark, decoder) for name, benchmark in benchmarks.items()
+             if decoder in (benchmark.get("decoders") or {})}
+    if "base" not in views:
+        return None
+    matchers = {view["decoders"][decoder]["matcher"] for view in views.values()}
+    if len(matchers) > 1:
+        raise LeaderboardError(f"the benchmarks' {decoder} heads were scored by different matchers "
+                               f"({', '.join(sorted(matchers))}): re-run the older benchmarks")
+    matcher = matchers.pop()
+    check_comparable(views, matcher, files)
+    _same(views, files, f"{decoder} decodings (decoders.{decoder}.decoding)",
+          lambda view: json.dumps(view["decoding"], sort_keys=True))
+    rows = [{"model": name, "decoder": decoder, **_figures(views[name], matcher)} for name in sorted(views)]
+    comparisons = _versus_base(rows, views, matcher, alpha)
+    return {"decoder": decoder, "matcher": matcher, "matcher_version": views["base"]["matchers"][matcher]["version"],
+            "decoding": views["base"]["decoding"],
+            "multiple_comparisons": {"method": "holm", "alpha": alpha, "comparisons": comparisons,
+                                     "family": f"the {decoder} heads' comparisons with the base's"},
+            "without": sorted(set(benchmarks) - set(views)), "rows": rank(rows)}
+
+
 def build(benchmarks: dict[str, dict], matcher: str | None = None, files: Mapping[str, str | Path] | None = None,
           choices: Mapping[str, Mapping[str, Any]] | None = None, alpha: float = ALPHA) -> dict[str, Any]:
     """Leaderboard data from {model name: benchmark JSON}; the base model must be named 'base'.
@@ -120,45 +187,37 @@ def build(benchmarks: dict[str, dict], matcher: str | None = None, files: Mappin
     matcher = matcher or benchmarks["base"]["matchers"]["primary"]
     check_comparable(benchmarks, matcher, files)
     corpus_sha256 = benchmarks["base"]["corpus"]["sha256"]
-    base_scores = _per_sample(benchmarks["base"], matcher)
     rows = []
     for name in sorted(benchmarks):
         benchmark = benchmarks[name]
-        scores = _per_sample(benchmark, matcher)
-        summary = benchmark["summary"][matcher]
         row = {
             "model": name,
-            **{m: summary[m] for m in METRICS},
-            "ci95": {m: bootstrap_interval([s[m] for s in scores.values()]) for m in METRICS},
-            "wer": benchmark["transcripts"]["wer"],
-            "cer": benchmark["transcripts"]["cer"],
+            **_figures(benchmark, matcher),
             "latency_median": benchmark["latency"]["median"],
             "latency_p95": benchmark["latency"]["p95"],
             "real_time_factor": benchmark["latency"]["real_time_factor"],
             "bytes": benchmark["model"]["bytes"],
             "parameters": benchmark["model"]["parameters"],
-            "per_category": summary.get("per_category", {}),
-            "errors": summary.get("errors", {}),
             "by_speaker": (benchmark.get("by_speaker") or {}).get(matcher),
         }
         if name in (choices or {}):
             row["selection"] = _selection(choices[name], corpus_sha256)
-        if name != "base":
-            row["versus_base"] = compare(base_scores, scores)
-            row["versus_base"]["samples"] = changed_samples(benchmarks["base"], benchmark, row["versus_base"], matcher)
         rows.append(row)
-    versus = [row["versus_base"] for row in rows if "versus_base" in row]
-    for comparison, adjusted in zip(versus, holm_adjust([v["mcnemar_p"] for v in versus])):
-        comparison.update(mcnemar_p_holm=adjusted, significant=adjusted < alpha)
-    return {"matcher": matcher, "matcher_version": benchmarks["base"]["matchers"][matcher]["version"],
-            "corpus": benchmarks["base"]["corpus"], "device": benchmarks["base"]["latency"]["device_name"],
-            "multiple_comparisons": {"method": "holm", "alpha": alpha, "comparisons": len(versus)},
-            "rows": rank(rows)}
+    comparisons = _versus_base(rows, benchmarks, matcher, alpha)
+    board = {"matcher": matcher, "matcher_version": benchmarks["base"]["matchers"][matcher]["version"],
+             "corpus": benchmarks["base"]["corpus"], "device": benchmarks["base"]["latency"]["device_name"],
+             "multiple_comparisons": {"method": "holm", "alpha": alpha, "comparisons": comparisons},
+             "rows": rank(rows)}
+    rnnt = decoder_section(benchmarks, "rnnt", files, alpha)
+    if rnnt is not None:
+        board["decoders"] = {"rnnt": rnnt}
+    return board
 
 
 def asr_section(results: Mapping[str, dict], files: Mapping[str, str]) -> dict[str, Any]:
-    """Every model's ASR figures for the leaderboard, base first; refused (naming the files) when
-    the models were not scored on the same test set."""
+    """Every model's ASR figures for the leaderboard, base first (and its RNNT head's, where it has
+    one, under `decoders.rnnt`); refused (naming the files) when the models were not scored on the
+    same test set."""
     def test_set(result: dict) -> str:
         """The test set's content hash (its manifest and every clip)."""
         return result["test_set"].get("sha256", "none recorded")
@@ -169,8 +228,13 @@ def asr_section(results: Mapping[str, dict], files: Mapping[str, str]) -> dict[s
         raise LeaderboardError(f"the ASR benchmarks were not scored on the same test set: {listed}")
     names = sorted(results, key=lambda name: (name != "base", name))
     first = results[names[0]]["test_set"]
-    return {"test_set": {key: first[key] for key in ("dataset", "kept", "by_subset", "hours", "sha256")},
-            "rows": [{"model": name, "summary": results[name]["summary"]} for name in names]}
+    section = {"test_set": {key: first[key] for key in ("dataset", "kept", "by_subset", "hours", "sha256")},
+               "rows": [{"model": name, "summary": results[name]["summary"]} for name in names]}
+    rnnt = [{"model": name, "summary": results[name]["decoders"]["rnnt"]["summary"]} for name in names
+            if "rnnt" in (results[name].get("decoders") or {})]
+    if rnnt:  # each model's RNNT head, in rows of its own
+        section["decoders"] = {"rnnt": rnnt}
+    return section
 
 
 def plot(board: dict[str, Any], path: str | Path) -> None:

@@ -51,22 +51,61 @@ def ranking(board: Board) -> list[str]:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in board["rows"]:
-        low, high = row["ci95"]["sequence_accuracy"] or (None, None)
-        versus = "—"
-        if "versus_base" in row:
-            v = row["versus_base"]
-            delta = v["deltas"]["sequence_accuracy"]["delta"]
-            versus = (f"{delta:+.1%} SeqAcc, {len(v['recovered'])} recovered / {len(v['regressed'])} regressed, "
-                      f"p={v['mcnemar_p']:.3g}, Holm p={v['mcnemar_p_holm']:.3g}"
-                      f"{' (significant)' if v['significant'] else ''}")
         latency = (f"{row['latency_median']:.3f} / {row['latency_p95']:.3f}"
                    if row["latency_median"] is not None else "n/a")
         marked = " *" if row.get("selection", {}).get("selected_on_this_corpus") else ""
         lines.append(
-            f"| {row['rank']} | {row['model']}{marked} | {pct(row['recall'])} | {pct(row['precision'])} | "
-            f"{pct(row['sequence_accuracy'])} ({pct(low)}–{pct(high)}) | {pct(row['wer'])} | {pct(row['cer'])} | "
-            f"{latency} | {row['bytes'] / 1e6:.1f} | {row['parameters']:,} | {versus} |"
+            f"| {row['rank']} | {row['model']}{marked} | {_scores(row)} | "
+            f"{latency} | {row['bytes'] / 1e6:.1f} | {row['parameters']:,} | {_versus(row)} |"
         )
+    return lines
+
+
+def _scores(row: Mapping[str, Any]) -> str:
+    """The cells recall to CER of a ranked row."""
+    low, high = row["ci95"]["sequence_accuracy"] or (None, None)
+    return (f"{pct(row['recall'])} | {pct(row['precision'])} | {pct(row['sequence_accuracy'])} "
+            f"({pct(low)}–{pct(high)}) | {pct(row['wer'])} | {pct(row['cer'])}")
+
+
+def _versus(row: Mapping[str, Any]) -> str:
+    """A trial's paired comparison with the base, in one cell."""
+    if "versus_base" not in row:
+        return "—"
+    v = row["versus_base"]
+    delta = v["deltas"]["sequence_accuracy"]["delta"]
+    return (f"{delta:+.1%} SeqAcc, {len(v['recovered'])} recovered / {len(v['regressed'])} regressed, "
+            f"p={v['mcnemar_p']:.3g}, Holm p={v['mcnemar_p_holm']:.3g}{' (significant)' if v['significant'] else ''}")
+
+
+def _label(row: Mapping[str, Any]) -> str:
+    """A model's name, and the head of a row of another decoder than the CTC head: v3 (rnnt)."""
+    return f"{row['model']} ({row['decoder']})" if "decoder" in row else row["model"]
+
+
+def rnnt_head(board: Board) -> list[str]:
+    """Every hybrid model's RNNT head ranked in a table of its own, each trial's compared with the
+    base's RNNT head (Holm across these comparisons only)."""
+    section = (board.get("decoders") or {}).get("rnnt")
+    if not section:
+        return []
+    decoding, tests = section["decoding"], section["multiple_comparisons"]
+    lines = [
+        "", "## RNNT head", "",
+        "The same samples transcribed by each model's RNNT head: its decoder and joint over the encoder output "
+        f"that the CTC head read, greedy (`{decoding['strategy']}`, at most {decoding.get('max_symbols')} symbols a "
+        f"frame), matched by the `{section['matcher']}` matcher (version {section['matcher_version']}; the ctc "
+        "matcher needs CTC log-probs). p is the exact McNemar test of SeqAcc against the base's RNNT head, Holm p "
+        f"the same adjusted across the {tests['comparisons']} trials' RNNT heads compared with it: a family of its "
+        "own, apart from the table above. Latency, the model to ship and the exports are the CTC head's.",
+        "",
+        "| rank | model | recall | precision | SeqAcc (95% CI) | WER | CER | vs base (rnnt) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in section["rows"]:
+        lines.append(f"| {row['rank']} | {_label(row)} | {_scores(row)} | {_versus(row)} |")
+    if section["without"]:
+        lines += ["", f"Without an RNNT head, so not in this table: {', '.join(section['without'])}."]
     return lines
 
 
@@ -122,18 +161,20 @@ def asr(board: Board) -> list[str]:
     def pair(figures: Mapping[str, Any]) -> str:
         return " / ".join("n/a" if figures[k] is None else f"{100 * figures[k]:.2f}" for k in ("wer", "cer"))
 
+    rnnt = [{**row, "decoder": "rnnt"} for row in (section.get("decoders") or {}).get("rnnt", [])]
+    marked = " (the rows marked (rnnt): the model's RNNT head, greedy, on the same encoder output)" if rnnt else ""
     lines = ["", "## ASR benchmark", "",
-             f"WER / CER (%) on `{test_set['dataset']}` ({test_set['kept']} clips, {test_set['hours']} h), CTC greedy, "
-             "corpus-level per subset; without diacritics (the verse protocol's normalisation) unless marked "
-             "(README, \"ASR benchmark\").", "",
+             f"WER / CER (%) on `{test_set['dataset']}` ({test_set['kept']} clips, {test_set['hours']} h), CTC greedy"
+             f"{marked}, corpus-level per subset; without diacritics (the verse protocol's normalisation) unless "
+             "marked (README, \"ASR benchmark\").", "",
              "| model | " + " | ".join(f"{name} ({n})" for name, n in
                                       [(s, test_set["by_subset"].get(s, test_set["kept"])) for s in subsets])
              + f" | {ALL}, with diacritics |",
              "| --- |" + " --- |" * (len(subsets) + 1)]
-    for row in section["rows"]:
+    for row in [*section["rows"], *rnnt]:
         summary = row["summary"]
         cells = [pair(summary[s]["plain"]) for s in subsets] + [pair(summary[ALL]["diacritized"])]
-        lines.append(f"| {row['model']} | " + " | ".join(cells) + " |")
+        lines.append(f"| {_label(row)} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -150,28 +191,38 @@ def _heard(heard: Mapping[str, Any]) -> list[str]:
     return [verses_label(heard["predicted"]), transcript]
 
 
+def _changes(row: Mapping[str, Any]) -> list[str]:
+    """One trial's tables of the samples it regressed on and recovered (nothing when none)."""
+    versus = row.get("versus_base")
+    if not versus or not versus.get("samples"):
+        return []
+    name = _label(row)
+    base = f"base ({row['decoder']})" if "decoder" in row else "base"
+    whose = (f"the base's {row['decoder']} head {{}}, the trial's {{}}" if "decoder" in row
+             else "the base {}, the trial {}")
+    lines = ["", f"### {name}: {len(versus['regressed'])} regressed, {len(versus['recovered'])} recovered"]
+    for change, title in (("regressed", f"Regressed ({whose.format('right', 'wrong')})"),
+                          ("recovered", f"Recovered ({whose.format('wrong', 'right')})")):
+        samples = [s for s in versus["samples"] if s["change"] == change]
+        if not samples:
+            continue
+        lines += ["", f"{title}:", "",
+                  f"| sample | category | expected | {base} predicted | {base} heard | {name} predicted "
+                  f"| {name} heard |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for sample in samples:
+            cells = [sample["id"], sample["category"] or "", verses_label(sample["expected"]),
+                     *_heard(sample["base"]), *_heard(sample["trial"])]
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def errors_against_base(board: Board) -> list[str]:
     """For each trial, the samples it regressed on and those it recovered, with what the base and
-    the trial each heard (transcript) and matched (predicted verses)."""
-    lines: list[str] = []
-    for row in board["rows"]:
-        versus = row.get("versus_base")
-        if not versus or not versus.get("samples"):
-            continue
-        name = row["model"]
-        lines += ["", f"### {name}: {len(versus['regressed'])} regressed, {len(versus['recovered'])} recovered"]
-        for change, title in (("regressed", "Regressed (the base right, the trial wrong)"),
-                              ("recovered", "Recovered (the base wrong, the trial right)")):
-            samples = [s for s in versus["samples"] if s["change"] == change]
-            if not samples:
-                continue
-            lines += ["", f"{title}:", "",
-                      f"| sample | category | expected | base predicted | base heard | {name} predicted | {name} heard |",
-                      "| --- | --- | --- | --- | --- | --- | --- |"]
-            for sample in samples:
-                cells = [sample["id"], sample["category"] or "", verses_label(sample["expected"]),
-                         *_heard(sample["base"]), *_heard(sample["trial"])]
-                lines.append("| " + " | ".join(cells) + " |")
+    the trial each heard (transcript) and matched (predicted verses); then the same of each
+    trial's RNNT head against the base's."""
+    rows = [*board["rows"], *((board.get("decoders") or {}).get("rnnt", {}).get("rows", []))]
+    lines = [line for row in rows for line in _changes(row)]
     return ["", "## Errors against the base", *lines] if lines else []
 
 
@@ -183,8 +234,8 @@ def deployable(board: Board) -> list[str]:
     return deployable_markdown(board["deployable"]) if board.get("deployable") else []
 
 
-SECTIONS = (header, model_to_ship, ranking, notes, deployable, per_category, asr, validation_curves, errors_against_base,
-            credits)
+SECTIONS = (header, model_to_ship, ranking, notes, rnnt_head, deployable, per_category, asr, validation_curves,
+            errors_against_base, credits)
 
 
 def to_markdown(board: Board) -> str:

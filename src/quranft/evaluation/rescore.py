@@ -1,6 +1,7 @@
 """Re-scoring saved model output with a matcher, without running the model again.
 
-Transcripts come from a JSONL file of {id, text} or from a benchmark JSON's rows; the ctc matcher
+Transcripts come from a JSONL file of {id, text} or from a benchmark JSON's rows (the CTC head's,
+or the RNNT head's of its `decoders.rnnt`, which only the text matcher scores); the ctc matcher
 also needs the saved log-probabilities and the tokenizer that produced them (read from the .nemo).
 A sample of the corpus without a transcript scores 0 and says so (error kind `no_transcript`).
 """
@@ -26,11 +27,21 @@ class RescoreError(QuranftError, ValueError):
     """Inputs that cannot be re-scored; the message names the file."""
 
 
-def read_transcripts(path: str | Path) -> dict[str, str | None]:
+def read_transcripts(path: str | Path, decoder: str = "ctc") -> dict[str, str | None]:
+    """Transcripts by sample id: of a JSONL file, or of one head (`decoder`) of a benchmark JSON."""
     path = Path(path)
     if path.suffix == ".json":
         benchmark = json.loads(path.read_text(encoding="utf-8"))
-        return {row["id"]: row.get("transcript") for row in benchmark["rows"]}
+        if decoder == "ctc":
+            rows = benchmark["rows"]
+        elif decoder in (benchmark.get("decoders") or {}):
+            rows = benchmark["decoders"][decoder]["rows"]
+        else:
+            raise RescoreError(f"{path}: has no transcripts of the {decoder} head (decoders.{decoder})")
+        return {row["id"]: row.get("transcript") for row in rows}
+    if decoder != "ctc":
+        raise RescoreError(f"{path}: a JSONL file of transcripts names no head; give --decoder only with a "
+                           "benchmark JSON")
     transcripts = {}
     for number, row in enumerate(read_jsonl(path), start=1):
         if "id" not in row or "text" not in row:
@@ -40,9 +51,13 @@ def read_transcripts(path: str | Path) -> dict[str, str | None]:
 
 
 def rescore(corpus: str | Path, transcripts_path: str | Path, matcher: str, output: str | Path,
-            log_probs_path: str | Path | None = None, tokenizer_from: str | Path | None = None) -> dict[str, Any]:
+            log_probs_path: str | Path | None = None, tokenizer_from: str | Path | None = None,
+            decoder: str = "ctc") -> dict[str, Any]:
     ctc_matcher = None
     log_probs = None
+    if matcher == "ctc" and decoder != "ctc":
+        raise RescoreError(f"the {decoder} head's transcripts are scored by the text matcher: the ctc matcher "
+                           "re-ranks by the CTC head's log-probabilities")
     if matcher == "ctc":
         if not log_probs_path or not tokenizer_from:
             raise RescoreError("the ctc matcher needs --log-probs and --tokenizer-from")
@@ -50,7 +65,7 @@ def rescore(corpus: str | Path, transcripts_path: str | Path, matcher: str, outp
         ctc_matcher = CTCMatcher(tokenizer, blank=tokenizer.vocab_size)
         log_probs = load_log_probs(log_probs_path)
     samples = load_samples(corpus)
-    transcripts = read_transcripts(transcripts_path)
+    transcripts = read_transcripts(transcripts_path, decoder)
     rows = []
     for sample in samples:
         text = transcripts.get(sample.id)
@@ -61,7 +76,7 @@ def rescore(corpus: str | Path, transcripts_path: str | Path, matcher: str, outp
     text_matcher = TextMatcher()
     summaries = score_rows(rows, (matcher,), default_index(), text_matcher, ctc_matcher, log_probs)
     settings = (ctc_matcher or text_matcher).settings()
-    result = {"corpus": str(corpus), "transcripts": str(transcripts_path),
+    result = {"corpus": str(corpus), "transcripts": str(transcripts_path), "decoder": decoder,
               "matcher": {"name": matcher, "version": matcher_versions()[matcher], "settings": settings},
               "summary": summaries, "rows": rows}
     write_json(output, result)

@@ -1,9 +1,12 @@
-"""Transcription with the CTC head: audio files to text (and log-probabilities), in batches.
+"""Transcription with the CTC head: audio files to text (and log-probabilities), in batches; and,
+on request, with a hybrid model's RNNT head too, from the same encoder output.
 
 Audio goes through quranft.data.audio (any common container, any rate and channel count, to 16 kHz
 mono), then the model's preprocessor, encoder and CTC decoder, then NeMo's greedy CTC decoding;
 or, for an exported model (models.onnx_model.OnnxModel), its graph and the same greedy decoding.
 Used by the averaging guard, the benchmark and the export's parity check, so that all decode alike.
+The benchmarks also judge the RNNT head (decoder and joint, NeMo's greedy batched decoding) on the
+encoder output the CTC head read, so that the encoder runs once per clip for both heads.
 
 A clip that cannot be transcribed (undecodable, empty, out of memory, a model error) gets an
 error and its kind instead of text; a batch that fails is transcribed again clip by clip, so that
@@ -36,6 +39,8 @@ class Transcript:
     log_probs: np.ndarray | None  # (frames, vocabulary + blank), when asked for
     error: str | None = None  # why there is no text
     error_kind: str | None = None  # failure_kind of that error
+    encoded: torch.Tensor | None = None  # the encoder's output (features, frames), kept for the RNNT head
+    rnnt: Transcript | None = None  # the RNNT head's greedy transcript of the same encoder output
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -85,6 +90,32 @@ def use_ctc_greedy(model) -> None:
     model.eval()
 
 
+def has_rnnt_head(model) -> bool:
+    """Whether the model has an RNNT decoder and joint beside its CTC head (a hybrid .nemo); an
+    export holds the CTC path only."""
+    return not isinstance(model, OnnxModel) and all(hasattr(model, name) for name in ("decoder", "joint", "decoding"))
+
+
+def use_rnnt_greedy(model) -> None:
+    """Decode the RNNT head greedily (NeMo's greedy_batch, the model's own other settings, such as
+    greedy.max_symbols), for decode_rnnt; the head that the model's own transcribe() uses stays
+    the one it was (use_ctc_greedy sets the CTC head)."""
+    from omegaconf import OmegaConf
+
+    decoding = OmegaConf.create(OmegaConf.to_container(model.cfg.decoding, resolve=True))
+    decoding.strategy = "greedy_batch"
+    current = model.cur_decoder
+    model.change_decoding_strategy(decoding_cfg=decoding, decoder_type="rnnt", verbose=False)
+    model.cur_decoder = current
+    model.eval()
+
+
+def rnnt_decoding(model) -> dict:
+    """How decode_rnnt decodes: what a benchmark records of it (and compares across models)."""
+    return {"head": "rnnt", "strategy": model.cfg.decoding.strategy,
+            "max_symbols": model.cfg.decoding.get("greedy", {}).get("max_symbols")}
+
+
 @contextlib.contextmanager
 def denormals_flushed():
     """Denormal floats flushed to zero while a model runs on the CPU: a padded batch's padding
@@ -98,8 +129,10 @@ def denormals_flushed():
 
 
 @torch.inference_mode()
-def transcribe_samples(model, samples: Sequence[np.ndarray], keep_log_probs: bool = False) -> list[Transcript]:
-    """One batch of 16 kHz mono float arrays to transcripts; raises if any clip or the batch fails."""
+def transcribe_samples(model, samples: Sequence[np.ndarray], keep_log_probs: bool = False,
+                       keep_encoded: bool = False) -> list[Transcript]:
+    """One batch of 16 kHz mono float arrays to transcripts; raises if any clip or the batch fails.
+    `keep_encoded` keeps each clip's encoder output for decode_rnnt (a .nemo's only)."""
     for row, audio in enumerate(samples):
         check_not_empty(audio, f"clip {row} of the batch")
     if isinstance(model, OnnxModel):
@@ -119,29 +152,71 @@ def transcribe_samples(model, samples: Sequence[np.ndarray], keep_log_probs: boo
     texts = [h.text if hasattr(h, "text") else str(h) for h in hypotheses]
     results = []
     for row, text in enumerate(texts):
-        frames = log_probs[row, : int(encoded_len[row])].float().cpu().numpy() if keep_log_probs else None
-        results.append(Transcript(text=text, log_probs=frames))
+        length = int(encoded_len[row])
+        frames = log_probs[row, :length].float().cpu().numpy() if keep_log_probs else None
+        kept = encoded[row, :, :length] if keep_encoded else None
+        results.append(Transcript(text=text, log_probs=frames, encoded=kept))
     return results
+
+
+@torch.inference_mode()
+def _rnnt_texts(model, outputs: list[torch.Tensor]) -> list[str]:
+    lengths = torch.tensor([output.shape[-1] for output in outputs], dtype=torch.long, device=outputs[0].device)
+    batch = outputs[0].new_zeros(len(outputs), outputs[0].shape[0], int(lengths.max()))
+    for row, output in enumerate(outputs):
+        batch[row, :, : output.shape[-1]] = output
+    with denormals_flushed():
+        hypotheses = model.decoding.rnnt_decoder_predictions_tensor(
+            encoder_output=batch, encoded_lengths=lengths, return_hypotheses=False)
+    return [h.text if hasattr(h, "text") else str(h) for h in hypotheses]
+
+
+def decode_rnnt(model, transcripts: Sequence[Transcript]) -> None:
+    """Set `rnnt` of each transcript that kept its encoder output (transcribe_samples'
+    keep_encoded) to the RNNT head's greedy transcript of it (use_rnnt_greedy first), and let the
+    output go; a batch that fails is decoded again clip by clip, and a clip that fails gets its
+    error there, its CTC transcript untouched."""
+    pending = [transcript for transcript in transcripts if transcript.encoded is not None]
+    if not pending:
+        return
+    try:
+        for transcript, text in zip(pending, _rnnt_texts(model, [t.encoded for t in pending])):
+            transcript.rnnt = Transcript(text=text, log_probs=None)
+    except Exception as error:  # as in _transcribe_batch: one clip's failure costs only its own
+        recover(error)
+        if len(pending) == 1:
+            pending[0].rnnt = failed_transcript(error)
+        else:
+            log.warning("RNNT decoding of a batch of %d clips failed (%s); decoding them one by one", len(pending),
+                        error_message(error))
+            for transcript in pending:
+                decode_rnnt(model, [transcript])
+    finally:
+        for transcript in pending:
+            transcript.encoded = None
 
 
 def failed_transcript(error: BaseException) -> Transcript:
     return Transcript(text="", log_probs=None, error=error_message(error), error_kind=failure_kind(error))
 
 
-def _transcribe_batch(model, audios: list[np.ndarray], keep_log_probs: bool) -> list[Transcript]:
+def _transcribe_batch(model, audios: list[np.ndarray], keep_log_probs: bool, rnnt: bool) -> list[Transcript]:
     try:
-        return transcribe_samples(model, audios, keep_log_probs)
+        transcripts = transcribe_samples(model, audios, keep_log_probs, keep_encoded=rnnt)
     except Exception as error:  # one clip (too long for the memory left, or malformed) fails the batch
         recover(error)
         if len(audios) == 1:
             return [failed_transcript(error)]
         log.warning("a batch of %d clips failed (%s); transcribing them one by one", len(audios), error_message(error))
-        return [_transcribe_batch(model, [audio], keep_log_probs)[0] for audio in audios]
+        return [_transcribe_batch(model, [audio], keep_log_probs, rnnt)[0] for audio in audios]
+    decode_rnnt(model, transcripts)
+    return transcripts
 
 
 def transcribe_files(model, paths: Sequence[str], batch_size: int = 8, keep_log_probs: bool = False,
-                     sample_rate: int = SAMPLE_RATE) -> list[Transcript]:
-    """Transcripts of audio files, in order; a file that cannot be transcribed gets an error instead."""
+                     sample_rate: int = SAMPLE_RATE, rnnt: bool = False) -> list[Transcript]:
+    """Transcripts of audio files, in order; a file that cannot be transcribed gets an error instead.
+    With `rnnt`, each transcript's `rnnt` is the RNNT head's of the same batch (decode_rnnt)."""
     results: list[Transcript | None] = [None] * len(paths)
     loaded: list[tuple[int, np.ndarray]] = []
     for index, path in enumerate(paths):
@@ -153,6 +228,6 @@ def transcribe_files(model, paths: Sequence[str], batch_size: int = 8, keep_log_
     loaded.sort(key=lambda item: len(item[1]))
     for start in range(0, len(loaded), batch_size):
         chunk = loaded[start : start + batch_size]
-        for (index, _), transcript in zip(chunk, _transcribe_batch(model, [a for _, a in chunk], keep_log_probs)):
+        for (index, _), transcript in zip(chunk, _transcribe_batch(model, [a for _, a in chunk], keep_log_probs, rnnt)):
             results[index] = transcript
     return results  # type: ignore[return-value]
