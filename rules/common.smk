@@ -227,3 +227,12 @@ def device(wildcards, resources):
     """Where a model runs: the GPU when the job has one (resources gpu, set by the gpu and slurm
     profiles), else the CPU."""
     return "cuda" if resources.get("gpu", 0) else "cpu"
+
+
+# The export stage's files (rules/export.smk): each format's graph, and every export's benchmark.
+def export_file(fmt):
+    return EXPORT_FILES[fmt]
+
+
+def export_outputs():
+    return [f"results/{model}/export/benchmark.{fmt}.json" for model in MODELS for fmt in EXPORT_FORMATS]

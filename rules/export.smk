@@ -1,14 +1,6 @@
 # Export stage: every model (the base included) as a deployable ONNX graph, raw 16 kHz audio in and
 # CTC log-probs out, in the formats export.formats names; each export benchmarked like the .nemo.
 
-def export_file(fmt):
-    return EXPORT_FILES[fmt]
-
-
-def export_outputs():
-    return [f"results/{model}/export/benchmark.{fmt}.json" for model in MODELS for fmt in EXPORT_FORMATS]
-
-
 rule export_model:
     input:
         model="results/{model}/model.nemo",

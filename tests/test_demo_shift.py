@@ -48,9 +48,13 @@ def test_a_short_fine_tune_changes_the_predictions_and_the_leaderboard_lists_the
     discordant = len(recovered) + len(regressed)
     assert versus["mcnemar_p"] == pytest.approx(binomtest(min(len(recovered), len(regressed)), discordant, 0.5).pvalue)
     markdown = (results / "leaderboard.md").read_text(encoding="utf-8")
-    line = next(line for line in markdown.splitlines() if line.startswith("**v2** regressed on:"))
-    for sample in recovered + regressed:
-        assert sample in line
+    section = markdown.split(f"### v2: {len(regressed)} regressed, {len(recovered)} recovered")[1].split("\n### ")[0]
+    regressed_table, recovered_table = section.split("Recovered (")
+    # each table lists exactly its samples, one row each, with what both models predicted and heard
+    for table, samples in ((regressed_table, regressed), (recovered_table, recovered)):
+        listed = sorted(line.split(" | ")[0].lstrip("| ") for line in table.splitlines()
+                        if line.startswith("| ") and not line.startswith(("| sample", "| ---")))
+        assert listed == samples
 
     # Re-scoring the saved transcripts and log-probs gives exactly the benchmark's predictions.
     from quranft.evaluation.rescore import rescore
