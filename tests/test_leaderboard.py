@@ -88,6 +88,28 @@ def test_benchmarks_scored_by_other_matcher_versions_are_refused_naming_the_file
     assert build(benchmarks, matcher="text", files=files)["matcher_version"] == "text-v1"
 
 
+def test_benchmarks_scored_by_other_benchmark_code_are_refused_naming_the_files():
+    """Transcription or audio decoding decide the figures too: their hash is the scorer version."""
+    benchmarks = {"base": benchmark("base", BASE_RIGHT), "v1": benchmark("v1", ALL_RIGHT)}
+    benchmarks["base"]["scorer"] = {"version": "code-a"}
+    benchmarks["v1"]["scorer"] = {"version": "code-b"}
+    with pytest.raises(LeaderboardError, match=r"scorer versions \(scorer\.version: .*\) differ: "
+                                               r"results/base/benchmark\.json have code-a; "
+                                               r"results/v1/benchmark\.json have code-b"):
+        build(benchmarks, files={name: f"results/{name}/benchmark.json" for name in benchmarks})
+    benchmarks["v1"]["scorer"] = {"version": "code-a"}
+    assert [row["model"] for row in build(benchmarks)["rows"]] == ["v1", "base"]
+
+
+def test_the_scorer_version_covers_the_transcription_and_the_audio_decoding():
+    from quranft.evaluation.code_versions import ASR_BENCHMARK, closure, code_hash, scorer_version
+
+    assert {"models/transcribe.py", "data/audio.py", "models/onnx_model.py", "matching/scoring.py"} <= set(
+        closure("quranft.evaluation.benchmark"))
+    assert scorer_version() == code_hash(closure("quranft.evaluation.benchmark"))
+    assert scorer_version(ASR_BENCHMARK) != scorer_version()
+
+
 def test_benchmarks_of_other_corpora_are_refused_naming_the_files():
     benchmarks = {"base": benchmark("base", BASE_RIGHT), "v1": benchmark("v1", ALL_RIGHT, corpus="other")}
     with pytest.raises(LeaderboardError, match=r"corpus hashes \(corpus\.sha256\) differ: results/base/benchmark"

@@ -35,6 +35,7 @@ import jiwer
 
 from quranft.data.audio import SAMPLE_RATE, pcm16, write_clip
 from quranft.data.sources import decode_value, open_split
+from quranft.evaluation.code_versions import ASR_BENCHMARK, scorer_version
 from quranft.fileio import manifest_hash, read_json, read_jsonl, staged_dir, write_json, write_jsonl
 from quranft.provenance import provenance
 from quranft.quran.arabic import collapse_spaces, diacritized, normalize
@@ -157,6 +158,8 @@ def run_asr_benchmark(model_path: str | Path, set_dir: str | Path, out_json: str
                            "diacritized": "NFC, Uthmani forms mapped, Quranic marks and tatweel removed, "
                                           "tashkeel kept"},
         "summary": error_rates_by_subset(rows),
+        # the hash of all the code that decides these error rates (code_versions.scorer_version)
+        "scorer": {"version": scorer_version(ASR_BENCHMARK)},
         **({"decoders": heads} if heads else {}),
         "rows": rows,
         "provenance": provenance(),

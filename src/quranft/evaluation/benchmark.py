@@ -32,7 +32,7 @@ import torch
 
 from quranft.data.audio import SAMPLE_RATE, load_audio
 from quranft.data.benchmark_corpus import CORPUS_MANIFEST, Sample, load_samples
-from quranft.evaluation.code_versions import matcher_versions
+from quranft.evaluation.code_versions import matcher_versions, scorer_version
 from quranft.fileio import manifest_hash, read_json, read_jsonl, write_json
 from quranft.matching.ctc_matcher import CTCMatcher, save_log_probs
 from quranft.matching.scoring import predict, score_rows, summarize_scores
@@ -309,6 +309,8 @@ def run_benchmark(model_path: str | Path, corpus_dir: str | Path, out_json: str 
         "corpus": {"path": str(corpus_dir), "samples": len(samples), "sha256": corpus_hash(corpus_dir, samples)},
         "decoding": {"head": "ctc", "strategy": "greedy"},
         "matchers": matcher_records(primary, text_matcher, ctc_matcher),
+        # the hash of all the code that decides this file's figures (code_versions.scorer_version)
+        "scorer": {"version": scorer_version()},
         "summary": summaries,
         "by_speaker": by_speaker(rows, matchers, trained_speakers(training_metadata)),
         "transcripts": transcript_metrics(rows),

@@ -99,6 +99,12 @@ def code_hash(modules) -> str:
     return digest.hexdigest()[:16]
 
 
+def scorer_version(module: str = BENCHMARK) -> str:
+    """The version of everything that decides a benchmark's figures (its closure: the matchers, the
+    scoring, the transcription, the model loading, the audio decoding, the normalisations)."""
+    return code_hash(closure(module))
+
+
 def matcher_versions() -> dict[str, str]:
     """Each matcher's version: the hash of the code that decides its predictions and scores."""
     return {name: code_hash(matcher_modules(name)) for name in MATCHERS}

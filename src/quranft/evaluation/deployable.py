@@ -40,6 +40,8 @@ def _row(model: str, fmt: str, benchmark: Mapping[str, Any], matcher: str) -> di
 def _check(nemo: Mapping[str, Any], export: Mapping[str, Any], matcher: str, file: str) -> None:
     if export["corpus"]["sha256"] != nemo["corpus"]["sha256"]:
         raise DeployableError(f"{file}: benchmarked on another corpus than its model's .nemo; re-run it")
+    if (export.get("scorer") or {}).get("version") != (nemo.get("scorer") or {}).get("version"):
+        raise DeployableError(f"{file}: scored by other benchmark code than its model's .nemo; re-run it")
     if export["matchers"].get(matcher, {}).get("version") != nemo["matchers"][matcher]["version"]:
         raise DeployableError(f"{file}: scored by another version of the {matcher} matcher than its model's "
                               ".nemo; re-run it")

@@ -69,6 +69,8 @@ def check_comparable(benchmarks: Mapping[str, dict], matcher: str, files: Mappin
     _same(benchmarks, files, "corpus hashes (corpus.sha256)", lambda b: b["corpus"]["sha256"])
     _same(benchmarks, files, f"{matcher} matcher versions (matchers.{matcher}.version)",
           lambda b: b["matchers"][matcher].get("version"))
+    _same(benchmarks, files, "scorer versions (scorer.version: the benchmark's code, transcription and audio "
+          "decoding included)", lambda b: (b.get("scorer") or {}).get("version"))
 
 
 def _selection(choice: Mapping[str, Any], corpus_sha256: str) -> dict[str, Any]:
@@ -226,6 +228,12 @@ def asr_section(results: Mapping[str, dict], files: Mapping[str, str]) -> dict[s
     if len(found) > 1:
         listed = "; ".join(f"{files[name]}: {test_set(result)}" for name, result in results.items())
         raise LeaderboardError(f"the ASR benchmarks were not scored on the same test set: {listed}")
+    scorers = {(result.get("scorer") or {}).get("version") for result in results.values()}
+    if len(scorers) > 1:
+        listed = "; ".join(f"{files[name]}: {(result.get('scorer') or {}).get('version')}"
+                           for name, result in results.items())
+        raise LeaderboardError(f"the ASR benchmarks were scored by different code (scorer.version): {listed}. "
+                               "Re-run the older ones.")
     names = sorted(results, key=lambda name: (name != "base", name))
     first = results[names[0]]["test_set"]
     section = {"test_set": {key: first[key] for key in ("dataset", "kept", "by_subset", "hours", "sha256")},
