@@ -374,6 +374,30 @@ def test_edits_of_the_build_and_the_asr_benchmark_replan_what_they_determine(tmp
     assert built["benchmark_model"] == 7 and built["train_trial"] == 6 and "asr_benchmark_model" in built
     assert "pretrain_demo_base" not in built and "prepare_asr_benchmark" not in built
 
+    # the ASR benchmark's code (every module of its closure, one at a time), on a copy of the
+    # workflow whose files keep their times: every model's ASR benchmark and what reads it
+    import os
+    import shutil
+
+    from conftest import REPO
+    from quranft.evaluation.code_versions import ASR_BENCHMARK, closure
+
+    workflow = tmp_path / "workflow"
+    workflow.mkdir()
+    shutil.copy2(REPO / "Snakefile", workflow / "Snakefile")
+    for name in ("rules", "src", "config", "profiles"):
+        shutil.copytree(REPO / name, workflow / name, copy_function=shutil.copy2)
+    modules = closure(ASR_BENCHMARK)
+    assert {"evaluation/asr_benchmark.py", "quran/arabic.py", "models/transcribe.py", "data/audio.py"} <= set(modules)
+    for module in ("evaluation/asr_benchmark.py", "quran/arabic.py"):
+        code = workflow / "src" / "quranft" / module
+        times = (code.stat().st_atime, code.stat().st_mtime)
+        os.utime(code, (times[0], times[1] + 10 ** 6))
+        jobs = planned_jobs(snakemake(tmp_path, "-n", "--configfile", str(config), snakefile=workflow / "Snakefile").stdout)
+        assert jobs["asr_benchmark_model"] == 7 and jobs["leaderboard"] == 1, module
+        assert "train_trial" not in jobs and "prepare_asr_benchmark" not in jobs, module
+        os.utime(code, times)
+
 
 @pytest.mark.slow
 def test_the_real_config_plans_the_corpus_build_before_the_benchmarks_offline():
