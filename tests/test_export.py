@@ -158,7 +158,7 @@ def test_quantizing_leaves_the_root_logger_as_it_was(exported, tmp_path):
     level = root.level
     root.setLevel(logging.INFO)
     try:
-        quantize("int8", exported / "model.onnx", tmp_path / "q.onnx")
+        quantize("int8", exported / "model.onnx", tmp_path / "q.onnx", {"quranft.format": "int8"})
         assert root.level == logging.INFO
     finally:
         root.setLevel(level)

@@ -53,15 +53,6 @@ def graph_metadata(model, tokenizer: SentencePieceTokenizer, max_seconds: float,
             "quranft.source": source.name, "quranft.source_sha256": sha256_file(source)}
 
 
-def _with_format(path: Path, fmt: str) -> None:
-    model = onnx.load(str(path))
-    kept = [p for p in model.metadata_props if p.key != onnx_model.FORMAT]
-    del model.metadata_props[:]
-    model.metadata_props.extend(kept)
-    model.metadata_props.add(key=onnx_model.FORMAT, value=fmt)
-    onnx.save(model, str(path))
-
-
 def _peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
 
@@ -71,17 +62,16 @@ def _write_formats(model, metadata: dict[str, str], formats: Sequence[str], max_
     """The fp32 graph and each quantized copy in `staging`; seconds taken by each step."""
     seconds: dict[str, float] = {}
     started = time.perf_counter()
-    joined = graph.build_graph(model, max_seconds, staging, metadata)
+    joined = graph.build_graph(model, max_seconds, staging, {**metadata, onnx_model.FORMAT: "fp32"})
     onnx.save(joined, str(staging / file_name("fp32")))
     for part in ("front_end.onnx", "acoustic.onnx"):
         (staging / part).unlink()
-    _with_format(staging / file_name("fp32"), "fp32")
     seconds["graph"] = round(time.perf_counter() - started, 2)
     for fmt in formats:
         if fmt != "fp32":
             started = time.perf_counter()
-            quantize.quantize(fmt, staging / file_name("fp32"), staging / file_name(fmt))
-            _with_format(staging / file_name(fmt), fmt)
+            quantize.quantize(fmt, staging / file_name("fp32"), staging / file_name(fmt),
+                              {**metadata, onnx_model.FORMAT: fmt})
             seconds[fmt] = round(time.perf_counter() - started, 2)
     return seconds
 

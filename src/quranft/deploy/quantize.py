@@ -66,13 +66,13 @@ def quiet():
         root.setLevel(level)
 
 
-def quantize(fmt: str, fp32: Path, target: Path) -> None:
-    """Write the `fmt` copy of the fp32 graph at `target` (its metadata kept)."""
+def quantize(fmt: str, fp32: Path, target: Path, metadata: dict[str, str]) -> None:
+    """Write the `fmt` copy of the fp32 graph at `target`, carrying `metadata` (the quantizers
+    drop or keep the source's unevenly)."""
     with quiet():
         {"int8": quantize_int8, "int4": quantize_int4}[fmt](fp32, target)
     model = onnx.load(str(target))
-    source = onnx.load(str(fp32), load_external_data=False)
-    if {p.key for p in model.metadata_props} != {p.key for p in source.metadata_props}:
-        del model.metadata_props[:]
-        model.metadata_props.extend(source.metadata_props)
-        onnx.save(model, str(target))
+    del model.metadata_props[:]
+    for key, value in sorted(metadata.items()):
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(target))
