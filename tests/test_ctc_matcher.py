@@ -76,3 +76,22 @@ def test_no_log_probabilities_match_nothing(matcher):
 def test_a_noisy_transcript_of_a_first_verse_after_the_basmala_is_found(matcher, surah, noisy):
     log_probs = perfect_log_probs(matcher, recited(surah, 1, 1, True, "simple"))
     assert matcher.match(noisy, log_probs, default_index(), TextMatcher()).verses == ((surah, 1),)
+
+
+def test_the_batched_losses_are_torchs_loss_of_each_target_alone(matcher):
+    """One CTC-loss call over all of a clip's candidate targets gives, to the bit, what one call per
+    target gives (the figures the matcher ranked by before it batched them); a target that is
+    empty or longer than the clip scores inf."""
+    import torch
+    import torch.nn.functional as F
+
+    log_probs = torch.from_numpy(perfect_log_probs(matcher, recited(112, 1, 2, True, "simple")))
+    frames = log_probs.shape[0]
+    targets = [*matcher.targets(((112, 1), (112, 2))), *matcher.targets(((112, 1),)), *matcher.targets(((113, 1),)),
+               [], list(range(frames + 1))]
+    alone = [float(F.ctc_loss(log_probs.unsqueeze(1), torch.tensor([t]), torch.tensor([frames]), torch.tensor([len(t)]),
+                              blank=matcher.blank, reduction="sum")) if t and len(t) <= frames else float("inf")
+             for t in targets]
+    assert matcher.losses(log_probs, targets) == alone
+    assert len({len(t) for t in targets[:-2]}) > 1 and min(alone[:-2]) < max(alone[:-2]) < float("inf")
+    assert matcher.losses(log_probs, [[], list(range(frames + 1))]) == [float("inf")] * 2
