@@ -50,6 +50,11 @@ MODEL_PATTERN = "|".join(MODELS)
 VALIDATION_CURVES = "results/validation_wer.png"  # every trial's validation WER on one plot
 # The formats each model is exported in (export.formats); best.json lists the chosen model's.
 EXPORT_FORMATS = config["export"]["formats"]
+FRONT_END = "results/base/front_end.onnx"  # the base model's front end, which the exports reuse
+# The trials' chain (data stage, V1 to V3, then V4 to V6, which extend the best of them) is the
+# workflow's longest: when cores are short its jobs go first, and the benchmarks and exports of
+# the models already trained fill the cores beside it instead of delaying it.
+TRAINING_PRIORITY = 10
 
 
 def settings_file(name, **sections):

@@ -40,6 +40,7 @@ rule prepare_retasy:
         source="retasy",
         out_dir=lambda wildcards, output: os.path.dirname(output.report),
     threads: 4
+    priority: TRAINING_PRIORITY
     resources:
         mem_mb=8000,
         runtime=240,

@@ -1,9 +1,33 @@
 # Export stage: every model (the base included) as a deployable ONNX graph, raw 16 kHz audio in and
 # CTC log-probs out, in the formats export.formats names; each export benchmarked like the .nemo.
 
+# The front end (the preprocessor as ONNX) depends on the preprocessor alone, which fine-tuning
+# leaves as it is: exported once from the base model, reused by each export whose preprocessor has
+# its fingerprint (any other makes its own; export.json says which).
+rule export_front_end:
+    input:
+        "results/base/model.nemo",
+    output:
+        FRONT_END,
+    threads: 1
+    resources:
+        gpu=0,
+        mem_mb=8000,
+        runtime=30,
+    log:
+        "logs/export/front_end.log",
+    benchmark:
+        "benchmarks/export/front_end.tsv"
+    conda:
+        "../envs/quranft.yaml"
+    shell:
+        "python -m quranft export-front-end --model {input:q} --output {output:q} > {log:q} 2>&1"
+
+
 rule export_model:
     input:
         model="results/{model}/model.nemo",
+        front_end=FRONT_END,
         # parity with the .nemo is measured on the first export.parity_clips validation clips
         parity=f"{DATA}/quran_ayah_corpus/validation.jsonl",
         settings=settings_file("export_model", export=config["export"]),
@@ -28,34 +52,38 @@ rule export_model:
         "../envs/quranft.yaml"
     shell:
         "python -m quranft export --settings {input.settings:q} --model {input.model:q}"
-        " --out-dir {params.out_dir:q} --parity-manifest {input.parity:q} --threads {threads} > {log:q} 2>&1"
+        " --out-dir {params.out_dir:q} --parity-manifest {input.parity:q} --front-end {input.front_end:q}"
+        " --threads {threads} > {log:q} 2>&1"
 
 
 # The same protocol, corpus and matchers as benchmark_model (the CTC matcher on the graph's
-# log-probs), on onnxruntime with the job's threads. An export holds the CTC head only: editing
-# benchmark.decoders does not re-run its benchmark.
+# log-probs), on onnxruntime with the job's threads: one job per model benchmarks each of its
+# formats in turn (one process, one verse index). An export holds the CTC head only, and an app
+# identifies one recording at a time: editing benchmark.decoders or benchmark.batch_size does not
+# re-run these benchmarks, which have no batch-throughput pass.
 rule benchmark_export:
     input:
-        model=lambda wildcards: f"results/{wildcards.model}/export/{export_file(wildcards.fmt)}",
+        models=[f"results/{{model}}/export/{export_file(fmt)}" for fmt in EXPORT_FORMATS],
         corpus=benchmark_corpus_files(),
         code=scoring_code_files(),
-        settings=settings_file("benchmark_export", benchmark={**config["benchmark"], "decoders": ["ctc"]}),
+        settings=settings_file(
+            "benchmark_export", benchmark={**config["benchmark"], "decoders": ["ctc"], "batch_size": None}
+        ),
     output:
-        "results/{model}/export/benchmark.{fmt}.json",
+        [f"results/{{model}}/export/benchmark.{fmt}.json" for fmt in EXPORT_FORMATS],
     wildcard_constraints:
         model=MODEL_PATTERN,
-        fmt="fp32|int8|int4",
     threads: 2
     resources:
         gpu=0,
         mem_mb=4000,
         runtime=60,
     log:
-        "logs/export/benchmark_{model}_{fmt}.log",
+        "logs/export/benchmark_{model}.log",
     benchmark:
-        "benchmarks/export/benchmark_{model}_{fmt}.tsv"
+        "benchmarks/export/benchmark_{model}.tsv"
     conda:
         "../envs/quranft.yaml"
     shell:
-        "python -m quranft benchmark --settings {input.settings:q} --model {input.model:q}"
+        "python -m quranft benchmark --settings {input.settings:q} --model {input.models:q}"
         " --name {wildcards.model} --output {output:q} > {log:q} 2>&1"

@@ -61,6 +61,7 @@ rule resolve_trial:
         ),
     wildcard_constraints:
         trial=BEST_OF_PATTERN,
+    priority: TRAINING_PRIORITY
     log:
         "logs/train/resolve_{trial}.log",
     localrule: True
@@ -97,6 +98,7 @@ rule train_trial:
     # more of both with --set-threads train_trial=16. (Threads cannot follow a resource: Snakemake
     # evaluates them first.)
     threads: 2
+    priority: TRAINING_PRIORITY
     resources:
         cpus_per_task=lambda wildcards, threads: threads,
         gpu=0,

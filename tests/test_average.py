@@ -73,6 +73,27 @@ def test_average_is_the_exact_mean_and_integer_buffers_come_from_the_best(tmp_pa
     assert torch.equal(weighted[key], first[key])
 
 
+def test_a_tensor_equal_in_every_checkpoint_is_kept_to_the_bit(tmp_path, tiny_base):
+    """Frozen layers and the preprocessor's filterbank are the same in every checkpoint: the average
+    keeps them as they are, where (x + x + x) / 3 in float32 moves some of their values by a
+    rounding step (and with it the preprocessor's fingerprint, which the exports' reuse of the base
+    model's front end compares)."""
+    from quranft.models import nemo_models
+
+    reference = nemo_models.restore(tiny_base).state_dict()
+    frozen = [k for k, v in reference.items() if v.is_floating_point() and k.startswith("preprocessor.")]
+    generator = torch.Generator().manual_seed(1)
+    states = [{k: v if k in frozen or not v.is_floating_point() else v + torch.randn(v.shape, generator=generator)
+               for k, v in reference.items()} for _ in range(3)]
+    paths = [hand_made(tmp_path / f"{number}.ckpt", state) for number, state in enumerate(states)]
+    averaged = average_checkpoints(paths, reference)
+    assert frozen and any(not torch.equal((3 * reference[k]) / 3, reference[k]) for k in frozen)  # rounding would move them
+    for key in frozen:
+        assert torch.equal(averaged[key], reference[key]), key
+    moving = next(k for k, v in reference.items() if v.is_floating_point() and k not in frozen)
+    assert torch.equal(averaged[moving], (states[0][moving] + states[1][moving] + states[2][moving]) / 3)
+
+
 def test_the_guard_reads_at_most_max_val_clips_spread_over_the_manifest(tmp_path):
     manifest = tmp_path / "validation.jsonl"
     manifest.write_text("".join(json.dumps({"audio_filepath": f"{i}.flac", "text": "t"}) + "\n" for i in range(10)),

@@ -89,22 +89,30 @@ def test_the_quantized_copies_agree_with_the_nemo_within_bounds(exported):
         assert agreement["identical_transcripts"] + len(agreement["differing_clips"]) == 8
 
 
-def test_the_front_end_equals_nemos_preprocessor_on_padded_batches(tmp_path, reference):
-    """The front end alone, batched with zero padding, on clips of 0.4 to 9.5 s."""
-    import onnxruntime as ort
-
+@pytest.fixture(scope="module")
+def front_end(tmp_path_factory) -> Path:
+    """The demo base's front end alone, as rule export_front_end writes it."""
     from quranft.models import nemo_models
 
-    model = nemo_models.restore(BASE)
-    with graph.export_mode(model):
-        graph.export_front_end(model.preprocessor, 16000, tmp_path / "front_end.onnx")
+    path = tmp_path_factory.mktemp("front-end") / "front_end.onnx"
+    graph.write_front_end(nemo_models.restore(BASE), path)
+    return path
+
+
+def test_the_front_end_equals_nemos_preprocessor_on_padded_batches(front_end, reference):
+    """The front end alone, batched with zero padding, on clips of 0.4 to 9.5 s; it carries the
+    fingerprint of the preprocessor it was made from."""
+    import onnxruntime as ort
+
+    assert graph.front_end_fingerprint(front_end) == graph.preprocessor_fingerprint(reference)
+    assert [p.name for p in front_end.parent.iterdir()] == ["front_end.onnx"]  # no partial file left
     audios = [load_audio(DEMO / "benchmark" / name) for name in ("user_103_003.m4a", "retasy_001_002.mp3")]
     audios += [audios[1][:6400], audios[0][:40000]]
     lengths = np.array([len(a) for a in audios])
     batch = np.zeros((len(audios), lengths.max()), np.float32)
     for row, audio in enumerate(audios):
         batch[row, : len(audio)] = audio
-    session = ort.InferenceSession(str(tmp_path / "front_end.onnx"), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(front_end), providers=["CPUExecutionProvider"])
     features, frames = session.run(None, {"audio": batch, "audio_lengths": lengths})
     with torch.no_grad():
         expected, expected_frames = reference.preprocessor(input_signal=torch.from_numpy(batch),
@@ -112,6 +120,45 @@ def test_the_front_end_equals_nemos_preprocessor_on_padded_batches(tmp_path, ref
     assert frames.tolist() == expected_frames.tolist() == [len(a) // 160 for a in audios]  # 10 ms hop
     for row, count in enumerate(frames):
         assert np.abs(features[row, :, :count] - expected[row, :, :count].numpy()).max() < 1e-3
+
+
+def test_an_export_reuses_the_front_end_of_the_same_preprocessor(front_end, exported, parity_manifest, tmp_path):
+    """With the base model's front end, the export joins that file instead of exporting its own
+    (what every export of the workflow does): the same graph, to the bit, as the export that made
+    its own, and its parity recorded as always."""
+    record = export_model(BASE, tmp_path / "export", ["fp32"], parity_manifest, parity_clips=8, threads=2,
+                          front_end=front_end)
+    assert record["graph"]["front_end"] == {"reused": str(front_end),
+                                            "preprocessor_fingerprint": graph.front_end_fingerprint(front_end)}
+    assert record["parity"]["fp32"]["identical_transcripts"] == 8 and record["parity"]["fp32"]["passed"]
+    own = json.loads((exported / "export.json").read_text(encoding="utf-8"))["graph"]["front_end"]
+    assert own["reused"] is None and own["preprocessor_fingerprint"] == record["graph"]["front_end"][
+        "preprocessor_fingerprint"]
+    reused, made = OnnxModel(tmp_path / "export" / "model.onnx", threads=2), OnnxModel(exported / "model.onnx", threads=2)
+    audios = [load_audio(DEMO / "benchmark" / name) for name in ("user_103_003.m4a", "multi_114_001_006.wav")]
+    for mine, theirs in zip(reused.log_probs(audios), made.log_probs(audios)):
+        assert np.array_equal(mine, theirs)
+
+
+def test_a_model_of_another_preprocessor_makes_its_own_front_end(front_end, caplog):
+    """Another preprocessor config, or the same config with other filterbank values: not reused."""
+    from omegaconf import open_dict
+
+    from quranft.deploy.export import reusable_front_end
+    from quranft.models import nemo_models
+
+    model = nemo_models.restore(BASE)
+    assert reusable_front_end(model, front_end)["file"] == str(front_end)
+    with open_dict(model.cfg):
+        model.cfg.preprocessor.log_zero_guard_value = 1e-5
+    with caplog.at_level(logging.WARNING, logger="quranft"):
+        decision = reusable_front_end(model, front_end)
+    assert decision["file"] is None and decision["not_reused"] == str(front_end)
+    assert f"{front_end} was made from another preprocessor" in caplog.text
+    model = nemo_models.restore(BASE)
+    with torch.no_grad():
+        model.preprocessor.featurizer.fb[0, 1, 1] += 1e-3
+    assert reusable_front_end(model, front_end)["file"] is None
 
 
 def test_a_graph_that_hears_otherwise_fails_parity_naming_the_clips(exported, parity_manifest):

@@ -20,12 +20,12 @@ pytestmark = pytest.mark.slow
 # a user adapts the profile to a cluster without editing it.
 FIT_LOCAL = [
     "--set-threads", *(f"{rule}=1" for rule in ("prepare_quran_ayah_corpus", "prepare_retasy", "train_trial",
-                                                  "average_checkpoints", "benchmark_model", "export_model",
-                                                  "benchmark_export")),
+                                                  "average_checkpoints", "benchmark_model", "export_front_end",
+                                                  "export_model", "benchmark_export")),
     "--set-resources",
     *(f"{rule}:{key}={value}" for rule in ("prepare_quran_ayah_corpus", "prepare_retasy", "train_trial",
-                                           "average_checkpoints", "benchmark_model", "export_model",
-                                           "benchmark_export")
+                                           "average_checkpoints", "benchmark_model", "export_front_end",
+                                           "export_model", "benchmark_export")
       for key, value in (("cpus_per_task", 1), ("mem_mb", 3000))),
     "train_trial:gpu=0",
 ]
@@ -69,7 +69,7 @@ def test_the_demo_workflow_runs_through_slurm_to_its_leaderboard(slurm_run):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
     for rule in ("prepare_quran_ayah_corpus", "train_trial", "average_checkpoints", "benchmark_model",
-                 "export_model", "benchmark_export"):
+                 "export_front_end", "export_model", "benchmark_export"):
         assert f"rule {rule}:" in output, rule
     assert "submitted with SLURM jobid" in output
     assert "localrule base_model:" in output and "localrule leaderboard:" in output  # stay on the host

@@ -18,11 +18,20 @@ def cmd_export(args: argparse.Namespace) -> None:
     formats = args.formats or settings.get("formats", ["fp32", "int8"])
     result = export_model(args.model, args.out_dir, formats, args.parity_manifest,
                           args.parity_clips or settings.get("parity_clips", DEFAULT_PARITY_CLIPS),
-                          args.max_seconds or settings.get("max_seconds", DEFAULT_MAX_SECONDS), args.threads)
+                          args.max_seconds or settings.get("max_seconds", DEFAULT_MAX_SECONDS), args.threads,
+                          args.front_end)
     for fmt, record in result["formats"].items():
         agreement = result["parity"].get(fmt)
         shared = f", {agreement['identical_transcripts']}/{agreement['clips']} transcripts as the .nemo's" if agreement else ""
         log.info("%s: %s, %.1f MB%s", args.model, record["file"], record["bytes"] / 1e6, shared)
+
+
+def cmd_export_front_end(args: argparse.Namespace) -> None:
+    from quranft.deploy.graph import write_front_end
+    from quranft.models import nemo_models
+
+    fingerprint = write_front_end(nemo_models.restore(args.model, map_location="cpu"), args.output)
+    log.info("%s: the front end of %s (preprocessor fingerprint %s)", args.output, args.model, fingerprint)
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
@@ -43,7 +52,14 @@ def add_commands(commands) -> None:
     export.add_argument("--parity-clips", type=int, help="how many of its clips (default 100)")
     export.add_argument("--max-seconds", type=float, help="the longest clip the graph takes (default 40)")
     export.add_argument("--threads", type=int, default=0, help="onnxruntime threads for the parity check")
+    export.add_argument("--front-end", help="a front end (export-front-end) to reuse when the model's preprocessor "
+                                            "is the one it was made from")
     export.set_defaults(run=cmd_export)
+
+    front_end = commands.add_parser("export-front-end", help="export a .nemo's front end alone, for exports to reuse")
+    front_end.add_argument("--model", required=True, help="the .nemo (the base model)")
+    front_end.add_argument("--output", required=True, help="the front end's .onnx")
+    front_end.set_defaults(run=cmd_export_front_end)
 
     identify = commands.add_parser("identify", help="the verses recited in audio files, by a .nemo or an .onnx")
     identify.add_argument("--model", required=True, help="a .nemo, or an export's model*.onnx")

@@ -13,24 +13,36 @@ log = logging.getLogger("quranft")
 
 
 def cmd_benchmark(args: argparse.Namespace) -> None:
-    from quranft.evaluation.benchmark import run_benchmark
+    """Each --model into its --output, in one process: the corpus, its hash and the verse index
+    are loaded once for all of them (an export's formats are benchmarked by one job)."""
+    from quranft.evaluation.benchmark import load_corpus, run_benchmark
 
+    if len(args.model) != len(args.output):
+        raise ConfigError(f"benchmark: {len(args.model)} --model but {len(args.output)} --output; one output per model")
+    if len(args.model) > 1 and (args.log_probs or args.training_metadata):
+        raise ConfigError("benchmark: --log-probs and --training-metadata are for one --model")
     config = config_of(args)
     settings = config["benchmark"]
-    result = run_benchmark(args.model, settings["corpus"], args.output, args.name, tuple(settings["matchers"]),
-                           settings["primary_matcher"], settings["batch_size"], args.device, args.log_probs,
-                           args.training_metadata, tuple(settings["decoders"]))
-    summary = result["summary"][settings["primary_matcher"]]
-    log.info("%s: recall %.3f, precision %.3f, SeqAcc %.3f (%s matcher), WER %.3f", args.name, summary["recall"],
-             summary["precision"], summary["sequence_accuracy"], settings["primary_matcher"],
+    corpus = load_corpus(settings["corpus"])
+    for model, output in zip(args.model, args.output):
+        result = run_benchmark(model, corpus, output, args.name, tuple(settings["matchers"]),
+                               settings["primary_matcher"], settings["batch_size"], args.device, args.log_probs,
+                               args.training_metadata, tuple(settings["decoders"]))
+        log_figures(args.name, settings["primary_matcher"], result)
+
+
+def log_figures(name: str, primary: str, result: dict) -> None:
+    summary = result["summary"][primary]
+    log.info("%s (%s): recall %.3f, precision %.3f, SeqAcc %.3f (%s matcher), WER %.3f", name,
+             result["model"]["format"], summary["recall"], summary["precision"], summary["sequence_accuracy"], primary,
              result["transcripts"]["wer"] or float("nan"))
     if summary["errors"]:
-        log.warning("%s: samples that failed (scored 0), by kind: %s", args.name, summary["errors"])
+        log.warning("%s: samples that failed (scored 0), by kind: %s", name, summary["errors"])
     if "decoders" in result:
         rnnt = result["decoders"]["rnnt"]
         figures = rnnt["summary"][rnnt["matcher"]]
         log.info("%s, RNNT head: recall %.3f, precision %.3f, SeqAcc %.3f (%s matcher), WER %.3f; decoded in %.1f s",
-                 args.name, figures["recall"], figures["precision"], figures["sequence_accuracy"], rnnt["matcher"],
+                 name, figures["recall"], figures["precision"], figures["sequence_accuracy"], rnnt["matcher"],
                  rnnt["transcripts"]["wer"] or float("nan"), rnnt["decode_seconds"])
 
 
@@ -95,11 +107,12 @@ def cmd_rescore(args: argparse.Namespace) -> None:
 
 def add_commands(commands) -> None:
     """The commands of benchmarks, the leaderboard and re-scoring."""
-    bench = commands.add_parser("benchmark", help="verse-identification benchmark of one model")
+    bench = commands.add_parser("benchmark", help="verse-identification benchmark of a model (or of its exports)")
     add_config_options(bench)
-    bench.add_argument("--model", required=True, help="the .nemo, or an exported .onnx, to benchmark")
+    bench.add_argument("--model", required=True, nargs="+",
+                       help="the .nemo, or exported .onnx files, to benchmark (each in turn, one process)")
     bench.add_argument("--name", required=True, help="the model's name in the results (base, v1, ...)")
-    bench.add_argument("--output", required=True, help="benchmark JSON to write")
+    bench.add_argument("--output", required=True, nargs="+", help="benchmark JSON to write, one per --model")
     bench.add_argument("--log-probs", help="also save the per-sample CTC log-probabilities here (.npz)")
     bench.add_argument("--training-metadata", help="the trial's training_metadata.json: figures split by "
                                                    "whether each clip's speaker was trained on")

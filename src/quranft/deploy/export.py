@@ -5,6 +5,8 @@ real clips (deploy.parity).
 Into `out_dir`: model.onnx (fp32), model.int8.onnx, model.int4.onnx (as `formats` says),
 tokenizer.model and export.json. Every file is written beside its place first and moved there
 when the whole export succeeded, export.json last; an export whose fp32 parity fails writes nothing.
+With `front_end` (the base model's, rule export_front_end), the graph reuses it when the model's
+preprocessor has its fingerprint, and export.json says whether it did.
 """
 
 from __future__ import annotations
@@ -57,12 +59,27 @@ def _peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
 
 
+def reusable_front_end(model, front_end: str | Path | None) -> dict[str, Any]:
+    """Whether the front-end file fits the model (the same preprocessor fingerprint): what
+    export.json records of it, its `file` None when the export makes its own."""
+    fingerprint = graph.preprocessor_fingerprint(model)
+    if front_end is None:
+        return {"file": None, "fingerprint": fingerprint}
+    given = graph.front_end_fingerprint(Path(front_end))
+    if given != fingerprint:
+        log.warning("%s was made from another preprocessor (fingerprint %s, this model's %s): exporting this "
+                    "model's own front end", front_end, given, fingerprint)
+        return {"file": None, "fingerprint": fingerprint, "not_reused": str(front_end)}
+    return {"file": str(front_end), "fingerprint": fingerprint}
+
+
 def _write_formats(model, metadata: dict[str, str], formats: Sequence[str], max_seconds: float,
-                   staging: Path) -> dict[str, Any]:
+                   staging: Path, front_end: str | None) -> dict[str, Any]:
     """The fp32 graph and each quantized copy in `staging`; seconds taken by each step."""
     seconds: dict[str, float] = {}
     started = time.perf_counter()
-    joined = graph.build_graph(model, max_seconds, staging, {**metadata, onnx_model.FORMAT: "fp32"})
+    joined = graph.build_graph(model, max_seconds, staging, {**metadata, onnx_model.FORMAT: "fp32"},
+                               Path(front_end) if front_end else None)
     onnx.save(joined, str(staging / file_name("fp32")))
     for part in ("front_end.onnx", "acoustic.onnx"):
         (staging / part).unlink()
@@ -78,7 +95,8 @@ def _write_formats(model, metadata: dict[str, str], formats: Sequence[str], max_
 
 def export_model(model_path: str | Path, out_dir: str | Path, formats: Sequence[str] = DEFAULT_FORMATS,
                  parity_manifest: str | Path | None = None, parity_clips: int = DEFAULT_PARITY_CLIPS,
-                 max_seconds: float = DEFAULT_MAX_SECONDS, threads: int = 0) -> dict[str, Any]:
+                 max_seconds: float = DEFAULT_MAX_SECONDS, threads: int = 0,
+                 front_end: str | Path | None = None) -> dict[str, Any]:
     """Export `model_path` into `out_dir` (see the module's docstring); returns export.json's content."""
     model_path, out_dir = Path(model_path), Path(out_dir)
     unknown = sorted(set(formats) - set(quantize.FORMATS))
@@ -91,10 +109,11 @@ def export_model(model_path: str | Path, out_dir: str | Path, formats: Sequence[
     clips = parity.parity_clips(parity_manifest, parity_clips) if parity_manifest else []
     reference = parity.transcribe_clips(model, clips)  # before the export changes the model
     metadata = graph_metadata(model, tokenizer, max_seconds, model_path)
+    reused = reusable_front_end(model, front_end)
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
     try:
-        seconds = _write_formats(model, metadata, formats, max_seconds, staging)
+        seconds = _write_formats(model, metadata, formats, max_seconds, staging, reused["file"])
         graphs = {fmt: onnx_model.OnnxModel(staging / file_name(fmt), threads) for fmt in ("fp32", *formats)}
         started_parity = time.perf_counter()
         agreement = parity.measure(reference, graphs, clips)
@@ -102,7 +121,8 @@ def export_model(model_path: str | Path, out_dir: str | Path, formats: Sequence[
         (staging / "tokenizer.model").write_bytes(tokenizer.model_bytes)
         if "fp32" not in formats:  # the quantized copies are made from it; kept only when asked for
             (staging / file_name("fp32")).unlink()
-        result = _record(model_path, out_dir, formats, staging, metadata, agreement, seconds, started, max_seconds)
+        result = _record(model_path, out_dir, formats, staging, metadata, agreement, seconds, started, max_seconds,
+                         reused)
         for name in [*(file_name(f) for f in formats), "tokenizer.model"]:
             os.replace(staging / name, out_dir / name)
         write_json(out_dir / "export.json", result)
@@ -112,7 +132,8 @@ def export_model(model_path: str | Path, out_dir: str | Path, formats: Sequence[
 
 
 def _record(model_path: Path, out_dir: Path, formats: Sequence[str], staging: Path, metadata: dict[str, str],
-            agreement: dict[str, Any], seconds: dict[str, float], started: float, max_seconds: float) -> dict[str, Any]:
+            agreement: dict[str, Any], seconds: dict[str, float], started: float, max_seconds: float,
+            front_end: dict[str, Any]) -> dict[str, Any]:
     import onnxruntime
     import torch
 
@@ -131,7 +152,10 @@ def _record(model_path: Path, out_dir: Path, formats: Sequence[str], staging: Pa
                   "exporters": {"front_end": f"torch.onnx.export(dynamo=True) {torch.__version__}",
                                 "encoder_and_ctc_head": f"torch.onnx.export(dynamo=False) {torch.__version__}",
                                 "joined_with": "onnx.compose.merge_models"},
-                  "single_file": True},
+                  "single_file": True,
+                  # the base model's front end (rule export_front_end) where the preprocessor is the same
+                  "front_end": {"reused": front_end["file"], "preprocessor_fingerprint": front_end["fingerprint"],
+                                **({"not_reused": front_end["not_reused"]} if "not_reused" in front_end else {})}},
         "parity": agreement,
         "seconds": {**seconds, "total": round(time.perf_counter() - started, 2)},
         "peak_memory_mb": round(_peak_memory_mb(), 1),

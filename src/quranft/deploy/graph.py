@@ -17,6 +17,11 @@ Two exporters, each where it works and is fast (measured on the demo base model,
   graph returns no frame lengths.
 The two are joined into one self-contained file (no external weights) with onnx.compose.
 
+The front end depends on the preprocessor alone, which fine-tuning does not change: it is exported
+once from the base model (`write_front_end`, rule export_front_end) and reused by every export whose
+preprocessor has the same fingerprint (its config and buffers: window, filterbank), which saves the
+dynamo exporter's 8 s per demo model; any other model's front end is exported with it.
+
 Before export, two changes that keep every output the same (parity is measured on every export):
 - each Conformer block's pointwise convolutions (Conv1d, kernel 1) become the same product as a
   MatMul, so that int8 and int4 quantization (MatMul-only) covers their weights too, at MatMul's
@@ -28,7 +33,11 @@ Before export, two changes that keep every output the same (parity is measured o
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import math
+import os
+import shutil
 from pathlib import Path
 
 import onnx
@@ -39,6 +48,7 @@ AUDIO, AUDIO_LENGTHS = "audio", "audio_lengths"
 LOG_PROBS, FRAME_LENGTHS = "log_probs", "frame_lengths"
 FEATURES, FEATURE_LENGTHS = "features", "feature_lengths"
 OPSET = 18
+FINGERPRINT = "quranft.preprocessor_fingerprint"  # the front end's metadata key
 # The dynamo exporter traces one example; these bound the shapes the graph accepts.
 EXAMPLE_SECONDS = (3.0, 2.0)
 
@@ -187,15 +197,57 @@ def join(front_end: Path, acoustic: Path, metadata: dict[str, str]) -> onnx.Mode
     return joined
 
 
-def build_graph(model, max_seconds: float, work_dir: Path, metadata: dict[str, str]) -> onnx.ModelProto:
-    """The whole graph of a restored hybrid model (changed in place: export it last)."""
+def preprocessor_fingerprint(model) -> str:
+    """sha256 over the preprocessor's config (resolved, canonical JSON) and its buffers and
+    parameters (the window, the mel filterbank), in state-dict order: equal fingerprints give the
+    same front end."""
+    from omegaconf import OmegaConf
+
+    digest = hashlib.sha256(json.dumps(OmegaConf.to_container(model.cfg.preprocessor, resolve=True),
+                                       sort_keys=True, default=str).encode())
+    for key, tensor in model.preprocessor.state_dict().items():
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{key}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.numpy().tobytes() if tensor.dtype != torch.bfloat16 else tensor.float().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def front_end_fingerprint(path: Path) -> str | None:
+    """The fingerprint a front-end file was written with (None if it carries none)."""
+    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    return props.get(FINGERPRINT)
+
+
+def write_front_end(model, path: Path) -> str:
+    """The front end of a restored model alone, with its fingerprint in the file's metadata, written
+    beside `path` and moved there when whole; returns the fingerprint."""
+    fingerprint = preprocessor_fingerprint(model)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    with export_mode(model):
+        export_front_end(model.preprocessor, int(model.cfg.preprocessor.sample_rate), partial)
+    front_end = onnx.load(str(partial))
+    front_end.metadata_props.add(key=FINGERPRINT, value=fingerprint)
+    onnx.save(front_end, str(partial))
+    os.replace(partial, path)
+    return fingerprint
+
+
+def build_graph(model, max_seconds: float, work_dir: Path, metadata: dict[str, str],
+                front_end: Path | None = None) -> onnx.ModelProto:
+    """The whole graph of a restored hybrid model (changed in place: export it last). `front_end`:
+    a front-end file (write_front_end) of the same preprocessor, used instead of exporting one."""
     preprocessor_cfg = model.cfg.preprocessor
     sample_rate = int(preprocessor_cfg.sample_rate)
     with export_mode(model):
         pointwise_as_matmul(model.encoder)
         pointwise_as_matmul(model.ctc_decoder)
         limit_positions(model.encoder, encoder_frames(model.encoder, max_seconds, float(preprocessor_cfg.window_stride)))
-        export_front_end(model.preprocessor, sample_rate, work_dir / "front_end.onnx")
+        if front_end is None:
+            export_front_end(model.preprocessor, sample_rate, work_dir / "front_end.onnx")
+        else:
+            shutil.copyfile(front_end, work_dir / "front_end.onnx")
         audio, lengths = example_audio(sample_rate)
         features, feature_lengths = model.preprocessor(input_signal=audio, length=lengths)
         export_acoustic(model.encoder, model.ctc_decoder, features, feature_lengths, work_dir / "acoustic.onnx")

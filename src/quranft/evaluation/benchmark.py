@@ -277,36 +277,53 @@ def judged_decoders(model, decoders: tuple[str, ...], model_name: str) -> tuple[
     return tuple(d for d in DECODERS if d in decoders)
 
 
-def run_benchmark(model_path: str | Path, corpus_dir: str | Path, out_json: str | Path, model_name: str,
-                  matchers: tuple[str, ...] = MATCHERS, primary: str = "ctc", batch_size: int = 8,
+@dataclass
+class Corpus:
+    """What every model's benchmark on one corpus shares: its samples and content hash, the verse
+    index and the text matcher (built once when one process benchmarks several models)."""
+    path: Path
+    samples: list[Sample]
+    sha256: str
+    index: VerseIndex
+    text_matcher: TextMatcher
+
+
+def load_corpus(corpus_dir: str | Path) -> Corpus:
+    corpus_dir = Path(corpus_dir)
+    samples = load_samples(corpus_dir)
+    return Corpus(corpus_dir, samples, corpus_hash(corpus_dir, samples), default_index(), TextMatcher())
+
+
+def run_benchmark(model_path: str | Path, corpus_dir: str | Path | Corpus, out_json: str | Path, model_name: str,
+                  matchers: tuple[str, ...] = MATCHERS, primary: str = "ctc", batch_size: int | None = 8,
                   device: str = "cpu", log_probs_path: str | Path | None = None,
                   training_metadata: str | Path | None = None,
                   decoders: tuple[str, ...] = DECODERS) -> dict[str, Any]:
-    """Benchmark one model on the corpus; write `out_json` (and the log-probs) and return the result.
-    With the trial's `training_metadata`, the figures are also split by whether each clip's speaker
-    was in the training data. With `rnnt` among the `decoders` and a model that has the head, the
-    RNNT head's figures are in the result's `decoders.rnnt`."""
-    model_path, corpus_dir = Path(model_path), Path(corpus_dir)
-    samples = load_samples(corpus_dir)
+    """Benchmark one model on the corpus (a folder, or a Corpus another model's run loaded); write
+    `out_json` (and the log-probs) and return the result. With the trial's `training_metadata`, the
+    figures are also split by whether each clip's speaker was in the training data. With `rnnt`
+    among the `decoders` and a model that has the head, the RNNT head's figures are in the result's
+    `decoders.rnnt`. `batch_size` None skips the batch-throughput pass (`latency.batch` null)."""
+    model_path = Path(model_path)
+    corpus = corpus_dir if isinstance(corpus_dir, Corpus) else load_corpus(corpus_dir)
+    samples, index, text_matcher = corpus.samples, corpus.index, corpus.text_matcher
     if model_path.suffix == ".onnx":
         device = "cpu"  # the exports are benchmarked where an app runs them: onnxruntime on the CPU
     model, ctc_matcher, parameters = load_model(model_path, device)
     rnnt = "rnnt" in judged_decoders(model, decoders, model_name)
     if rnnt:
         use_rnnt_greedy(model)
-    index = default_index()
-    text_matcher = TextMatcher()
 
     def identify_clip(path: Path) -> Attempt:
         return identify(path, model, primary, index, text_matcher, ctc_matcher, rnnt)
 
-    warm = warm_up([(s.id, corpus_dir / s.file) for s in samples if (corpus_dir / s.file).is_file()], identify_clip)
-    rows, log_probs, rnnt_rows = transcribe_corpus(samples, corpus_dir, identify_clip, model_name, rnnt)
+    warm = warm_up([(s.id, corpus.path / s.file) for s in samples if (corpus.path / s.file).is_file()], identify_clip)
+    rows, log_probs, rnnt_rows = transcribe_corpus(samples, corpus.path, identify_clip, model_name, rnnt)
     summaries = score_rows(rows, matchers, index, text_matcher, ctc_matcher, log_probs)
-    batch = batch_throughput(model, corpus_dir, rows, batch_size)
+    batch = batch_throughput(model, corpus.path, rows, batch_size) if batch_size else None
     result = {
         "model": model_record(model_path, model_name, model, parameters),
-        "corpus": {"path": str(corpus_dir), "samples": len(samples), "sha256": corpus_hash(corpus_dir, samples)},
+        "corpus": {"path": str(corpus.path), "samples": len(samples), "sha256": corpus.sha256},
         "decoding": {"head": "ctc", "strategy": "greedy"},
         "matchers": matcher_records(primary, text_matcher, ctc_matcher),
         # the hash of all the code that decides this file's figures (code_versions.scorer_version)

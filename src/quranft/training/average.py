@@ -83,9 +83,11 @@ def _check_compatible(path: Path, state: dict[str, torch.Tensor], reference: dic
 
 def average_checkpoints(paths: list[str | Path], reference: dict[str, torch.Tensor],
                         weights: list[float] | None = None) -> dict[str, torch.Tensor]:
-    """Average the float tensors of `paths` (best first); integer tensors come from the first.
+    """Average the float tensors of `paths` (best first); integer tensors come from the first, and
+    so does a float tensor equal in every checkpoint (frozen layers, the preprocessor's window and
+    filterbank): summing and dividing would move it by a rounding step.
 
-    Holds the accumulator and one loaded checkpoint at a time.
+    Holds the accumulator, one loaded checkpoint at a time, and the first one's unchanged tensors.
     """
     if not paths:
         raise AveragingError("no checkpoints to average")
@@ -94,6 +96,7 @@ def average_checkpoints(paths: list[str | Path], reference: dict[str, torch.Tens
         raise AveragingError(f"averaging weights {weights} do not fit {len(paths)} checkpoints")
     total = float(sum(weights))
     accumulator: dict[str, torch.Tensor] = {}
+    unchanged: dict[str, torch.Tensor] = {}  # float tensors equal in every checkpoint read so far
     for number, (path, weight) in enumerate(zip(paths, weights)):
         state = load_state_dict(path)
         _check_compatible(Path(path), state, reference)
@@ -104,12 +107,17 @@ def average_checkpoints(paths: list[str | Path], reference: dict[str, torch.Tens
                 continue
             scaled = tensor if weight == 1.0 else tensor * weight
             if number == 0:
+                unchanged[key] = tensor
                 accumulator[key] = scaled.clone()
             else:
+                if key in unchanged and not torch.equal(unchanged[key], tensor):
+                    del unchanged[key]
                 accumulator[key] += scaled
         del state
     for key, tensor in accumulator.items():
-        if tensor.is_floating_point():
+        if key in unchanged:
+            accumulator[key] = unchanged[key]
+        elif tensor.is_floating_point():
             tensor /= total
     return accumulator
 
