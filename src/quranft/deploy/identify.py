@@ -23,6 +23,7 @@ from quranft.data.audio import SAMPLE_RATE, load_audio
 from quranft.matching.ctc_matcher import CTCMatcher
 from quranft.matching.text_matcher import Match, TextMatcher
 from quranft.matching.verse_index import default_index
+from quranft.models.loading import load_for_ctc
 from quranft.quran.references import surah_labels, verses_label
 
 MATCHERS = ("ctc", "text")
@@ -52,18 +53,8 @@ class Identified:
 
 def load_model(path: str | Path, threads: int = 0):
     """(model, CTC matcher) for a .nemo or an exported .onnx; an .onnx never loads NeMo."""
-    path = Path(path)
-    if path.suffix == ".onnx":
-        from quranft.models.onnx_model import OnnxModel
-
-        model = OnnxModel(path, threads)
-        return model, CTCMatcher(model.tokenizer, blank=model.blank)
-    from quranft.models import nemo_models
-    from quranft.models.transcribe import use_ctc_greedy
-
-    model = nemo_models.restore(path)
-    use_ctc_greedy(model)
-    return model, CTCMatcher(model.tokenizer, blank=model.ctc_decoder.num_classes_with_blank - 1)
+    loaded = load_for_ctc(path, threads)
+    return loaded.model, CTCMatcher(loaded.tokenizer, blank=loaded.blank)
 
 
 def _transcribe(model, audio):

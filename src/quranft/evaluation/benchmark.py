@@ -38,6 +38,7 @@ from quranft.matching.ctc_matcher import CTCMatcher, save_log_probs
 from quranft.matching.scoring import predict, score_rows, summarize_scores
 from quranft.matching.text_matcher import TextMatcher
 from quranft.matching.verse_index import VerseIndex, default_index
+from quranft.models.loading import load_for_ctc
 from quranft.models.onnx_model import OnnxModel
 from quranft.models.transcribe import (
     check_not_empty,
@@ -49,7 +50,6 @@ from quranft.models.transcribe import (
     rnnt_decoding,
     transcribe_files,
     transcribe_samples,
-    use_ctc_greedy,
     use_rnnt_greedy,
 )
 from quranft.progress import progress
@@ -236,15 +236,8 @@ def by_speaker(rows: list[dict[str, Any]], matchers: tuple[str, ...], speakers: 
 def load_model(model_path: Path, device: str):
     """A .nemo restored (its CTC head decoding greedily), or an exported graph on onnxruntime with
     the benchmark's threads; the CTC matcher for its tokenizer and blank; its parameter count."""
-    if model_path.suffix == ".onnx":
-        model = OnnxModel(model_path, threads=torch.get_num_threads())
-        return model, CTCMatcher(model.tokenizer, blank=model.blank), model.parameters
-    from quranft.models import nemo_models  # NeMo (about 10 s to import) only for a .nemo
-
-    model = nemo_models.restore(model_path, map_location=device)
-    use_ctc_greedy(model)
-    matcher = CTCMatcher(model.tokenizer, blank=model.ctc_decoder.num_classes_with_blank - 1)
-    return model, matcher, sum(p.numel() for p in model.parameters())
+    loaded = load_for_ctc(model_path, threads=torch.get_num_threads(), device=device)
+    return loaded.model, CTCMatcher(loaded.tokenizer, blank=loaded.blank), loaded.parameters
 
 
 def model_record(model_path: Path, model_name: str, model, parameters: int) -> dict[str, Any]:
