@@ -9,19 +9,20 @@ import pytest
 import yaml
 
 from quranft.cli import main
-from test_leaderboard import ALL_RIGHT, BASE_RIGHT, benchmark
+from test_leaderboard import ALL_RIGHT, BASE_RIGHT, benchmark, hybrid
 
 HALF = {"s0", "s1", "s2", "s6", "s7"}
 
 
-def write_board(tmp_path, models: dict[str, set[str]]) -> tuple[str, list[str]]:
+def write_board(tmp_path, models: dict[str, set[str]], heads: bool = False) -> tuple[str, list[str]]:
     """The leaderboard of `models` ({name: samples right}) through the CLI, as the workflow writes
-    it; returns its JSON file and each model's NAME=.nemo argument."""
+    it (with `heads`, of hybrids whose RNNT head gets the same samples right); returns its JSON
+    file and each model's NAME=.nemo argument."""
     files = []
     for name, right in models.items():
         path = tmp_path / "results" / name / "benchmark.json"
         path.parent.mkdir(parents=True)
-        path.write_text(json.dumps(benchmark(name, right)), encoding="utf-8")
+        path.write_text(json.dumps(hybrid(name, right, right) if heads else benchmark(name, right)), encoding="utf-8")
         files.append(f"{name}={path}")
     out = tmp_path / "results" / "leaderboard"
     assert main(["leaderboard", "--benchmarks", *files, "--markdown", f"{out}.md", "--json", f"{out}.json",
@@ -105,8 +106,8 @@ def trial_files(tmp_path) -> tuple[str, str]:
     return str(paths[0]), str(paths[1])
 
 
-def card(tmp_path, model: str, settings: dict, *trial: str) -> tuple[dict, str]:
-    board, _ = write_board(tmp_path, {"base": BASE_RIGHT, "v1": ALL_RIGHT})
+def card(tmp_path, model: str, settings: dict, *trial: str, heads: bool = False) -> tuple[dict, str]:
+    board, _ = write_board(tmp_path, {"base": BASE_RIGHT, "v1": ALL_RIGHT}, heads)
     settings_file = tmp_path / "settings.json"
     settings_file.write_text(json.dumps(settings), encoding="utf-8")
     out = tmp_path / "results" / model / "MODEL_CARD.md"
@@ -146,6 +147,24 @@ def test_a_trials_model_card_has_front_matter_that_parses_as_yaml_with_the_bench
     assert "| multi (2) | 100.0% | 50.0% |" in body
     assert "License: `cc-by-4.0`, inherited from the base model" in body
     assert "Tanzil Quran Text (tanzil.net), CC BY 3.0" in body
+
+
+def test_a_hybrids_card_also_gives_its_rnnt_heads_figures_against_the_bases_rnnt_head(tmp_path):
+    training, averaging = trial_files(tmp_path)
+    meta, body = card(tmp_path, "v1", HUB_SETTINGS, "--training-metadata", training, "--averaging", averaging,
+                      heads=True)
+    [result] = meta["model-index"][0]["results"]
+    metrics = {m["name"]: m["value"] for m in result["metrics"]}
+    assert metrics["SeqAcc (ctc matcher)"] == 100.0 and metrics["transcript WER (CTC greedy, without diacritics)"] == 50.0
+    assert metrics["SeqAcc (RNNT head, text matcher)"] == 100.0 and metrics["verse recall (RNNT head, text matcher)"] == 100.0
+    assert metrics["transcript WER (RNNT greedy, without diacritics)"] == 40.0
+    heads = body.split("The RNNT head on the same clips (greedy, `text` matcher; every figure above is the CTC head's):")[1]
+    assert "| v1 | 100.0% | 100.0% | 100.0% (100.0%–100.0%) | 40.0% | 10.0% |" in heads
+    assert "| base | 25.0% |" in heads
+    assert ("Against the base: +75.0 points of SeqAcc, 6 samples recovered and 0 regressed; exact McNemar p = "
+            "0.0312, Holm p = 0.0312 across the 1 RNNT heads compared with the base's: significant at 0.05.") in heads
+    _, plain = card(tmp_path / "plain", "v1", HUB_SETTINGS, "--training-metadata", training, "--averaging", averaging)
+    assert "RNNT head on" not in plain and body.split("The RNNT head on")[0] == plain.split("\n## License")[0] + "\n"
 
 
 def test_the_base_models_card_with_a_local_base_names_no_hub_model_and_no_training(tmp_path):

@@ -45,6 +45,30 @@ def _metric(kind: str, name: str, value: float | None) -> list[dict[str, Any]]:
     return [] if value is None else [{"type": kind, "name": name, "value": round(100 * value, 2)}]
 
 
+def decoder_row(board: Mapping[str, Any], decoder: str, model: str) -> dict[str, Any] | None:
+    """The model's row in the board's table of another head (`decoders.<decoder>`), if it has one."""
+    section = (board.get("decoders") or {}).get(decoder) or {}
+    return next((r for r in section.get("rows", []) if r["model"] == model), None)
+
+
+def _table(shown: list[Mapping[str, Any]]) -> list[str]:
+    lines = ["| model | recall | precision | SeqAcc (95% CI) | WER | CER |", "| --- | --- | --- | --- | --- | --- |"]
+    for shown_row in shown:
+        low, high = shown_row["ci95"]["sequence_accuracy"] or (None, None)
+        lines.append(f"| {shown_row['model']} | {pct(shown_row['recall'])} | {pct(shown_row['precision'])} | "
+                     f"{pct(shown_row['sequence_accuracy'])} ({pct(low)}–{pct(high)}) | {pct(shown_row['wer'])} | "
+                     f"{pct(shown_row['cer'])} |")
+    return lines
+
+
+def _versus(versus: Mapping[str, Any], tests: Mapping[str, Any], family: str) -> str:
+    return (f"Against the base: {100 * versus['deltas']['sequence_accuracy']['delta']:+.1f} points of SeqAcc, "
+            f"{len(versus['recovered'])} samples recovered and {len(versus['regressed'])} regressed; exact "
+            f"McNemar p = {versus['mcnemar_p']:.3g}, Holm p = {versus['mcnemar_p_holm']:.3g} across the "
+            f"{tests['comparisons']} {family}: "
+            f"{'significant' if versus['significant'] else 'not significant'} at {tests['alpha']}.")
+
+
 def model_index(board: Mapping[str, Any], row: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The benchmark's figures as Hugging Face model-index results (percentages)."""
     matcher, corpus = board["matcher"], board["corpus"]
@@ -58,6 +82,14 @@ def model_index(board: Mapping[str, Any], row: Mapping[str, Any]) -> list[dict[s
                     *_metric("wer", "transcript WER (CTC greedy, without diacritics)", row["wer"]),
                     *_metric("cer", "transcript CER (CTC greedy, without diacritics)", row["cer"])],
     }]
+    rnnt = decoder_row(board, "rnnt", row["model"])
+    if rnnt:  # the hybrid's other head, judged by the text matcher (the leaderboard's RNNT table)
+        head = f"RNNT head, {board['decoders']['rnnt']['matcher']} matcher"
+        results[0]["metrics"] += [*_metric("accuracy", f"SeqAcc ({head})", rnnt["sequence_accuracy"]),
+                                  *_metric("recall", f"verse recall ({head})", rnnt["recall"]),
+                                  *_metric("precision", f"verse precision ({head})", rnnt["precision"]),
+                                  *_metric("wer", "transcript WER (RNNT greedy, without diacritics)", rnnt["wer"]),
+                                  *_metric("cer", "transcript CER (RNNT greedy, without diacritics)", rnnt["cer"])]
     asr = next((r for r in (board.get("asr") or {}).get("rows", []) if r["model"] == row["model"]), None)
     if asr:
         overall = asr["summary"][ALL]
@@ -137,26 +169,23 @@ def _evaluation(board: Mapping[str, Any], row: Mapping[str, Any], base: Mapping[
     shown = [row] if row is base else [row, base]
     lines = ["", "## Evaluation", "",
              f"Verse identification on `{corpus['path']}` ({corpus['samples']} clips), `{board['matcher']}` "
-             "matcher; transcript WER and CER without diacritics.", "",
-             "| model | recall | precision | SeqAcc (95% CI) | WER | CER |", "| --- | --- | --- | --- | --- | --- |"]
-    for shown_row in shown:
-        low, high = shown_row["ci95"]["sequence_accuracy"] or (None, None)
-        lines.append(f"| {shown_row['model']} | {pct(shown_row['recall'])} | {pct(shown_row['precision'])} | "
-                     f"{pct(shown_row['sequence_accuracy'])} ({pct(low)}–{pct(high)}) | {pct(shown_row['wer'])} | "
-                     f"{pct(shown_row['cer'])} |")
+             "matcher; transcript WER and CER without diacritics.", "", *_table(shown)]
     if versus := row.get("versus_base"):
-        tests = board["multiple_comparisons"]
-        lines += ["", f"Against the base: {100 * versus['deltas']['sequence_accuracy']['delta']:+.1f} points of SeqAcc, "
-                      f"{len(versus['recovered'])} samples recovered and {len(versus['regressed'])} regressed; exact "
-                      f"McNemar p = {versus['mcnemar_p']:.3g}, Holm p = {versus['mcnemar_p_holm']:.3g} across the "
-                      f"{tests['comparisons']} trials: "
-                      f"{'significant' if versus['significant'] else 'not significant'} at {tests['alpha']}."]
+        lines += ["", _versus(versus, board["multiple_comparisons"], "trials")]
     categories = sorted(base["per_category"])
     if categories:
         lines += ["", "SeqAcc by category:", "", "| category | " + " | ".join(r["model"] for r in shown) + " |",
                   "| --- |" + " --- |" * len(shown)]
         lines += [f"| {c} ({base['per_category'][c]['samples']}) | " + " | ".join(
             pct(r["per_category"].get(c, {}).get("sequence_accuracy")) for r in shown) + " |" for c in categories]
+    rnnt = decoder_row(board, "rnnt", row["model"])
+    if rnnt:
+        section = board["decoders"]["rnnt"]
+        heads = [rnnt] if row is base else [r for r in (rnnt, decoder_row(board, "rnnt", "base")) if r]
+        lines += ["", f"The RNNT head on the same clips (greedy, `{section['matcher']}` matcher; every figure above is "
+                      "the CTC head's):", "", *_table(heads)]
+        if versus := rnnt.get("versus_base"):
+            lines += ["", _versus(versus, section["multiple_comparisons"], "RNNT heads compared with the base's")]
     return lines
 
 
