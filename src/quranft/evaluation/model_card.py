@@ -45,6 +45,16 @@ def _metric(kind: str, name: str, value: float | None) -> list[dict[str, Any]]:
     return [] if value is None else [{"type": kind, "name": name, "value": round(100 * value, 2)}]
 
 
+def _verse_metrics(row: Mapping[str, Any], matched_by: str, head: str) -> list[dict[str, Any]]:
+    """A leaderboard row's verse figures (`matched_by`: "ctc matcher") and its head's transcript
+    WER and CER, as model-index metrics."""
+    return [*_metric("accuracy", f"SeqAcc ({matched_by})", row["sequence_accuracy"]),
+            *_metric("recall", f"verse recall ({matched_by})", row["recall"]),
+            *_metric("precision", f"verse precision ({matched_by})", row["precision"]),
+            *_metric("wer", f"transcript WER ({head} greedy, without diacritics)", row["wer"]),
+            *_metric("cer", f"transcript CER ({head} greedy, without diacritics)", row["cer"])]
+
+
 def decoder_row(board: Mapping[str, Any], decoder: str, model: str) -> dict[str, Any] | None:
     """The model's row in the board's table of another head (`decoders.<decoder>`), if it has one."""
     section = (board.get("decoders") or {}).get(decoder) or {}
@@ -76,20 +86,12 @@ def model_index(board: Mapping[str, Any], row: Mapping[str, Any]) -> list[dict[s
         "task": {"type": "automatic-speech-recognition", "name": "Quran verse identification"},
         "dataset": {"type": corpus["path"], "name": f"verse-identification benchmark {corpus['path']} "
                                                     f"({corpus['samples']} clips)"},
-        "metrics": [*_metric("accuracy", f"SeqAcc ({matcher} matcher)", row["sequence_accuracy"]),
-                    *_metric("recall", f"verse recall ({matcher} matcher)", row["recall"]),
-                    *_metric("precision", f"verse precision ({matcher} matcher)", row["precision"]),
-                    *_metric("wer", "transcript WER (CTC greedy, without diacritics)", row["wer"]),
-                    *_metric("cer", "transcript CER (CTC greedy, without diacritics)", row["cer"])],
+        "metrics": _verse_metrics(row, f"{matcher} matcher", "CTC"),
     }]
     rnnt = decoder_row(board, "rnnt", row["model"])
     if rnnt:  # the hybrid's other head, judged by the text matcher (the leaderboard's RNNT table)
-        head = f"RNNT head, {board['decoders']['rnnt']['matcher']} matcher"
-        results[0]["metrics"] += [*_metric("accuracy", f"SeqAcc ({head})", rnnt["sequence_accuracy"]),
-                                  *_metric("recall", f"verse recall ({head})", rnnt["recall"]),
-                                  *_metric("precision", f"verse precision ({head})", rnnt["precision"]),
-                                  *_metric("wer", "transcript WER (RNNT greedy, without diacritics)", rnnt["wer"]),
-                                  *_metric("cer", "transcript CER (RNNT greedy, without diacritics)", rnnt["cer"])]
+        results[0]["metrics"] += _verse_metrics(rnnt, f"RNNT head, {board['decoders']['rnnt']['matcher']} matcher",
+                                                "RNNT")
     asr = next((r for r in (board.get("asr") or {}).get("rows", []) if r["model"] == row["model"]), None)
     if asr:
         overall = asr["summary"][ALL]
