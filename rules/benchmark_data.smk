@@ -68,7 +68,7 @@ if config["asr_benchmark"]:
         input:
             model="results/{model}/model.nemo",
             test_set=f"{ASR_SET}/manifest.jsonl",
-            code=asr_code_files(),
+            code=code_record("asr_benchmark_code", ASR_BENCHMARK),
             # the heads judged (benchmark.decoders) as in the verse benchmark
             settings=settings_file(
                 "asr_benchmark_model",

@@ -13,7 +13,7 @@ os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PY
 from quranft.config import check_local_paths, is_hub_id, validate_config
 from quranft.data.benchmark_corpus import audio_files as benchmark_audio_files, check_build_target, synthetic_corpus_warning
 from quranft.data.sources import local_files
-from quranft.evaluation.code_versions import asr_code_files, scoring_code_files
+from quranft.evaluation.code_versions import ASR_BENCHMARK, BENCHMARK, module_hashes
 from quranft.fileio import holds_json, read_json, write_canonical_json
 from quranft.models.onnx_model import EXPORT_FILES
 from quranft.training.curves import METRICS_CSV
@@ -76,6 +76,14 @@ def settings_file(name, **sections):
     write_canonical_json(scratch, sections)
     UNRECORDED[scratch] = recorded
     return scratch
+
+
+def code_record(name, module):
+    """What a benchmark's code does, as a settings file (settings_file): the hash of each module of
+    `module`'s closure, normalised so that docstrings, comments and formatting do not count. An
+    edit that changes what the code does re-plans the jobs that read the record; one that does not
+    leaves the recorded file and its time as they were, and re-plans nothing."""
+    return settings_file(name, code=module_hashes(module))
 
 
 def record_settings():

@@ -6,10 +6,14 @@ every quranft module it imports, directly or through others, at its top or insid
 I/O, progress, provenance, plots), which decide no score. So a helper that the matcher or the
 transcription starts to use is hashed and declared the day it is imported.
 
-The benchmark rules list these files as inputs (editing them re-scores, never retrains), and
-every benchmark JSON records each matcher's hash, so that the leaderboard compares only
-benchmarks scored by the same code. Kept free of heavy imports: the Snakefile reads it on every
-parse.
+What is hashed is the code's behaviour, not its text: each module's syntax tree without its
+docstrings, so that a comment, a docstring or a reformatting changes no version and re-runs no
+benchmark, while any change to what the code does (a constant, a statement, a name) does.
+
+The benchmark rules take a record of these hashes as an input (rules/common.smk, code_record:
+editing what the code does re-scores, never retrains), and every benchmark JSON records each
+matcher's hash, so that the leaderboard compares only benchmarks scored by the same code. Kept
+free of heavy imports: the Snakefile reads it on every parse.
 """
 
 from __future__ import annotations
@@ -78,24 +82,42 @@ def matcher_modules(matcher: str) -> list[str]:
     return closure(MATCHERS[matcher], SCORING)
 
 
-def scoring_code_files() -> list[str]:
-    """Every file whose edit changes a verse benchmark's figures: the benchmark, the matchers, the
-    scoring, the model's loading and transcription, the audio decoding, sorted."""
-    return module_files(closure(BENCHMARK))
+def _without_docstrings(tree: ast.AST) -> ast.AST:
+    """The tree with the docstring of the module and of every class and function removed."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return tree
 
 
-def asr_code_files() -> list[str]:
-    """Every file whose edit changes an ASR benchmark's figures: its error rates, the
-    normalisations, the transcription and the audio decoding."""
-    return module_files(closure(ASR_BENCHMARK))
+def normalised_code(source: str, filename: str = "<source>") -> str:
+    """What a module's source does, as text: its syntax tree without docstrings and without line
+    numbers (comments, blank lines and formatting are not in a syntax tree)."""
+    tree = ast.parse(source, filename=filename)
+    return ast.dump(_without_docstrings(tree), include_attributes=False)
+
+
+def module_hash(module: str) -> str:
+    """sha256 (first 16 hex digits) of one module's normalised code (a path relative to the package)."""
+    path = PACKAGE / module
+    return hashlib.sha256(normalised_code(path.read_text(encoding="utf-8"), str(path)).encode()).hexdigest()[:16]
+
+
+def module_hashes(module: str) -> dict[str, str]:
+    """Each module of `module`'s closure and the hash of its normalised code: what a benchmark rule
+    takes as its code input (a record that changes only when what the code does changes)."""
+    return {name: module_hash(name) for name in closure(module)}
 
 
 def code_hash(modules) -> str:
-    """sha256 (first 16 hex digits) over the named modules' paths and bytes, in the order given."""
+    """sha256 (first 16 hex digits) over the named modules' paths and normalised code, in the order given."""
     digest = hashlib.sha256()
-    for name, path in zip(modules, module_files(modules)):
+    for name in modules:
         digest.update(name.encode())
-        digest.update(Path(path).read_bytes())
+        digest.update(module_hash(name).encode())
     return digest.hexdigest()[:16]
 
 
