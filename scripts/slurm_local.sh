@@ -2,11 +2,14 @@
 # A one-node Slurm cluster on localhost, for the tests and for trying `snakemake --profile slurm`.
 #
 #   scripts/slurm_local.sh start DIR   # install slurm-wlm and munge if missing, start the daemons
-#   scripts/slurm_local.sh stop DIR    # stop the daemons this script started from DIR
+#   scripts/slurm_local.sh stop DIR    # stop the daemons this script started from DIR, remove its slurm.conf
 #
 # DIR holds the state, logs and pid files. The configuration goes to /etc/slurm/slurm.conf, where
 # every Slurm command finds it (the Slurm executor's job steps drop SLURM_CONF from their
-# environment); a slurm.conf this script did not write is never replaced. No accounting database:
+# environment); a slurm.conf this script did not write is never replaced. It is there only while
+# the cluster runs: with Slurm installed, Snakemake imports the Slurm executor plugin at every
+# start, and the plugin asks the controller for its configuration (`scontrol show config`, up to
+# 10 s); a configuration naming a stopped controller made every Snakemake start wait those 10 s. No accounting database:
 # job states come from squeue, and MinJobAge keeps finished jobs visible to it for 10 minutes.
 # Needs root (or sudo) for apt-get, munged's key and /etc/slurm.
 set -euo pipefail
@@ -16,6 +19,9 @@ dir=$(mkdir -p "${2:?usage: slurm_local.sh start|stop DIR}" && cd "$2" && pwd)
 sudo=""
 [ "$(id -u)" -ne 0 ] && sudo="sudo"
 
+conf=/etc/slurm/slurm.conf
+marker="# written by quranft scripts/slurm_local.sh"
+
 stop() {
     for daemon in slurmd slurmctld munged; do
         if [ -f "$dir/$daemon.pid" ]; then
@@ -23,6 +29,9 @@ stop() {
             rm -f "$dir/$daemon.pid"
         fi
     done
+    if [ -f "$conf" ] && grep -qF "$marker" "$conf"; then
+        $sudo rm -f "$conf"
+    fi
 }
 
 if [ "$action" = stop ]; then
@@ -56,8 +65,6 @@ host=$(hostname -s)
 cpus=$(nproc)
 memory=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 1024 ))
 user=$(id -un)
-conf=/etc/slurm/slurm.conf
-marker="# written by quranft scripts/slurm_local.sh"
 if [ -f "$conf" ] && ! grep -qF "$marker" "$conf"; then
     echo "$conf exists and was not written by this script: not replacing it" >&2
     exit 1

@@ -139,28 +139,88 @@ def finished_copy(finished: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Pa
     return workdir, workdir / finished[1].name
 
 
+def shared(tmp_path_factory, name: str, build) -> Path:
+    """A folder built once for the whole test session by `build(folder)`, whichever pytest-xdist
+    worker asks first; the others wait for it (a file lock) and reuse it. Tests only read it, or
+    copy it (finished_copy) to change it."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the session's folder, above each worker's own
+    folder, done = root / name, root / f"{name}.done"
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.exists():
+            if folder.exists():
+                import shutil
+
+                shutil.rmtree(folder)  # a build that failed in another worker
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def demo_data_stage(tmp_path_factory) -> Path:
     """The demo's data stage, run once through Snakemake; returns the working directory."""
-    workdir = tmp_path_factory.mktemp("demo-data")
-    config = demo_config_file(workdir)
-    snakemake(workdir, "results/data/report.json", "--cores", "2", "--configfile", str(config))
-    return workdir
+    def build(workdir):
+        config = demo_config_file(workdir)
+        snakemake(workdir, "results/data/report.json", "--cores", "2", "--configfile", str(config))
+
+    return shared(tmp_path_factory, "demo-data", build)
 
 
 @pytest.fixture(scope="session")
 def tiny_base(tmp_path_factory) -> Path:
     """A randomly initialised 4-layer FastConformer hybrid with a SentencePiece tokenizer, as .nemo."""
-    from quranft.models import nemo_models
-    from quranft.quran import tanzil
+    def build(work):
+        from quranft.models import nemo_models
+        from quranft.quran import tanzil
 
-    work = tmp_path_factory.mktemp("tiny-base")
-    tokenizer = nemo_models.train_tokenizer(tanzil.verses("simple").values(), work / "tokenizer", 64)
-    config = nemo_models.tiny_hybrid_config(tokenizer, d_model=32, n_layers=4, n_heads=2, pred_hidden=32,
-                                            joint_hidden=32)
-    model = nemo_models.CTCOnlyHybridModel(cfg=config)
-    nemo_models.save(model, work / "model.nemo")
-    return work / "model.nemo"
+        tokenizer = nemo_models.train_tokenizer(tanzil.verses("simple").values(), work / "tokenizer", 64)
+        config = nemo_models.tiny_hybrid_config(tokenizer, d_model=32, n_layers=4, n_heads=2, pred_hidden=32,
+                                                joint_hidden=32)
+        model = nemo_models.CTCOnlyHybridModel(cfg=config)
+        nemo_models.save(model, work / "model.nemo")
+
+    return shared(tmp_path_factory, "tiny-base", build) / "model.nemo"
+
+
+def finished_demo_config(workdir: Path) -> Path:
+    """config/demo.yaml for a working directory that holds its own copies of the demo's main
+    corpus, benchmark corpus and trial files, named by relative paths (corpus/..., trials/), so
+    that a copy of the folder (finished_copy) is a working directory of its own whose files a test
+    may touch or edit."""
+    import shutil
+
+    corpus = workdir / "corpus"
+    shutil.copytree(DEMO / "quran_ayah_corpus", corpus / "quran_ayah_corpus")
+    shutil.copytree(DEMO / "benchmark", corpus / "benchmark")
+    shutil.copytree(REPO / "config" / "trials", workdir / "trials")
+    config = demo_config_file(workdir, benchmark={"corpus": "corpus/benchmark"},
+                              trials={"dir": "trials"})
+    values = yaml.safe_load(config.read_text(encoding="utf-8"))
+    values["sources"]["quran_ayah_corpus"]["dataset"] = "corpus/quran_ayah_corpus"
+    config.write_text(yaml.safe_dump(values, allow_unicode=True), encoding="utf-8")
+    return config
+
+
+@pytest.fixture(scope="session")
+def finished_demo(tmp_path_factory) -> tuple[Path, Path]:
+    """A demo working directory whose every output is up to date (make_up_to_date), made once for
+    the session; (the folder, its config). Tests change copies of it (finished_copy)."""
+    def build(workdir):
+        make_up_to_date(workdir, finished_demo_config(workdir))
+
+    workdir = shared(tmp_path_factory, "finished-demo", build)
+    return workdir, workdir / "demo.yaml"
+
+
+@pytest.fixture
+def finished(finished_demo, tmp_path) -> tuple[Path, Path]:
+    """A test's own copy of the finished demo working directory, the files' times kept."""
+    return finished_copy(finished_demo, tmp_path)
 
 
 PARITY_CLIPS = ["everyayah_001_001.mp3", "retasy_001_002.mp3", "user_103_003.m4a", "user_108_003.m4a",
@@ -173,14 +233,16 @@ def demo_base_export(tmp_path_factory) -> tuple[Path, Path]:
     benchmark clips of every container; returns (the export folder, the clips' manifest)."""
     import json
 
-    from quranft.deploy.export import export_model
+    def build(work):
+        from quranft.deploy.export import export_model
 
-    work = tmp_path_factory.mktemp("demo-export")
-    manifest = work / "clips.jsonl"
-    manifest.write_text("".join(json.dumps({"id": name, "audio_filepath": str(DEMO / "benchmark" / name)}) + "\n"
-                                for name in PARITY_CLIPS), encoding="utf-8")
-    export_model(DEMO / "base_model.nemo", work / "export", ["fp32", "int8", "int4"], manifest, threads=2)
-    return work / "export", manifest
+        manifest = work / "clips.jsonl"
+        manifest.write_text("".join(json.dumps({"id": name, "audio_filepath": str(DEMO / "benchmark" / name)}) + "\n"
+                                    for name in PARITY_CLIPS), encoding="utf-8")
+        export_model(DEMO / "base_model.nemo", work / "export", ["fp32", "int8", "int4"], manifest, threads=2)
+
+    work = shared(tmp_path_factory, "demo-export", build)
+    return work / "export", work / "clips.jsonl"
 
 
 def pytest_collection_modifyitems(config, items):

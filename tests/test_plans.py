@@ -14,27 +14,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import DEMO, REPO, demo_config_file, finished_copy, make_up_to_date, planned_jobs, snakemake
+from conftest import DEMO, REPO, demo_config_file, planned_jobs, snakemake
 
 pytestmark = pytest.mark.slow
 
 # Every command that only plans or draws.
 PLANNING = [["-n"], ["--dag"], ["--rulegraph"], ["--filegraph"], ["--summary"], ["--detailed-summary"],
             ["--lint"], ["--list-changes", "params"], ["--list-changes", "input"], ["--list-changes", "code"]]
-
-
-@pytest.fixture(scope="module")
-def finished_once(tmp_path_factory):
-    """A demo workdir whose every output is up to date."""
-    workdir = tmp_path_factory.mktemp("finished")
-    config = demo_config_file(workdir)
-    make_up_to_date(workdir, config)
-    return workdir, config
-
-
-@pytest.fixture
-def finished(finished_once, tmp_path):
-    return finished_copy(finished_once, tmp_path)
 
 
 def state(workdir: Path) -> dict[str, tuple[int, str]]:

@@ -11,22 +11,17 @@ import sys
 import pytest
 import yaml
 
-from conftest import REPO, demo_config_file, finished_copy, make_up_to_date, planned_jobs, snakemake
+from conftest import REPO, demo_config_file, planned_jobs, snakemake
 from quranft.evaluation.code_versions import BENCHMARK, closure
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def up_to_date(tmp_path):
-    """A demo workdir whose every output is up to date, with its own copy of the demo corpus."""
-    corpus = tmp_path / "corpus"
-    shutil.copytree(REPO / "demo" / "quran_ayah_corpus", corpus / "quran_ayah_corpus")
-    shutil.copytree(REPO / "demo" / "benchmark", corpus / "benchmark")
-    config = demo_config_file(tmp_path, sources={"quran_ayah_corpus": {"dataset": str(corpus / "quran_ayah_corpus")}},
-                              benchmark={"corpus": str(corpus / "benchmark")})
-    make_up_to_date(tmp_path, config)
-    return tmp_path, config, corpus
+def up_to_date(finished):
+    """A copy of the finished demo workdir, with its own copy of the demo corpus (corpus/)."""
+    workdir, config = finished
+    return workdir, config, workdir / "corpus"
 
 
 def plan(workdir, config):
@@ -86,15 +81,16 @@ def _edit_comment_and_order(config, _tmp):
                       encoding="utf-8")
 
 
-def _other_base(values, tmp):
+def _other_base(values, workdir):
     # A copy that keeps the old file's time: only the config edit can re-plan anything.
-    shutil.copy2(REPO / "demo" / "base_model.nemo", tmp / "other_base.nemo")
-    values["base_model"] = str(tmp / "other_base.nemo")
+    shutil.copy2(REPO / "demo" / "base_model.nemo", workdir / "other_base.nemo")
+    values["base_model"] = str(workdir / "other_base.nemo")
 
 
-def _other_corpus(values, tmp):
-    shutil.copytree(values["benchmark"]["corpus"], tmp / "other_corpus", copy_function=shutil.copy2)
-    values["benchmark"]["corpus"] = str(tmp / "other_corpus")
+def _other_corpus(values, workdir):
+    # the corpus path may be relative to the working directory
+    shutil.copytree(workdir / values["benchmark"]["corpus"], workdir / "other_corpus", copy_function=shutil.copy2)
+    values["benchmark"]["corpus"] = str(workdir / "other_corpus")
 
 
 # Each config edit and exactly the jobs it re-plans on a finished run.
@@ -132,22 +128,6 @@ EDITS = {
 }
 
 
-@pytest.fixture(scope="module")
-def finished_once(tmp_path_factory):
-    """A demo workdir whose every output is up to date."""
-    workdir = tmp_path_factory.mktemp("finished")
-    corpus = workdir / "corpus"
-    shutil.copytree(REPO / "demo" / "benchmark", corpus / "benchmark")
-    config = demo_config_file(workdir, benchmark={"corpus": str(corpus / "benchmark")})
-    make_up_to_date(workdir, config)
-    return workdir, config
-
-
-@pytest.fixture
-def finished(finished_once, tmp_path):
-    return finished_copy(finished_once, tmp_path)
-
-
 @pytest.mark.parametrize("edit", list(EDITS))
 def test_a_config_edit_replans_exactly_the_stages_it_determines(finished, edit, tmp_path):
     workdir, config = finished
@@ -156,7 +136,7 @@ def test_a_config_edit_replans_exactly_the_stages_it_determines(finished, edit, 
         _edit_comment_and_order(config, tmp_path)
     else:
         values = yaml.safe_load(config.read_text(encoding="utf-8"))
-        change(values, tmp_path)
+        change(values, workdir)
         config.write_text(yaml.safe_dump(values, allow_unicode=True), encoding="utf-8")
     assert plan(workdir, config) == {job: count for job, count in expected.items() if count}
 

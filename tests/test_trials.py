@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, demo_config_file, make_up_to_date, planned_jobs, snakemake
+from conftest import REPO, demo_config_file, planned_jobs, snakemake
 from quranft.config import load_schema
 from quranft.training.trials import (
     TRIAL_SCHEMA,
@@ -179,17 +179,16 @@ def test_a_bad_trial_stops_the_dry_run_with_its_message(tmp_path):
 
 
 @pytest.mark.slow
-def test_editing_one_trial_file_replans_that_trial_only(tmp_path):
-    """Every output made up to date with --touch, then one trial file edited: the dry run plans
-    that trial's training, averaging and benchmark, the trials that depend on it, and the
-    leaderboard; nothing else (not v1, not the data stage, not the base model)."""
-    trials = tmp_path / "trials"
-    shutil.copytree(TRIALS, trials)
-    config = demo_config_file(tmp_path, trials={"dir": str(trials)})
-    make_up_to_date(tmp_path, config)
+def test_editing_one_trial_file_replans_that_trial_only(finished):
+    """Every output up to date (a copy of the finished demo, with its own trial files), then one
+    trial file edited: the dry run plans that trial's training, averaging and benchmark, the
+    trials that depend on it, and the leaderboard; nothing else (not v1, not the data stage, not
+    the base model)."""
+    workdir, config = finished
+    trials = workdir / "trials"
     v2 = trials / "v2.yaml"
     v2.write_text(v2.read_text(encoding="utf-8").replace("lr: 1.0e-4", "lr: 2.0e-4"), encoding="utf-8")
-    result = snakemake(tmp_path, "-n", "--configfile", str(config))
+    result = snakemake(workdir, "-n", "--configfile", str(config))
     jobs = planned_jobs(result.stdout)
     # v2 itself, v3 (extends v2), v4 to v6 (their parent is the best of v1 to v3), the trials' joint
     # validation plot, their exports, the leaderboard, the model to ship and every model's card
@@ -201,7 +200,7 @@ def test_editing_one_trial_file_replans_that_trial_only(tmp_path):
     assert "output: results/base/model.nemo" not in result.stdout
     v1 = trials / "v1.yaml"
     v1.touch()
-    jobs = planned_jobs(snakemake(tmp_path, "-n", "--configfile", str(config)).stdout)
+    jobs = planned_jobs(snakemake(workdir, "-n", "--configfile", str(config)).stdout)
     # v1 is extended by v2, and v2 by v3: all retrain, as do those extending their best
     assert jobs["train_trial"] == 6
 
