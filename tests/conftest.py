@@ -80,9 +80,21 @@ def data_config(**data) -> dict:
     })
 
 
+# Whether the running test is marked slow, set before its fixtures (the session's too) are made.
+_SLOW = {"marked": True}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    _SLOW["marked"] = item.get_closest_marker("slow") is not None
+
+
 def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900,
               snakefile: Path = REPO / "Snakefile") -> subprocess.CompletedProcess:
-    """Run the repository's workflow (or the one of `snakefile`) with `workdir` as its working directory."""
+    """Run the repository's workflow (or the one of `snakefile`) with `workdir` as its working
+    directory. Only tests marked slow run Snakemake: `make test-fast` (-m "not slow") runs none."""
+    if not _SLOW["marked"]:
+        raise AssertionError("this test runs Snakemake: mark it @pytest.mark.slow (make test-fast runs no Snakemake)")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     result = subprocess.run(
@@ -245,7 +257,16 @@ def demo_base_export(tmp_path_factory) -> tuple[Path, Path]:
     return work / "export", work / "clips.jsonl"
 
 
+# The test files that take longest, longest first (measured with `pytest --durations`): pytest-xdist
+# hands each worker a file at a time in this order (--no-loadscope-reorder), so that the two
+# workers end together instead of one waiting on the Slurm run at the end.
+LONGEST_FIRST = ["test_slurm.py", "test_demo_shift.py", "test_train.py", "test_real_size.py", "test_rebuilds.py",
+                 "test_plans.py", "test_build_corpus.py", "test_demo_corpus.py", "test_average.py"]
+
+
 def pytest_collection_modifyitems(config, items):
-    """The Slurm tests last: once Slurm is installed but stopped, every Snakemake start waits ~9 s
-    on the executor plugin's `scontrol show config`, so the other tests run before it is."""
-    items.sort(key=lambda item: "test_slurm.py" in str(item.fspath))
+    def rank(item):
+        name = Path(str(item.fspath)).name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the tests of a file keep their order

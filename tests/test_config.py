@@ -107,6 +107,7 @@ def test_snakemake_dry_run_stops_with_the_message(tmp_path, mistake):
     assert output.count(message) == 1
 
 
+@pytest.mark.slow
 def test_building_over_a_corpus_the_builder_did_not_make_is_refused_before_anything_runs(tmp_path):
     from quranft.data.benchmark_corpus import CorpusError, check_build_target
 
