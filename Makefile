@@ -5,7 +5,7 @@ VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 CORES ?= 2
 
-.PHONY: env demo test system-deps demo-corpus lint clean rehearsal
+.PHONY: env demo test test-fast coverage system-deps demo-corpus lint clean rehearsal
 
 env:
 	scripts/setup_env.sh
@@ -20,8 +20,20 @@ DEMO_THREADS := prepare_quran_ayah_corpus=1 prepare_retasy=1 train_trial=1 avera
 demo: env
 	snakemake --cores $(CORES) --configfile config/demo.yaml --set-threads $(DEMO_THREADS)
 
+# The full suite, the one CI runs (.ci/run).
 test: env system-deps
 	python -m pytest
+
+# The fast tier, for the edit-test loop: the tests that run no Snakemake, no training and no Slurm.
+test-fast: env
+	python -m pytest -m "not slow"
+
+# The full suite's line coverage of src/ (the processes it starts included), then its report.
+coverage: env system-deps
+	rm -rf .coverage-data
+	coverage run -m pytest
+	coverage combine -q
+	coverage report
 
 # The whole workflow at real size (a 114.6M-parameter stand-in for NVIDIA's model, random weights)
 # on the demo data, in rehearsal/; ends with each stage's wall time and peak memory.

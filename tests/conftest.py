@@ -123,6 +123,21 @@ def demo_config_file(workdir: Path, **overrides) -> Path:
     return path
 
 
+def small_corpus(folder: Path, count: int = 8) -> Path:
+    """The demo benchmark corpus's first `count` clips, as a corpus of its own in `folder`: for the
+    tests that run a workflow through its benchmarks to check how it runs, not what it scores."""
+    import json
+    import shutil
+
+    manifest = json.loads((DEMO / "benchmark" / "manifest.json").read_text(encoding="utf-8"))
+    manifest["samples"] = manifest["samples"][:count]
+    folder.mkdir(parents=True)
+    for sample in manifest["samples"]:
+        shutil.copy2(DEMO / "benchmark" / sample["file"], folder / sample["file"])
+    (folder / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+    return folder
+
+
 def planned_jobs(output: str) -> dict[str, int]:
     """The job counts of a dry run's 'Job stats' table ({} when nothing is to be done)."""
     if "Job stats:" not in output:

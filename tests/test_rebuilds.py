@@ -11,7 +11,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import REPO, demo_config_file, planned_jobs, snakemake
+from conftest import REPO, demo_config_file, planned_jobs, small_corpus, snakemake
 from quranft.evaluation.code_versions import BENCHMARK, closure
 
 pytestmark = pytest.mark.slow
@@ -179,9 +179,11 @@ def test_an_edit_of_the_scoring_code_rescores_only_when_it_changes_what_the_code
 
 
 def test_a_dry_run_after_an_edit_plans_exactly_what_the_run_does(tmp_path, tiny_base):
-    """On a real run: the base model and its benchmark, then edits of the benchmark's and the base
-    model's settings; each dry run's job table equals the one the real run then reports."""
-    config = demo_config_file(tmp_path, base_model=str(tiny_base))
+    """On a real run: the base model and its benchmark (on eight clips), then edits of the
+    benchmark's and the base model's settings; each dry run's job table equals the one the real
+    run then reports."""
+    config = demo_config_file(tmp_path, base_model=str(tiny_base),
+                              benchmark={"corpus": str(small_corpus(tmp_path / "corpus"))})
     target = "results/base/benchmark.json"
     snakemake(tmp_path, target, "-c2", "--configfile", str(config))
     for change in (lambda v: v["benchmark"].update(batch_size=2),
