@@ -206,6 +206,24 @@ def test_editing_one_trial_file_replans_that_trial_only(finished):
 
 
 @pytest.mark.slow
+def test_the_workflow_resolves_v4_to_v6_from_the_candidates_validation_wer(finished):
+    """A real run of resolve_trial (on the host, as under Slurm) once V1 to V3 have trained: each
+    of V4 to V6 extends the candidate with the lowest validation WER, and nothing else runs."""
+    workdir, config = finished
+    for name, wer in {"v1": 0.30, "v2": 0.20, "v3": 0.25}.items():
+        (workdir / "results" / name / "training_metadata.json").write_text(json.dumps(trained(name, wer)),
+                                                                           encoding="utf-8")
+    targets = [f"results/{name}/trial.yaml" for name in ("v4", "v5", "v6")]
+    result = snakemake(workdir, *targets, "-c1", "--configfile", str(config))
+    assert planned_jobs(result.stdout + result.stderr) == {"resolve_trial": 3}
+    for name in ("v4", "v5", "v6"):
+        choice = json.loads((workdir / "results" / name / "extends_best.json").read_text(encoding="utf-8"))
+        assert choice["chosen"] == "v2" and choice["scores"] == {"v1": 0.30, "v2": 0.20, "v3": 0.25}
+        assert (workdir / "results" / name / "trial.yaml").read_text(encoding="utf-8").startswith(
+            f"# {name} resolved: extends_best of ['v1', 'v2', 'v3'] by validation_wer on the validation data")
+
+
+@pytest.mark.slow
 def test_v4_to_v6_are_chosen_from_the_candidates_training_never_from_the_benchmark(tmp_path):
     """The dry run's resolve_trial jobs read V1-V3's training metadata and no benchmark, and the
     leaderboard reads how each was chosen."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from quranft.commands.options import add_config_options, config_of, named
+from quranft.commands.options import add_config_options, check_nemo_inputs, config_of, named
 from quranft.config import ConfigError
 
 log = logging.getLogger("quranft")
@@ -15,6 +15,7 @@ log = logging.getLogger("quranft")
 def cmd_benchmark(args: argparse.Namespace) -> None:
     """Each --model into its --output, in one process: the corpus, its hash and the verse index
     are loaded once for all of them (an export's formats are benchmarked by one job)."""
+    check_nemo_inputs(*args.model)
     from quranft.evaluation.benchmark import load_corpus, run_benchmark
 
     if len(args.model) != len(args.output):

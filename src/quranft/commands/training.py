@@ -7,7 +7,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from quranft.commands.options import add_config_options, config_of, named
+from quranft.commands.options import add_config_options, check_nemo_inputs, config_of, named
 from quranft.config import ConfigError
 
 log = logging.getLogger("quranft")
@@ -76,6 +76,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_average(args: argparse.Namespace) -> None:
+    check_nemo_inputs(args.base_model)
     from quranft.training.average import average_trial
 
     config = config_of(args)
