@@ -21,7 +21,7 @@ The demo is a domain shift, like the real project (scripts/demo_audio.py has the
     0.5 s of silence, the basmala said before a first verse, as "everyayah" WAV, "retasy" MP3 and
     44.1 kHz stereo WAV, and "user" phone-like M4A; three clips reuse training audio so that the
     leakage guard has something to catch.
-Both fine-tuning datasets carry deliberately bad rows, listed in the README ("The demo").
+Both fine-tuning datasets carry deliberately bad rows, listed in docs/demo.md.
 """
 
 from __future__ import annotations

@@ -108,5 +108,5 @@ def synthetic_corpus_warning(corpus_dir: str | Path, base_model: str, workflow_d
         return None
     return (f"WARNING: benchmark.corpus is the demo's synthetic corpus ({corpus_dir}: espeak-ng voices), but "
             f"the base model is {base_model}, not the demo's: its verse-identification figures would describe "
-            "synthetic speech, not recitation. Build a real corpus with benchmark.build (README, \"Building a "
-            "real benchmark corpus\") or point benchmark.corpus at a corpus of real recordings.")
+            "synthetic speech, not recitation. Build a real corpus with benchmark.build (config/README.md, "
+            "\"Building a real benchmark corpus\") or point benchmark.corpus at a corpus of real recordings.")

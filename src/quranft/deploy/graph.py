@@ -6,7 +6,7 @@ end (its AudioToMelSpectrogramPreprocessor, with the window, pre-emphasis, log g
 and pad_to of its config), the encoder and the CTC head. No RNNT decoder or joint: the offline app
 decodes with CTC, as the benchmark does.
 
-Two exporters, each where it works and is fast (measured on the demo base model, README "Export"):
+Two exporters, each where it works and is fast (measured on the demo base model, docs/export-and-identify.md):
 - the front end through torch's dynamo exporter (`torch.onnx.export(dynamo=True)`): its torch.stft
   does not go through the TorchScript-based exporter, which is why NeMo's own `export()` leaves the
   preprocessor out;

@@ -5,7 +5,7 @@ int8: dynamic quantization (weights int8 per tensor, activations quantized at ru
       head as MatMuls (deploy.graph), so MatMul covers all but a few hundred thousand of the
       weights (the subsampling and depthwise convolutions), and stays fast: onnxruntime's
       ConvInteger, which quantized Conv nodes become, was slower than the float Conv on the
-      full-size model (README "Export": sizes and latencies of each choice, measured).
+      full-size model (docs/export-and-identify.md: sizes and latencies of each choice, measured).
 int4: weight-only 4-bit MatMul (MatMulNBits, symmetric blocks of 32 weights, int8 activations
       inside the kernel: accuracy level 4), then the int8 dynamic quantization above for the
       MatMul nodes MatMulNBits leaves (none, or those whose weights are not constants).

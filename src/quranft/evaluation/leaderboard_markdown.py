@@ -166,7 +166,7 @@ def asr(board: Board) -> list[str]:
     lines = ["", "## ASR benchmark", "",
              f"WER / CER (%) on `{test_set['dataset']}` ({test_set['kept']} clips, {test_set['hours']} h), CTC greedy"
              f"{marked}, corpus-level per subset; without diacritics (the verse protocol's normalisation) unless "
-             "marked (README, \"ASR benchmark\").", "",
+             "marked (docs/benchmark.md, \"ASR benchmark\").", "",
              "| model | " + " | ".join(f"{name} ({n})" for name, n in
                                       [(s, test_set["by_subset"].get(s, test_set["kept"])) for s in subsets])
              + f" | {ALL}, with diacritics |",
