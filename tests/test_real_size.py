@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 
-from conftest import DEMO, REPO
+from conftest import REPO, small_corpus
 
 pytestmark = pytest.mark.slow
 
@@ -58,13 +57,8 @@ def test_v1_trains_averages_and_benchmarks_at_real_size(replica, demo_data_stage
     assert averaging["choice"] == "averaged" and averaging["validation_clips"] == 3
     assert nemo_models.count_parameters(nemo_models.restore(out / "model.nemo"))["total"] == NVIDIA_PARAMETERS
 
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    manifest = json.loads((DEMO / "benchmark" / "manifest.json").read_text(encoding="utf-8"))
-    manifest["samples"] = [s for s in manifest["samples"] if not s["id"].startswith("leak_")][:3]
-    for sample in manifest["samples"]:
-        shutil.copy(DEMO / "benchmark" / sample["file"], corpus / sample["file"])
-    (corpus / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+    corpus = small_corpus(tmp_path / "corpus", 3)
+    manifest = json.loads((corpus / "manifest.json").read_text(encoding="utf-8"))
     settings = tmp_path / "benchmark_settings.json"
     # the CTC head only: the replica's random RNNT head decodes up to max_symbols tokens a frame
     settings.write_text(json.dumps({"benchmark": {"corpus": str(corpus), "matchers": ["text", "ctc"],
