@@ -37,6 +37,10 @@ class SentencePieceTokenizer:
     def text_to_ids(self, text: str) -> list[int]:
         return self.processor.encode(text)
 
+    def ids_to_tokens(self, ids: list[int]) -> list[str]:
+        """The pieces of the ids, as NeMo's tokenizers name them ("▁" opens a word)."""
+        return [self.processor.id_to_piece(int(i)) for i in ids]
+
     def ids_to_text(self, ids: list[int]) -> str:
         """As NeMo's SentencePieceTokenizer.ids_to_text decodes (its models have no special tokens)."""
         return self.processor.decode_ids(list(ids))
