@@ -33,10 +33,10 @@ from quranft.matching.alignment import Alignment, align
 from quranft.matching.ctc_matcher import CTCMatcher
 from quranft.matching.text_matcher import TextMatcher
 from quranft.matching.verse_index import BASMALA_MIN_SCORE, VerseIndex, default_index
-from quranft.models.onnx_model import greedy_tokens
 from quranft.quran import tanzil
 from quranft.quran.arabic import normalize
 from quranft.quran.references import verses_label
+from quranft.quran.tokenizer import greedy_tokens
 
 Verse = tuple[int, int]
 BASMALA: Verse = (1, 1)  # the basmala is Al-Fatiha's first verse

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from quranft.errors import QuranftError
-from quranft.quran.tokenizer import SentencePieceTokenizer
+from quranft.quran.tokenizer import SentencePieceTokenizer, greedy_ids
 
 # metadata_props keys of an exported graph
 TOKENIZER, BLANK, SAMPLE_RATE_KEY, MAX_SECONDS, FORMAT, PARAMETERS = (
@@ -32,20 +32,6 @@ class OnnxModelError(QuranftError, ValueError):
 
 class ClipTooLong(OnnxModelError):
     """A clip longer than the export's max_seconds (its positional table ends there)."""
-
-
-def greedy_tokens(log_probs: np.ndarray, blank: int) -> list[tuple[int, int]]:
-    """Greedy CTC: the best class per frame, repeats collapsed, blanks dropped (as NeMo's greedy
-    CTC decoding does); each token with the frame where it starts."""
-    best = log_probs.argmax(axis=-1)
-    keep = np.ones(len(best), dtype=bool)
-    keep[1:] = best[1:] != best[:-1]
-    return [(int(best[frame]), int(frame)) for frame in np.flatnonzero(keep & (best != blank))]
-
-
-def greedy_ids(log_probs: np.ndarray, blank: int) -> list[int]:
-    """The token ids of `greedy_tokens`."""
-    return [token for token, _ in greedy_tokens(log_probs, blank)]
 
 
 class OnnxModel:
