@@ -16,6 +16,7 @@ import pytest
 
 from conftest import REPO
 from quranft.matching.alignment import align
+from quranft.matching.ctc_matcher import load_log_probs, save_log_probs
 from quranft.matching.segments import VerseSegmenter, VerseSpan, find_verses, spans_label
 from quranft.quran import tanzil
 from quranft.quran.tokenizer import SentencePieceTokenizer
@@ -111,7 +112,7 @@ def test_the_basmala_is_al_fatihas_first_verse():
     assert found(recite([(1, 1), (1, 2), (1, 3)])[0]) == [(1, 1), (1, 2), (1, 3)]
 
 
-@pytest.mark.parametrize("kind", ["uniform", "random", "blank"])
+@pytest.mark.parametrize("kind", ["uniform", "random", "blank", "empty"])
 def test_noise_and_silence_give_no_verse(kind):
     classes = tokenizer().vocab_size + 1
     if kind == "uniform":
@@ -119,9 +120,24 @@ def test_noise_and_silence_give_no_verse(kind):
     elif kind == "random":
         logits = np.random.default_rng(0).normal(scale=3.0, size=(400, classes))
         log_probs = (logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))).astype(np.float32)
-    else:
+    elif kind == "blank":
         log_probs = spell([400])[0]
+    else:
+        log_probs = np.zeros((0, classes), dtype=np.float32)
     assert segmenter().find(log_probs) == []
+
+
+def test_saved_log_probs_give_the_same_verses(tmp_path):
+    log_probs, _ = recite([(103, 1), (103, 2), (103, 3)])
+    save_log_probs(tmp_path / "log_probs.npz", {"recording": log_probs})
+    saved = load_log_probs(tmp_path / "log_probs.npz")["recording"]
+    spans = find_verses(saved, tokenizer())
+    assert spans == segmenter().find(log_probs) and spans_label(spans) == "103:1-3"
+
+
+def test_log_probs_without_the_blank_are_refused():
+    with pytest.raises(ValueError, match="expected \\(frames, classes\\)"):
+        segmenter().find(np.zeros((10, 5), dtype=np.float32))
 
 
 def test_a_verse_placed_in_silence_or_in_another_verse_has_no_confidence():

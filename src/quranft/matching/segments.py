@@ -290,6 +290,9 @@ class VerseSegmenter:
     def find(self, log_probs: np.ndarray) -> list[VerseSpan]:
         """The verses recited, in order, each with its start, end (seconds) and confidence."""
         log_probs = np.asarray(log_probs, dtype=np.float32)
+        if log_probs.ndim != 2 or log_probs.shape[1] <= self.blank:
+            raise ValueError(f"log-probs of shape {log_probs.shape}: expected (frames, classes) with the blank, "
+                             f"{self.blank}, among the classes")
         chosen = without_basmalas(choose(self.candidates(log_probs), self.order_bonus, self.index))
         return [VerseSpan(*c.verse, round(c.placed.start * self.frame_seconds, 6),
                           round(c.placed.end * self.frame_seconds, 6), round(c.placed.confidence, 6))
@@ -299,7 +302,8 @@ class VerseSegmenter:
 def find_verses(log_probs: np.ndarray, tokenizer, blank: int | None = None, frame_seconds: float = 0.08,
                 min_confidence: float = MIN_CONFIDENCE) -> list[VerseSpan]:
     """The verses recited in a recording, from its CTC log-probs (frames, classes; log-softmax) and
-    the tokenizer of the model that produced them; `blank` defaults to the last class."""
+    the tokenizer of the model that produced them; `blank` defaults to the last class. For many
+    recordings, one VerseSegmenter keeps the verses' token sequences between them."""
     blank = log_probs.shape[1] - 1 if blank is None else blank
     segmenter = VerseSegmenter(tokenizer, blank, frame_seconds=frame_seconds, min_confidence=min_confidence)
     return segmenter.find(log_probs)
