@@ -80,6 +80,14 @@ def data_config(**data) -> dict:
     })
 
 
+# Every job of the tests' workflows on one thread, as make demo runs them: the suite's workers
+# run side by side on two cores, and jobs of two or four threads each (OMP_NUM_THREADS follows
+# them) oversubscribed the cores (a test's workflow took 300 s beside the others, 61 s alone).
+ONE_THREAD = [f"{rule}=1" for rule in ("prepare_quran_ayah_corpus", "prepare_retasy", "pretrain_demo_base",
+                                       "train_trial", "average_checkpoints", "benchmark_model",
+                                       "asr_benchmark_model", "export_model", "benchmark_export")]
+
+
 # Whether the running test is marked slow, set before its fixtures (the session's too) are made.
 _SLOW = {"marked": True}
 
@@ -97,6 +105,8 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900,
         raise AssertionError("this test runs Snakemake: mark it @pytest.mark.slow (make test-fast runs no Snakemake)")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    if "--set-threads" not in args:
+        args = (*args, "--set-threads", *ONE_THREAD)
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(snakefile), "-d", str(workdir), *args],
         cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout,

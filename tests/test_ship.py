@@ -149,6 +149,25 @@ def test_a_trials_model_card_has_front_matter_that_parses_as_yaml_with_the_bench
     assert "Tanzil Quran Text (tanzil.net), CC BY 3.0" in body
 
 
+def test_the_card_of_a_trial_that_extends_the_best_names_its_parent_and_how_it_was_chosen(tmp_path):
+    board, _ = write_board(tmp_path, {"base": BASE_RIGHT, "v1": ALL_RIGHT})
+    choice = tmp_path / "extends_best.json"
+    choice.write_text(json.dumps({"trial": "v1", "candidates": ["a", "b", "c"], "metric": "validation_wer",
+                                  "selected_on": "validation", "chosen": "b"}), encoding="utf-8")
+    out = tmp_path / "results" / "leaderboard_chosen"
+    benchmarks = [f"{name}={tmp_path / 'results' / name / 'benchmark.json'}" for name in ("base", "v1")]
+    assert main(["leaderboard", "--benchmarks", *benchmarks, "--choices", f"v1={choice}", "--markdown", f"{out}.md",
+                 "--json", f"{out}.json", "--png", f"{out}.png"]) == 0
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps(HUB_SETTINGS), encoding="utf-8")
+    training, averaging = trial_files(tmp_path)
+    card_file = tmp_path / "MODEL_CARD.md"
+    assert main(["model-card", "--settings", str(settings), "--leaderboard", f"{out}.json", "--model", "v1",
+                 "--training-metadata", training, "--averaging", averaging, "--output", str(card_file)]) == 0
+    assert "It extends b, the best of a, b, c by validation_wer (on the validation data)." in \
+        card_file.read_text(encoding="utf-8")
+
+
 def test_a_hybrids_card_also_gives_its_rnnt_heads_figures_against_the_bases_rnnt_head(tmp_path):
     training, averaging = trial_files(tmp_path)
     meta, body = card(tmp_path, "v1", HUB_SETTINGS, "--training-metadata", training, "--averaging", averaging,

@@ -73,10 +73,6 @@ def closure(*modules: str) -> list[str]:
     return sorted(str(_path(name).relative_to(PACKAGE)) for name in seen)
 
 
-def module_files(modules) -> list[str]:
-    return [str(PACKAGE / name) for name in modules]
-
-
 def matcher_modules(matcher: str) -> list[str]:
     """The files whose code decides one matcher's predictions and scores."""
     return closure(MATCHERS[matcher], SCORING)
