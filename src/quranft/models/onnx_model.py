@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from quranft.errors import QuranftError
-from quranft.quran.tokenizer import SentencePieceTokenizer
+from quranft.quran.tokenizer import SentencePieceTokenizer, greedy_ids
 
 # metadata_props keys of an exported graph
 TOKENIZER, BLANK, SAMPLE_RATE_KEY, MAX_SECONDS, FORMAT, PARAMETERS = (
@@ -32,15 +32,6 @@ class OnnxModelError(QuranftError, ValueError):
 
 class ClipTooLong(OnnxModelError):
     """A clip longer than the export's max_seconds (its positional table ends there)."""
-
-
-def greedy_ids(log_probs: np.ndarray, blank: int) -> list[int]:
-    """Greedy CTC: the best class per frame, repeats collapsed, blanks dropped (as NeMo's greedy
-    CTC decoding does)."""
-    best = log_probs.argmax(axis=-1)
-    keep = np.ones(len(best), dtype=bool)
-    keep[1:] = best[1:] != best[:-1]
-    return [int(token) for token in best[keep] if token != blank]
 
 
 class OnnxModel:

@@ -1,10 +1,13 @@
 """A model's SentencePiece tokenizer without NeMo: what the CTC matcher re-scores with, and what an
-exported model decodes its greedy CTC tokens with."""
+exported model decodes its greedy CTC tokens with; and greedy CTC decoding of log-probs to token ids
+(numpy only), for an exported model and for the verse segmenter, which needs each token's frame."""
 
 from __future__ import annotations
 
 import tarfile
 from pathlib import Path
+
+import numpy as np
 
 from quranft.fileio import NemoArchiveError, check_nemo_archive
 
@@ -37,6 +40,24 @@ class SentencePieceTokenizer:
     def text_to_ids(self, text: str) -> list[int]:
         return self.processor.encode(text)
 
+    def ids_to_tokens(self, ids: list[int]) -> list[str]:
+        """The pieces of the ids, as NeMo's tokenizers name them ("▁" opens a word)."""
+        return [self.processor.id_to_piece(int(i)) for i in ids]
+
     def ids_to_text(self, ids: list[int]) -> str:
         """As NeMo's SentencePieceTokenizer.ids_to_text decodes (its models have no special tokens)."""
         return self.processor.decode_ids(list(ids))
+
+
+def greedy_tokens(log_probs: np.ndarray, blank: int) -> list[tuple[int, int]]:
+    """Greedy CTC: the best class per frame, repeats collapsed, blanks dropped (as NeMo's greedy
+    CTC decoding does); each token with the frame where it starts."""
+    best = log_probs.argmax(axis=-1)
+    keep = np.ones(len(best), dtype=bool)
+    keep[1:] = best[1:] != best[:-1]
+    return [(int(best[frame]), int(frame)) for frame in np.flatnonzero(keep & (best != blank))]
+
+
+def greedy_ids(log_probs: np.ndarray, blank: int) -> list[int]:
+    """The token ids of `greedy_tokens`."""
+    return [token for token, _ in greedy_tokens(log_probs, blank)]
