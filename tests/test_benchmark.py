@@ -104,7 +104,8 @@ def test_the_rnnt_heads_transcripts_are_nemos_own_greedy_transcripts_of_the_same
     assert [(heard[s]["error_kind"], heard[s]["transcript"]) for s in ("gone", "broken")] == [("decode", None)] * 2
     assert rnnt["summary"]["text"]["errors"] == {"decode": 2} and rnnt["matcher"] == "text"
     # every figure outside the block stays the CTC head's: latency is timed without the RNNT head
-    assert result["decoding"] == {"head": "ctc", "strategy": "greedy"}
+    assert result["decoding"] == {"head": "ctc", "strategy": "greedy",
+                                  "windows": {"window_seconds": 40.0, "context_seconds": 2.0}}
 
 
 def test_the_rnnt_blocks_figures_follow_from_its_rows():

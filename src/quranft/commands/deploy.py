@@ -7,6 +7,7 @@ import logging
 import sys
 
 from quranft.commands.options import add_config_options, config_of
+from quranft.models.windowed import DEFAULT_CONTEXT_SECONDS, DEFAULT_WINDOW_SECONDS
 
 log = logging.getLogger("quranft")
 
@@ -36,8 +37,10 @@ def cmd_export_front_end(args: argparse.Namespace) -> None:
 
 def cmd_identify(args: argparse.Namespace) -> int:
     from quranft.deploy.identify import run
+    from quranft.models.windowed import Windowing
 
-    return 1 if run(args.model, args.files, args.matcher, args.threads, args.json, sys.stdout) else 0
+    windowing = Windowing(args.window_seconds, args.context_seconds)
+    return 1 if run(args.model, args.files, args.threads, args.json, sys.stdout, windowing) else 0
 
 
 def add_commands(commands) -> None:
@@ -61,10 +64,16 @@ def add_commands(commands) -> None:
     front_end.add_argument("--output", required=True, help="the front end's .onnx")
     front_end.set_defaults(run=cmd_export_front_end)
 
-    identify = commands.add_parser("identify", help="the verses recited in audio files, by a .nemo or an .onnx")
+    identify = commands.add_parser("identify", help="the verses recited in audio files of any length, with their "
+                                                    "times, by a .nemo or an .onnx")
     identify.add_argument("--model", required=True, help="a .nemo, or an export's model*.onnx")
     identify.add_argument("files", nargs="+", help="audio files (any container ffmpeg or libsndfile decodes)")
-    identify.add_argument("--matcher", choices=["ctc", "text"], default="ctc", help="verse matcher (default ctc)")
-    identify.add_argument("--json", action="store_true", help="one JSON object a line")
+    identify.add_argument("--json", action="store_true", help="one JSON object a file, a line each")
+    identify.add_argument("--window-seconds", type=float, default=DEFAULT_WINDOW_SECONDS,
+                          help="a longer file goes through the model in windows of this length (default "
+                               f"{DEFAULT_WINDOW_SECONDS:g}; an export's at most its max_seconds)")
+    identify.add_argument("--context-seconds", type=float, default=DEFAULT_CONTEXT_SECONDS,
+                          help="of each window, the seconds on each side that only inform its centre (default "
+                               f"{DEFAULT_CONTEXT_SECONDS:g})")
     identify.add_argument("--threads", type=int, default=0, help="onnxruntime threads (default: one per core)")
     identify.set_defaults(run=cmd_identify)

@@ -106,6 +106,23 @@ def cmd_rescore(args: argparse.Namespace) -> None:
              summary["recall"], summary["precision"], summary["sequence_accuracy"], summary["samples"])
 
 
+def cmd_window_error(args: argparse.Namespace) -> None:
+    from quranft.evaluation.window_error import measure_windows
+    from quranft.models.windowed import Windowing
+
+    windowings = [Windowing(window, context) for window in args.window_seconds for context in args.context_seconds
+                  if window > 2 * context]
+    for row in measure_windows(args.model, args.corpus, windowings, args.output, args.threads)["windowings"]:
+        log.info("windows of %g s, %g s of context, %d windowed clips: %d transcripts as the whole clips' (CER %.3f "
+                 "against them); log-probs at most %.3g apart (mean %.2g), %.2g%% of frames with another best class; "
+                 "WER %.3f (whole clips %.3f); CTC matcher: %d the same verses, SeqAcc %.3f (whole clips %.3f)",
+                 row["window_seconds"], row["context_seconds"], row["windowed_clips"], row["identical_transcripts"],
+                 row["cer_against_whole"] or 0.0, row["largest_log_prob_difference"] or 0.0,
+                 row["mean_log_prob_difference"] or 0.0, 100 * (row["other_best_class_frames"] or 0.0),
+                 row["wer_windowed"] or 0.0, row["wer_whole"] or 0.0, row["same_verses"],
+                 row["sequence_accuracy_windowed"] or 0.0, row["sequence_accuracy_whole"] or 0.0)
+
+
 def add_commands(commands) -> None:
     """The commands of benchmarks, the leaderboard and re-scoring."""
     bench = commands.add_parser("benchmark", help="verse-identification benchmark of a model (or of its exports)")
@@ -128,6 +145,16 @@ def add_commands(commands) -> None:
     asr.add_argument("--output", required=True, help="JSON to write")
     asr.add_argument("--device", default="cpu", help="cpu or cuda")
     asr.set_defaults(run=cmd_asr_benchmark)
+
+    windows = commands.add_parser("window-error", help="how far windowed inference is from whole clips, per window "
+                                                       "and context length (what their defaults were chosen by)")
+    windows.add_argument("--model", required=True, help="a .nemo or an export's .onnx")
+    windows.add_argument("--corpus", required=True, help="a benchmark corpus folder (its manifest.json)")
+    windows.add_argument("--window-seconds", type=float, nargs="+", required=True)
+    windows.add_argument("--context-seconds", type=float, nargs="+", required=True)
+    windows.add_argument("--output", help="JSON to write")
+    windows.add_argument("--threads", type=int, default=0, help="onnxruntime threads (default: one per core)")
+    windows.set_defaults(run=cmd_window_error)
 
     board = commands.add_parser("leaderboard", help="compare every model's benchmark with the base's")
     board.add_argument("--benchmarks", nargs="+", required=True, metavar="NAME=FILE",

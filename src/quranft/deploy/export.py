@@ -27,7 +27,8 @@ import onnx
 from quranft.deploy import graph, parity, quantize
 from quranft.fileio import sha256_file, write_json
 from quranft.models import nemo_models, onnx_model
-from quranft.models.transcribe import use_ctc_greedy
+from quranft.models.transcribe import frame_samples, use_ctc_greedy
+from quranft.models.windowed import Windowing
 from quranft.provenance import cpu_name, provenance
 from quranft.quran.tokenizer import SentencePieceTokenizer
 
@@ -52,6 +53,7 @@ def graph_metadata(model, tokenizer: SentencePieceTokenizer, max_seconds: float,
     return {onnx_model.TOKENIZER: base64.b64encode(tokenizer.model_bytes).decode("ascii"),
             onnx_model.BLANK: str(blank), onnx_model.SAMPLE_RATE_KEY: str(int(model.cfg.preprocessor.sample_rate)),
             onnx_model.MAX_SECONDS: f"{max_seconds:g}", onnx_model.PARAMETERS: str(exported),
+            onnx_model.FRAME_SAMPLES: str(frame_samples(model)),
             "quranft.source": source.name, "quranft.source_sha256": sha256_file(source)}
 
 
@@ -107,7 +109,8 @@ def export_model(model_path: str | Path, out_dir: str | Path, formats: Sequence[
     model = nemo_models.restore(model_path, map_location="cpu")
     use_ctc_greedy(model)
     clips = parity.parity_clips(parity_manifest, parity_clips) if parity_manifest else []
-    reference = parity.transcribe_clips(model, clips)  # before the export changes the model
+    windowing = Windowing().at_most(max_seconds)  # the graph's windows, for a clip longer than it takes
+    reference = parity.transcribe_clips(model, clips, windowing)  # before the export changes the model
     metadata = graph_metadata(model, tokenizer, max_seconds, model_path)
     reused = reusable_front_end(model, front_end)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -116,7 +119,7 @@ def export_model(model_path: str | Path, out_dir: str | Path, formats: Sequence[
         seconds = _write_formats(model, metadata, formats, max_seconds, staging, reused["file"])
         graphs = {fmt: onnx_model.OnnxModel(staging / file_name(fmt), threads) for fmt in ("fp32", *formats)}
         started_parity = time.perf_counter()
-        agreement = parity.measure(reference, graphs, clips)
+        agreement = parity.measure(reference, graphs, clips, windowing)
         seconds["parity"] = round(time.perf_counter() - started_parity, 2)
         (staging / "tokenizer.model").write_bytes(tokenizer.model_bytes)
         if "fp32" not in formats:  # the quantized copies are made from it; kept only when asked for

@@ -19,6 +19,7 @@ import numpy as np
 from quranft.errors import QuranftError
 from quranft.fileio import read_jsonl
 from quranft.models.transcribe import Transcript, transcribe_files
+from quranft.models.windowed import Windowing
 
 # Far above what the two exporters' graphs differ by (1e-4 on the demo models, 5e-5 at real size),
 # far below what changes a frame's best class.
@@ -62,20 +63,23 @@ def agreement(ids: Sequence[str], reference: Sequence[Transcript], exported: Seq
             "differing_clips": differ}
 
 
-def transcribe_clips(model, clips: Sequence[tuple[str, str]]) -> list[Transcript]:
-    """The clips' transcripts and log-probs by a .nemo model (before its export changes it) or a graph."""
-    return transcribe_files(model, [path for _, path in clips], batch_size=BATCH_SIZE, keep_log_probs=True)
+def transcribe_clips(model, clips: Sequence[tuple[str, str]], windowing: Windowing = Windowing()) -> list[Transcript]:
+    """The clips' transcripts and log-probs by a .nemo model (before its export changes it) or a
+    graph; a clip longer than a window in `windowing`'s windows (the graph's: at most its max_seconds)."""
+    return transcribe_files(model, [path for _, path in clips], batch_size=BATCH_SIZE, keep_log_probs=True,
+                            windowing=windowing)
 
 
-def measure(reference: Sequence[Transcript], exported: Mapping[str, Any],
-            clips: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    """Each format's agreement with the .nemo's transcripts `reference` on `clips`; raises
-    ExportParityError when the fp32 graph's transcripts or log-probs differ from PyTorch's."""
+def measure(reference: Sequence[Transcript], exported: Mapping[str, Any], clips: Sequence[tuple[str, str]],
+            windowing: Windowing = Windowing()) -> dict[str, Any]:
+    """Each format's agreement with the .nemo's transcripts `reference` on `clips` (`windowing` as
+    the reference's); raises ExportParityError when the fp32 graph's transcripts or log-probs
+    differ from PyTorch's."""
     ids = [c[0] for c in clips]
     failed = [i for i, t in zip(ids, reference) if t.error is not None]
     results = {"clips": len(clips), "reference_failed": failed}
     for fmt, model in exported.items():
-        results[fmt] = agreement(ids, reference, transcribe_clips(model, clips))
+        results[fmt] = agreement(ids, reference, transcribe_clips(model, clips, windowing))
     fp32 = results.get("fp32")
     if fp32 is not None:
         fp32["passed"] = not fp32["differing_clips"] and (fp32["largest_log_prob_difference"] or 0.0) <= MAX_FP32_DIFFERENCE

@@ -1,7 +1,8 @@
 """The verse-identification benchmark of one model, in the protocol's format.
 
 For every sample of the corpus: decode the audio (any container, to 16 kHz mono), transcribe with
-the CTC head (greedy) of a .nemo, or with an exported graph (an .onnx, on onnxruntime), match the
+the CTC head (greedy) of a .nemo, or with an exported graph (an .onnx, on onnxruntime), a clip
+longer than a window in windows (models.windowed; the protocol's clips fit in one), match the
 transcript to verses with each matcher, and score. Latency is the wall time from the audio file
 path to the predicted verses of the primary matcher, after one untimed warm-up; batch throughput
 is measured separately.
@@ -22,7 +23,7 @@ import logging
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from quranft.matching.text_matcher import TextMatcher
 from quranft.matching.verse_index import VerseIndex, default_index
 from quranft.models.loading import load_for_ctc
 from quranft.models.onnx_model import OnnxModel
+from quranft.models.windowed import Windowing
 from quranft.models.transcribe import (
     check_not_empty,
     decode_rnnt,
@@ -47,6 +49,7 @@ from quranft.models.transcribe import (
     failure_kind,
     has_rnnt_head,
     recover,
+    model_windowing,
     rnnt_decoding,
     transcribe_files,
     transcribe_samples,
@@ -103,14 +106,15 @@ class Attempt:
 
 
 def identify(path: Path, model, primary: str, index: VerseIndex, text_matcher: TextMatcher,
-             ctc_matcher: CTCMatcher, rnnt: bool = False) -> Attempt:
-    """Decode, transcribe and match one clip, timed; with `rnnt`, then decode the same encoder
-    output with the RNNT head (transcript.rnnt), outside the timing. A failure is returned, never
-    raised."""
+             ctc_matcher: CTCMatcher, rnnt: bool = False, windowing: Windowing = Windowing()) -> Attempt:
+    """Decode, transcribe (in `windowing`'s windows if longer than one) and match one clip, timed;
+    with `rnnt`, then decode the same encoder output with the RNNT head (transcript.rnnt), outside
+    the timing. A failure is returned, never raised."""
     started = time.perf_counter()
     try:
         audio = check_not_empty(load_audio(path), str(path))
-        transcript = transcribe_samples(model, [audio], keep_log_probs=True, keep_encoded=rnnt)[0]
+        transcript = transcribe_samples(model, [audio], keep_log_probs=True, keep_encoded=rnnt,
+                                        windowing=windowing)[0]
     except Exception as error:  # any one clip's failure scores 0; the run goes on
         recover(error)
         return Attempt(error=error_message(error), error_kind=failure_kind(error))
@@ -187,11 +191,13 @@ def transcribe_corpus(samples: list[Sample], corpus_dir: Path, identify_clip: Ca
     return rows, log_probs, rnnt_rows
 
 
-def batch_throughput(model, corpus_dir: Path, rows: list[dict[str, Any]], batch_size: int) -> dict[str, Any]:
+def batch_throughput(model, corpus_dir: Path, rows: list[dict[str, Any]], batch_size: int,
+                     windowing: Windowing = Windowing()) -> dict[str, Any]:
     """Throughput over the clips the model transcribed one by one, in batches this time."""
     transcribed = [row for row in rows if row["transcript"] is not None]
     started = time.perf_counter()
-    batched = transcribe_files(model, [str(corpus_dir / row["file"]) for row in transcribed], batch_size=batch_size)
+    batched = transcribe_files(model, [str(corpus_dir / row["file"]) for row in transcribed], batch_size=batch_size,
+                               windowing=windowing)
     seconds = time.perf_counter() - started
     audio_seconds = sum(row["duration"] for row in transcribed)
     return {"batch_size": batch_size, "clips": len(batched), "seconds": round(seconds, 3),
@@ -291,12 +297,13 @@ def run_benchmark(model_path: str | Path, corpus_dir: str | Path | Corpus, out_j
                   matchers: tuple[str, ...] = MATCHERS, primary: str = "ctc", batch_size: int | None = 8,
                   device: str = "cpu", log_probs_path: str | Path | None = None,
                   training_metadata: str | Path | None = None,
-                  decoders: tuple[str, ...] = DECODERS) -> dict[str, Any]:
+                  decoders: tuple[str, ...] = DECODERS, windowing: Windowing = Windowing()) -> dict[str, Any]:
     """Benchmark one model on the corpus (a folder, or a Corpus another model's run loaded); write
     `out_json` (and the log-probs) and return the result. With the trial's `training_metadata`, the
     figures are also split by whether each clip's speaker was in the training data. With `rnnt`
     among the `decoders` and a model that has the head, the RNNT head's figures are in the result's
-    `decoders.rnnt`. `batch_size` None skips the batch-throughput pass (`latency.batch` null)."""
+    `decoders.rnnt`. `batch_size` None skips the batch-throughput pass (`latency.batch` null). A clip
+    longer than a window goes in `windowing`'s windows (an export's at most its max_seconds)."""
     model_path = Path(model_path)
     corpus = corpus_dir if isinstance(corpus_dir, Corpus) else load_corpus(corpus_dir)
     samples, index, text_matcher = corpus.samples, corpus.index, corpus.text_matcher
@@ -306,18 +313,19 @@ def run_benchmark(model_path: str | Path, corpus_dir: str | Path | Corpus, out_j
     rnnt = "rnnt" in judged_decoders(model, decoders, model_name)
     if rnnt:
         use_rnnt_greedy(model)
+    windowing = model_windowing(model, windowing)
 
     def identify_clip(path: Path) -> Attempt:
-        return identify(path, model, primary, index, text_matcher, ctc_matcher, rnnt)
+        return identify(path, model, primary, index, text_matcher, ctc_matcher, rnnt, windowing)
 
     warm = warm_up([(s.id, corpus.path / s.file) for s in samples if (corpus.path / s.file).is_file()], identify_clip)
     rows, log_probs, rnnt_rows = transcribe_corpus(samples, corpus.path, identify_clip, model_name, rnnt)
     summaries = score_rows(rows, matchers, index, text_matcher, ctc_matcher, log_probs)
-    batch = batch_throughput(model, corpus.path, rows, batch_size) if batch_size else None
+    batch = batch_throughput(model, corpus.path, rows, batch_size, windowing) if batch_size else None
     result = {
         "model": model_record(model_path, model_name, model, parameters),
         "corpus": {"path": str(corpus.path), "samples": len(samples), "sha256": corpus.sha256},
-        "decoding": {"head": "ctc", "strategy": "greedy"},
+        "decoding": {"head": "ctc", "strategy": "greedy", "windows": asdict(windowing)},
         "matchers": matcher_records(primary, text_matcher, ctc_matcher),
         # the hash of all the code that decides this file's figures (code_versions.scorer_version)
         "scorer": {"version": scorer_version()},

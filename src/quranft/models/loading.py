@@ -1,8 +1,9 @@
 """A model for CTC inference, from a .nemo or an exported .onnx: what the benchmark and identify
-both open, with the tokenizer and blank index their CTC matcher needs.
+both open, with the tokenizer, blank index and frame duration their matchers and segmenter need.
 
 An .onnx opens on onnxruntime and never imports NeMo, Lightning or torch; a .nemo imports NeMo
-(about 15 s on this project's 2-core machine) and decodes with its CTC head, greedily.
+(about 15 s on this project's 2-core machine) and decodes with its CTC head, greedily. Either
+transcribes a recording of any length, in windows when it is longer than one (models.windowed).
 """
 
 from __future__ import annotations
@@ -11,6 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from quranft.models.windowed import Windowing
+
 
 @dataclass
 class InferenceModel:
@@ -18,6 +23,25 @@ class InferenceModel:
     tokenizer: Any  # text_to_ids / ids_to_text / unk_id, as the CTC matcher reads them
     blank: int  # the blank index of the model's log-probs (the last one)
     parameters: int  # of what runs: the graph's (preprocessor, encoder, CTC head), or the whole .nemo's
+    frame_samples: int  # audio samples per frame of its log-probs (the hop times the subsampling)
+    sample_rate: int
+
+    @property
+    def frame_seconds(self) -> float:
+        return self.frame_samples / self.sample_rate
+
+    def transcribe(self, audio: np.ndarray, windowing: Windowing = Windowing()) -> tuple[str, np.ndarray]:
+        """(greedy transcript, log-probs (frames, vocabulary + blank)) of one 16 kHz mono recording of
+        any length: whole when it fits in one of `windowing`'s windows, else in windows."""
+        from quranft.models.onnx_model import OnnxModel
+
+        if isinstance(self.model, OnnxModel):
+            log_probs = self.model.recording_log_probs(audio, windowing)
+            return self.model.text(log_probs), log_probs
+        from quranft.models.transcribe import transcribe_samples
+
+        transcript = transcribe_samples(self.model, [audio], keep_log_probs=True, windowing=windowing)[0]
+        return transcript.text, transcript.log_probs
 
 
 def load_for_ctc(path: str | Path, threads: int = 0, device: str = "cpu") -> InferenceModel:
@@ -28,11 +52,13 @@ def load_for_ctc(path: str | Path, threads: int = 0, device: str = "cpu") -> Inf
         from quranft.models.onnx_model import OnnxModel
 
         graph = OnnxModel(path, threads)
-        return InferenceModel(graph, graph.tokenizer, graph.blank, graph.parameters)
+        return InferenceModel(graph, graph.tokenizer, graph.blank, graph.parameters, graph.frame_samples,
+                              graph.sample_rate)
     from quranft.models import nemo_models
-    from quranft.models.transcribe import use_ctc_greedy
+    from quranft.models.transcribe import frame_samples, use_ctc_greedy
 
     model = nemo_models.restore(path, map_location=device)
     use_ctc_greedy(model)
     return InferenceModel(model, model.tokenizer, model.ctc_decoder.num_classes_with_blank - 1,
-                          sum(p.numel() for p in model.parameters()))
+                          sum(p.numel() for p in model.parameters()), frame_samples(model),
+                          int(model.cfg.preprocessor.sample_rate))

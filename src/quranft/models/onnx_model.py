@@ -2,8 +2,10 @@
 
 Raw 16 kHz mono audio to CTC log-probs, and greedy CTC transcripts decoded with the model's
 SentencePiece tokenizer, which the file carries in its metadata with everything else a runtime
-needs (the blank index, the sample rate, the longest clip the graph takes). Imports onnxruntime,
-numpy and sentencepiece only: what an app that ships the model needs, never NeMo, Lightning or torch.
+needs (the blank index, the sample rate, the longest clip the graph takes, the samples per output
+frame). A recording of any length goes through the graph in windows (models.windowed). Imports
+onnxruntime, numpy and sentencepiece only: what an app that ships the model needs, never NeMo,
+Lightning or torch.
 """
 
 from __future__ import annotations
@@ -15,13 +17,17 @@ from pathlib import Path
 import numpy as np
 
 from quranft.errors import QuranftError
+from quranft.models.windowed import Windowing, windowed_log_probs
 from quranft.quran.tokenizer import SentencePieceTokenizer, greedy_ids
 
 # metadata_props keys of an exported graph
-TOKENIZER, BLANK, SAMPLE_RATE_KEY, MAX_SECONDS, FORMAT, PARAMETERS = (
+TOKENIZER, BLANK, SAMPLE_RATE_KEY, MAX_SECONDS, FORMAT, PARAMETERS, FRAME_SAMPLES = (
     "quranft.tokenizer", "quranft.blank", "quranft.sample_rate", "quranft.max_seconds", "quranft.format",
-    "quranft.parameters")
+    "quranft.parameters", "quranft.frame_samples")
 REQUIRED = (TOKENIZER, BLANK, SAMPLE_RATE_KEY, MAX_SECONDS)
+# Samples per output frame of the exports made before FRAME_SAMPLES was recorded: every one was a
+# FastConformer's (10 ms hop, subsampled 8 times) at 16 kHz.
+FASTCONFORMER_FRAME_SAMPLES = 1280
 # An export's files in results/<model>/export/, by format (config export.formats)
 EXPORT_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "int4": "model.int4.onnx"}
 
@@ -62,6 +68,7 @@ class OnnxModel:
         self.max_seconds = float(self.metadata[MAX_SECONDS])
         self.format = self.metadata.get(FORMAT, "fp32")
         self.parameters = int(self.metadata.get(PARAMETERS, 0))
+        self.frame_samples = int(self.metadata.get(FRAME_SAMPLES, FASTCONFORMER_FRAME_SAMPLES))
         self.threads = threads
 
     def log_probs(self, audios: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -76,6 +83,12 @@ class OnnxModel:
             batch[row, : len(audio)] = audio
         log_probs, frames = self.session.run(None, {"audio": batch, "audio_lengths": lengths})
         return [log_probs[row, : int(frames[row])] for row in range(len(audios))]
+
+    def recording_log_probs(self, audio: np.ndarray, windowing: Windowing = Windowing()) -> np.ndarray:
+        """A recording's log-probs (frames, vocabulary + blank), whatever its length: in windows of at
+        most the export's max_seconds; `log_probs([audio])[0]` itself when it fits in one."""
+        return windowed_log_probs(self.log_probs, audio, self.frame_samples, self.sample_rate,
+                                  windowing.at_most(self.max_seconds))
 
     def text(self, log_probs: np.ndarray) -> str:
         return self.tokenizer.ids_to_text(greedy_ids(log_probs, self.blank))

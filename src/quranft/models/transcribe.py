@@ -5,6 +5,8 @@ Audio goes through quranft.data.audio (any common container, any rate and channe
 mono), then the model's preprocessor, encoder and CTC decoder, then NeMo's greedy CTC decoding;
 or, for an exported model (models.onnx_model.OnnxModel), its graph and the same greedy decoding.
 Used by the averaging guard, the benchmark and the export's parity check, so that all decode alike.
+A clip longer than a window goes through the model in windows (models.windowed), on its own; the
+clips that fit in one are batched, whole.
 The benchmarks also judge the RNNT head (decoder and joint, NeMo's greedy batched decoding) on the
 encoder output the CTC head read, so that the encoder runs once per clip for both heads.
 
@@ -25,6 +27,7 @@ import torch
 
 from quranft.data.audio import SAMPLE_RATE, AudioDecodeError, load_audio
 from quranft.models.onnx_model import OnnxModel
+from quranft.models.windowed import Windowing, stitch
 
 log = logging.getLogger("quranft")
 
@@ -128,23 +131,53 @@ def denormals_flushed():
         torch.set_flush_denormal(False)  # torch's default
 
 
-@torch.inference_mode()
-def transcribe_samples(model, samples: Sequence[np.ndarray], keep_log_probs: bool = False,
-                       keep_encoded: bool = False) -> list[Transcript]:
-    """One batch of 16 kHz mono float arrays to transcripts; raises if any clip or the batch fails.
-    `keep_encoded` keeps each clip's encoder output for decode_rnnt (a .nemo's only)."""
-    for row, audio in enumerate(samples):
-        check_not_empty(audio, f"clip {row} of the batch")
+def frame_samples(model) -> int:
+    """Audio samples per encoder frame of a .nemo: its preprocessor's hop times its encoder's subsampling."""
+    preprocessor = model.cfg.preprocessor
+    return round(float(preprocessor.window_stride) * int(preprocessor.sample_rate)) * int(
+        model.encoder.subsampling_factor)
+
+
+def model_windowing(model, windowing: Windowing) -> Windowing:
+    """The windows `model` runs a long clip in: an export's at most its max_seconds."""
+    return windowing.at_most(model.max_seconds) if isinstance(model, OnnxModel) else windowing
+
+
+def fits_one_window(model, audio: np.ndarray, windowing: Windowing) -> bool:
+    """Whether `model` runs the clip whole (else in `windowing`'s windows)."""
     if isinstance(model, OnnxModel):
-        frames = model.log_probs(samples)
-        return [Transcript(text=model.text(f), log_probs=f if keep_log_probs else None) for f in frames]
+        return model_windowing(model, windowing).fits(len(audio), model.frame_samples, model.sample_rate)
+    return windowing.fits(len(audio), frame_samples(model), int(model.cfg.preprocessor.sample_rate))
+
+
+def _encode(model, samples: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """A .nemo's encoder output (batch, features, frames) and frame counts of a batch of clips."""
     device = next(model.parameters()).device
     lengths = torch.tensor([len(s) for s in samples], dtype=torch.long)
     batch = torch.zeros(len(samples), int(lengths.max()), dtype=torch.float32)
     for row, audio in enumerate(samples):
         batch[row, : len(audio)] = torch.from_numpy(audio)
     with denormals_flushed():
-        encoded, encoded_len = model.forward(input_signal=batch.to(device), input_signal_length=lengths.to(device))
+        return model.forward(input_signal=batch.to(device), input_signal_length=lengths.to(device))
+
+
+def _encode_windowed(model, audio: np.ndarray, windowing: Windowing) -> tuple[torch.Tensor, torch.Tensor]:
+    """A long clip's encoder output (1, features, frames), window by window, and its frame count."""
+    spans = windowing.spans(len(audio), frame_samples(model), int(model.cfg.preprocessor.sample_rate))
+
+    def run(window: list[np.ndarray]) -> list[torch.Tensor]:
+        encoded, length = _encode(model, window)
+        return [encoded[0, :, : int(length[0])].T]  # frames first, for stitch
+
+    encoded = torch.cat(stitch(run, audio, spans)).T.unsqueeze(0)
+    return encoded, torch.tensor([encoded.shape[-1]], dtype=torch.long, device=encoded.device)
+
+
+def _decode_ctc(model, encoded: torch.Tensor, encoded_len: torch.Tensor, keep_log_probs: bool,
+                keep_encoded: bool) -> list[Transcript]:
+    """A .nemo's CTC head on its encoder output: greedy transcripts, with log-probs and the encoder
+    output when asked for."""
+    with denormals_flushed():
         log_probs = model.ctc_decoder(encoder_output=encoded)
     hypotheses = model.ctc_decoding.ctc_decoder_predictions_tensor(
         log_probs, decoder_lengths=encoded_len, return_hypotheses=False
@@ -157,6 +190,42 @@ def transcribe_samples(model, samples: Sequence[np.ndarray], keep_log_probs: boo
         kept = encoded[row, :, :length] if keep_encoded else None
         results.append(Transcript(text=text, log_probs=frames, encoded=kept))
     return results
+
+
+def _transcribe_whole(model, samples: Sequence[np.ndarray], keep_log_probs: bool,
+                      keep_encoded: bool) -> list[Transcript]:
+    """A batch of clips that each fit in one window, each run whole."""
+    if isinstance(model, OnnxModel):
+        frames = model.log_probs(samples)
+        return [Transcript(text=model.text(f), log_probs=f if keep_log_probs else None) for f in frames]
+    return _decode_ctc(model, *_encode(model, samples), keep_log_probs, keep_encoded)
+
+
+def _transcribe_windowed(model, audio: np.ndarray, windowing: Windowing, keep_log_probs: bool,
+                         keep_encoded: bool) -> Transcript:
+    """One clip longer than a window, in windows."""
+    if isinstance(model, OnnxModel):
+        frames = model.recording_log_probs(audio, windowing)
+        return Transcript(text=model.text(frames), log_probs=frames if keep_log_probs else None)
+    return _decode_ctc(model, *_encode_windowed(model, audio, windowing), keep_log_probs, keep_encoded)[0]
+
+
+@torch.inference_mode()
+def transcribe_samples(model, samples: Sequence[np.ndarray], keep_log_probs: bool = False,
+                       keep_encoded: bool = False, windowing: Windowing = Windowing()) -> list[Transcript]:
+    """One batch of 16 kHz mono float arrays to transcripts; raises if any clip or the batch fails.
+    The clips that fit in one of `windowing`'s windows run whole, as one batch; each longer one in
+    windows (models.windowed). `keep_encoded` keeps each clip's encoder output for decode_rnnt (a
+    .nemo's only)."""
+    for row, audio in enumerate(samples):
+        check_not_empty(audio, f"clip {row} of the batch")
+    whole = [row for row, audio in enumerate(samples) if fits_one_window(model, audio, windowing)]
+    results = dict(zip(whole, _transcribe_whole(model, [samples[row] for row in whole], keep_log_probs,
+                                                keep_encoded))) if whole else {}
+    for row, audio in enumerate(samples):
+        if row not in results:
+            results[row] = _transcribe_windowed(model, audio, windowing, keep_log_probs, keep_encoded)
+    return [results[row] for row in range(len(samples))]
 
 
 @torch.inference_mode()
@@ -200,23 +269,26 @@ def failed_transcript(error: BaseException) -> Transcript:
     return Transcript(text="", log_probs=None, error=error_message(error), error_kind=failure_kind(error))
 
 
-def _transcribe_batch(model, audios: list[np.ndarray], keep_log_probs: bool, rnnt: bool) -> list[Transcript]:
+def _transcribe_batch(model, audios: list[np.ndarray], keep_log_probs: bool, rnnt: bool,
+                      windowing: Windowing) -> list[Transcript]:
     try:
-        transcripts = transcribe_samples(model, audios, keep_log_probs, keep_encoded=rnnt)
+        transcripts = transcribe_samples(model, audios, keep_log_probs, keep_encoded=rnnt, windowing=windowing)
     except Exception as error:  # one clip (too long for the memory left, or malformed) fails the batch
         recover(error)
         if len(audios) == 1:
             return [failed_transcript(error)]
         log.warning("a batch of %d clips failed (%s); transcribing them one by one", len(audios), error_message(error))
-        return [_transcribe_batch(model, [audio], keep_log_probs, rnnt)[0] for audio in audios]
+        return [_transcribe_batch(model, [audio], keep_log_probs, rnnt, windowing)[0] for audio in audios]
     decode_rnnt(model, transcripts)
     return transcripts
 
 
 def transcribe_files(model, paths: Sequence[str], batch_size: int = 8, keep_log_probs: bool = False,
-                     sample_rate: int = SAMPLE_RATE, rnnt: bool = False) -> list[Transcript]:
+                     sample_rate: int = SAMPLE_RATE, rnnt: bool = False,
+                     windowing: Windowing = Windowing()) -> list[Transcript]:
     """Transcripts of audio files, in order; a file that cannot be transcribed gets an error instead.
-    With `rnnt`, each transcript's `rnnt` is the RNNT head's of the same batch (decode_rnnt)."""
+    A file longer than a window goes in `windowing`'s windows (transcribe_samples). With `rnnt`,
+    each transcript's `rnnt` is the RNNT head's of the same batch (decode_rnnt)."""
     results: list[Transcript | None] = [None] * len(paths)
     loaded: list[tuple[int, np.ndarray]] = []
     for index, path in enumerate(paths):
@@ -228,6 +300,7 @@ def transcribe_files(model, paths: Sequence[str], batch_size: int = 8, keep_log_
     loaded.sort(key=lambda item: len(item[1]))
     for start in range(0, len(loaded), batch_size):
         chunk = loaded[start : start + batch_size]
-        for (index, _), transcript in zip(chunk, _transcribe_batch(model, [a for _, a in chunk], keep_log_probs, rnnt)):
+        transcripts = _transcribe_batch(model, [a for _, a in chunk], keep_log_probs, rnnt, windowing)
+        for (index, _), transcript in zip(chunk, transcripts):
             results[index] = transcript
     return results  # type: ignore[return-value]
