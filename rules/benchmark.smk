@@ -7,7 +7,7 @@ rule benchmark_model:
     input:
         model="results/{model}/model.nemo",
         corpus=benchmark_corpus_files(),
-        code=code_record("benchmark_code", BENCHMARK),
+        code=BENCHMARK_CODE,
         # a trial's training data: which benchmark speakers it was trained on (none for the base)
         training=lambda wildcards: [] if wildcards.model == "base" else [f"results/{wildcards.model}/training_metadata.json"],
         settings=settings_file("benchmark_model", benchmark=config["benchmark"]),

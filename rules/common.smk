@@ -86,6 +86,11 @@ def code_record(name, module):
     return settings_file(name, code=module_hashes(module))
 
 
+# The verse benchmark's code record, read by the .nemo benchmarks and the exports' benchmarks alike
+# (hashed once a parse).
+BENCHMARK_CODE = code_record("benchmark_code", BENCHMARK)
+
+
 def record_settings():
     """Record the settings of the jobs this run executes (onstart: a real run, never a dry run)."""
     used = {str(path) for job in workflow.dag.jobs for path in job.input} & set(UNRECORDED)

@@ -65,7 +65,7 @@ rule benchmark_export:
     input:
         models=[f"results/{{model}}/export/{export_file(fmt)}" for fmt in EXPORT_FORMATS],
         corpus=benchmark_corpus_files(),
-        code=code_record("benchmark_code", BENCHMARK),
+        code=BENCHMARK_CODE,
         settings=settings_file(
             "benchmark_export", benchmark={**config["benchmark"], "decoders": ["ctc"], "batch_size": None}
         ),
