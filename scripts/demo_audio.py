@@ -7,6 +7,8 @@ fine-tuned on recitation):
 - the shifted domain of the fine-tuning sources and the benchmark: other voices reading slower, as
   a reciter does, through one of four recording conditions (`CONDITIONS`): noise, a phone-like band
   limit with saturation, a reverberant room, or a noisy room.
+The benchmark's negatives, clips with no verse in them, are made of speech in other languages and
+of what else a microphone hears (`room_tone`, `babble`, `tune`).
 Everything random comes from the caller's seeded generator.
 """
 
@@ -27,14 +29,15 @@ CONDITIONS = ("noise", "phone", "room", "noisy room")
 
 @dataclass(frozen=True)
 class Voice:
-    variant: str  # an espeak-ng voice variant; "" for the default Arabic voice
+    variant: str  # an espeak-ng voice variant; "" for the language's default voice
     speed: int  # words per minute
     pitch: int  # 0-99
+    language: str = "ar"  # an espeak-ng language: the benchmark's negatives speak others
 
 
 def speak(text: str, voice: Voice) -> np.ndarray:
     """espeak-ng's rendering of `text` as float32 at 16 kHz."""
-    name = f"ar+{voice.variant}" if voice.variant else "ar"
+    name = f"{voice.language}+{voice.variant}" if voice.variant else voice.language
     result = subprocess.run(
         ["espeak-ng", "-v", name, "-s", str(voice.speed), "-p", str(voice.pitch), "--stdout", text],
         capture_output=True,
@@ -86,6 +89,43 @@ def shifted(speech: np.ndarray, rng: np.random.Generator, condition: str | None 
     if condition == "room":
         return render(room(speech, rng), rng, rng.uniform(15, 25))
     return render(room(speech, rng), rng, rng.uniform(12, 18))
+
+
+def room_tone(rng: np.random.Generator, seconds: float) -> np.ndarray:
+    """A quiet room with nobody speaking: rumble (brown noise from 40 Hz) at about -50 dBFS and mains
+    hum (50 Hz and two harmonics) a little under it."""
+    n = int(RATE * seconds)
+    rumble = signal.sosfilt(signal.butter(2, 40, btype="highpass", fs=RATE, output="sos"),
+                            np.cumsum(rng.normal(0, 1, n)))
+    rumble *= 10 ** (-50 / 20) / max(float(np.sqrt(np.mean(rumble**2))), 1e-12)
+    t = np.arange(n) / RATE
+    hum = sum(10 ** (-(56 + 6 * k) / 20) * np.sin(2 * np.pi * 50 * (k + 1) * t + rng.uniform(0, 2 * np.pi))
+              for k in range(3))
+    return (rumble + hum).astype(np.float32)
+
+
+def babble(parts: list[np.ndarray], rng: np.random.Generator, seconds: float) -> np.ndarray:
+    """Several voices at once, each starting within the first second at its own level: speech that
+    no one word can be told from."""
+    mix = np.zeros(int(RATE * seconds), np.float32)
+    for part in parts:
+        start = int(rng.integers(0, RATE))
+        part = part[: len(mix) - start]
+        mix[start : start + len(part)] += part * rng.uniform(0.5, 1.0) / max(float(np.abs(part).max()), 1e-6)
+    return mix
+
+
+def tune(rng: np.random.Generator, notes: int) -> np.ndarray:
+    """Something like music: `notes` plucked notes of a pentatonic scale, 0.3-0.6 s each (three
+    harmonics, dying away)."""
+    scale = 220.0 * 2 ** (np.array([0, 2, 4, 7, 9, 12, 14, 16]) / 12)
+    pieces = []
+    for _ in range(notes):
+        t = np.arange(int(RATE * rng.uniform(0.3, 0.6))) / RATE
+        pitch = scale[int(rng.integers(len(scale)))]
+        tone = sum(np.sin(2 * np.pi * pitch * (k + 1) * t) / (k + 1) ** 2 for k in range(3))
+        pieces.append(tone * np.exp(-t / 0.25) * np.minimum(1.0, t / 0.01))
+    return (0.5 * np.concatenate(pieces)).astype(np.float32)
 
 
 def encode(audio: np.ndarray, fmt: str, rate: int = RATE, channels: int = 1) -> bytes:

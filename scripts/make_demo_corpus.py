@@ -20,7 +20,10 @@ The demo is a domain shift, like the real project (scripts/demo_audio.py has the
     variants no training clip uses: single verses (short, medium, long), spans of 2-6 verses joined by
     0.5 s of silence, the basmala said before a first verse, as "everyayah" WAV, "retasy" MP3 and
     44.1 kHz stereo WAV, and "user" phone-like M4A; three clips reuse training audio so that the
-    leakage guard has something to catch.
+    leakage guard has something to catch. Then 8 negatives, in which the right answer is no verse
+    (`expected_verses: []`, category and source "negative"): silence, room tone, white noise,
+    babble, English, French and Arabic (not Quran) prose, a tune; they draw from a generator of
+    their own (NEGATIVES_SEED), so that the 87 clips before them did not change when they came.
 Both fine-tuning datasets carry deliberately bad rows, listed in docs/demo.md.
 """
 
@@ -38,7 +41,7 @@ import numpy as np
 import soundfile as sf
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1] / "src")]
-from demo_audio import RATE, Voice, encode, render, shifted, speak  # noqa: E402
+from demo_audio import RATE, Voice, babble, encode, render, room_tone, shifted, speak, tune  # noqa: E402
 
 from quranft.quran import tanzil  # noqa: E402
 
@@ -79,6 +82,23 @@ SPANS = [(1, 1, 2), (1, 2, 4), (1, 3, 7), (1, 5, 7), (103, 1, 3), (103, 2, 3), (
          (112, 2, 4), (113, 1, 5), (113, 3, 5), (114, 1, 6), (114, 4, 6)]
 BASMALA_SURAHS = (103, 108, 109, 110, 111, 112, 113, 114)
 REPEATED_SINGLES = 14  # a second clip, in another voice and source, of every third demo verse
+# The negatives (no verse to find) draw from a generator of their own, after every other clip, so
+# that adding them left the rest of the corpus as it was, byte for byte.
+NEGATIVES_SEED = 20261123
+# Their sources, as above: the containers of the verse clips, one of them 44.1 kHz stereo.
+NEGATIVE_WAV, NEGATIVE_MP3, NEGATIVE_M4A, NEGATIVE_M4A_STEREO = (
+    ("negative", "wav", RATE, 1), ("negative", "mp3", RATE, 1), ("negative", "m4a", 44100, 1),
+    ("negative", "m4a", 44100, 2))
+# Ordinary prose, none of it the Quran's: (espeak-ng language, text).
+ENGLISH = ("en-us", "The bus to the city centre leaves every twenty minutes. "
+                    "Please keep your ticket until the end of the journey.")
+FRENCH = ("fr-fr", "Le marché ouvre le samedi matin sur la place du village. "
+                   "On y trouve du pain frais, du fromage et des légumes.")
+ARABIC_WEATHER = ("ar", "نشرة الطقس: جو صحو غدا، والحرارة العظمى ثلاثون درجة.")
+BABBLE = [("de", "Wir treffen uns morgen um halb neun vor dem Bahnhof und fahren dann gemeinsam los."),
+          ("es", "La biblioteca del barrio cierra a las ocho, pero los sábados abre toda la mañana."),
+          ("it", "Domani mattina andiamo al mercato a comprare la frutta e il pane fresco."),
+          ("en-us", "I think the meeting has been moved to Thursday afternoon, after lunch.")]
 
 
 class Builder:
@@ -208,8 +228,9 @@ class Builder:
             (folder / file).write_bytes(encode(audio, fmt, rate=rate, channels=channels))
             seconds = len(audio) / RATE
             category = category or ("short" if seconds < 3 else "medium" if seconds < 6 else "long")
-            surah, ayah = verses[0]
-            entry = {"id": sample_id, "file": file, "surah": surah, "ayah": ayah}
+            entry = {"id": sample_id, "file": file}
+            if verses:
+                entry.update(surah=verses[0][0], ayah=verses[0][1])
             if len(verses) > 1:
                 entry["ayah_end"] = verses[-1][1]
             entry.update({"category": category, "source": name,
@@ -255,10 +276,42 @@ class Builder:
                                  quran_audio[f"train:110:2:{TRAIN_VARIANTS[2]}"]])
         add("leak_multi_110_001_002", [(110, 1), (110, 2)], joined, EVERYAYAH_WAV, "multi")
 
+        for sample_id, audio, source in self.negatives():
+            add(sample_id, [], audio, source, "negative")
+
         (folder / "manifest.json").write_text(
             json.dumps({"samples": samples}, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
         )
         return samples
+
+    def negatives(self) -> list[tuple[str, np.ndarray, tuple]]:
+        """Clips in which the right answer is no verse, each (id, audio, source): a silent recording,
+        room tone, white noise, babble, prose read in English, French and Arabic (a weather report,
+        phone-like), a tune. Speech goes through the shifted domain's conditions, as the verses do."""
+        rng = np.random.default_rng(NEGATIVES_SEED)
+
+        def voice(language: str) -> Voice:
+            variant = BENCHMARK_VARIANTS[int(rng.integers(len(BENCHMARK_VARIANTS)))]
+            return Voice(variant, int(rng.integers(140, 171)), int(rng.integers(30, 71)), language)
+
+        def read(prose: tuple[str, str], condition: str | None = None) -> np.ndarray:
+            language, text = prose
+            return shifted(speak(text, voice(language)), rng, condition)
+
+        silence = rng.normal(0, 10 ** (-70 / 20), int(RATE * rng.uniform(3, 4))).astype(np.float32)  # a mic's floor
+        voices = [speak(text, voice(language)) for language, text in BABBLE]
+        return [
+            ("negative_silence", silence, NEGATIVE_WAV),
+            ("negative_room_tone", room_tone(rng, rng.uniform(4.5, 5.5)), NEGATIVE_M4A),
+            ("negative_white_noise", rng.normal(0, 0.1, int(RATE * rng.uniform(3.5, 4.5))).astype(np.float32),
+             NEGATIVE_MP3),
+            ("negative_babble", shifted(babble(voices, rng, rng.uniform(5, 6)), rng, "room"), NEGATIVE_MP3),
+            ("negative_english_speech", read(ENGLISH), NEGATIVE_M4A_STEREO),
+            ("negative_french_speech", read(FRENCH), NEGATIVE_MP3),
+            ("negative_arabic_speech", read(ARABIC_WEATHER, "phone"), NEGATIVE_M4A),
+            ("negative_tune", shifted(tune(rng, 10), rng, "room"), NEGATIVE_MP3),
+        ]
+
 
 def _dataset(rows: list[dict], columns: dict):
     """A Dataset whose `audio` column is an Audio feature holding the given encoded bytes.

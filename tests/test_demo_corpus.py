@@ -45,7 +45,10 @@ def check_corpus(root):
     assert len(samples) >= 80
     spans = {len(s.expected_verses) for s in samples if s.category == "multi"}
     assert spans == {2, 3, 4, 5, 6}
-    assert {s.category for s in samples} == {"short", "medium", "long", "multi"}
+    assert {s.category for s in samples} == {"short", "medium", "long", "multi", "negative"}
+    negatives = [s for s in samples if s.category == "negative"]
+    assert len(negatives) == 8 and all(s.expected_verses == () and s.source == "negative" for s in negatives)
+    assert samples[-len(negatives):] == negatives  # after the verse clips, which stay as they were
     assert {(s.source, s.file.rsplit(".", 1)[1]) for s in samples} >= {
         ("everyayah", "wav"), ("everyayah", "mp3"), ("retasy", "mp3"), ("retasy", "wav"), ("user", "m4a")}
     said = [s for s in samples if s.id.endswith("_basmala")]
