@@ -11,6 +11,8 @@ rule benchmark_model:
         # a trial's training data: which benchmark speakers it was trained on (none for the base)
         training=lambda wildcards: [] if wildcards.model == "base" else [f"results/{wildcards.model}/training_metadata.json"],
         settings=settings_file("benchmark_model", benchmark=config["benchmark"]),
+        # the model's confidence threshold is chosen on validation clips, never on the corpus
+        validation=VALIDATION_MANIFEST,
     output:
         benchmark=report(
             "results/{model}/benchmark.json",
@@ -38,7 +40,7 @@ rule benchmark_model:
     shell:
         "python -m quranft benchmark --settings {input.settings:q} --model {input.model:q}"
         " --name {wildcards.model} --output {output.benchmark:q} --log-probs {output.log_probs:q}"
-        " --device {params.device} {params.training} > {log:q} 2>&1"
+        " --device {params.device} {params.training} --validation-manifest {input.validation:q} > {log:q} 2>&1"
 
 
 rule leaderboard:

@@ -33,6 +33,8 @@ if warning := synthetic_corpus_warning(config["benchmark"]["corpus"], config["ba
     print(warning, file=sys.stderr)
 
 DATA = "results/data"
+# the main corpus's validation clips: export parity and each model's confidence threshold
+VALIDATION_MANIFEST = f"{DATA}/quran_ayah_corpus/validation.jsonl"
 ASR_SET = "results/asr_benchmark"  # the ASR test set, decoded once for every model
 SETTINGS = "results/settings"  # the settings the jobs of the last executing run used
 SCRATCH_SETTINGS = ".snakemake/quranft/settings"  # changed settings, until a run executes jobs with them

@@ -29,7 +29,7 @@ rule export_model:
         model="results/{model}/model.nemo",
         front_end=FRONT_END,
         # parity with the .nemo is measured on the first export.parity_clips validation clips
-        parity=f"{DATA}/quran_ayah_corpus/validation.jsonl",
+        parity=VALIDATION_MANIFEST,
         settings=settings_file("export_model", export=config["export"]),
     output:
         graphs=[f"results/{{model}}/export/{export_file(fmt)}" for fmt in EXPORT_FORMATS],
@@ -69,6 +69,7 @@ rule benchmark_export:
         settings=settings_file(
             "benchmark_export", benchmark={**config["benchmark"], "decoders": ["ctc"], "batch_size": None}
         ),
+        validation=VALIDATION_MANIFEST,
     output:
         [f"results/{{model}}/export/benchmark.{fmt}.json" for fmt in EXPORT_FORMATS],
     wildcard_constraints:
@@ -86,4 +87,4 @@ rule benchmark_export:
         "../envs/quranft.yaml"
     shell:
         "python -m quranft benchmark --settings {input.settings:q} --model {input.models:q}"
-        " --name {wildcards.model} --output {output:q} > {log:q} 2>&1"
+        " --name {wildcards.model} --output {output:q} --validation-manifest {input.validation:q} > {log:q} 2>&1"

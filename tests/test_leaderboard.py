@@ -261,7 +261,7 @@ def test_the_rnnt_heads_get_their_own_rows_tested_against_the_bases_rnnt_head_as
     markdown = to_markdown(board)
     table = markdown.split("## RNNT head")[1].split("\n## ")[0]
     assert "Holm p the same adjusted across the 2 trials' RNNT heads" in table
-    assert ("| 1 | v1 (rnnt) | 100.0% | 100.0% | 100.0% (100.0%–100.0%) | 40.0% | 10.0% | +75.0% SeqAcc, "
+    assert ("| 1 | v1 (rnnt) | 100.0% | 100.0% | 100.0% (100.0%–100.0%) | 40.0% | 10.0% | — | +75.0% SeqAcc, "
             "6 recovered / 0 regressed, p=0.0312, Holm p=0.0625 |") in table
     assert "| 2 | v2 (rnnt) |" in table and "Without an RNNT head, so not in this table: v3." in table
     errors = markdown.split("## Errors against the base")[1]

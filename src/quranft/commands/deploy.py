@@ -40,7 +40,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
     from quranft.models.windowed import Windowing
 
     windowing = Windowing(args.window_seconds, args.context_seconds)
-    return 1 if run(args.model, args.files, args.threads, args.json, sys.stdout, windowing) else 0
+    return 1 if run(args.model, args.files, args.threads, args.json, sys.stdout, windowing, args.min_confidence) else 0
 
 
 def add_commands(commands) -> None:
@@ -75,5 +75,8 @@ def add_commands(commands) -> None:
     identify.add_argument("--context-seconds", type=float, default=DEFAULT_CONTEXT_SECONDS,
                           help="of each window, the seconds on each side that only inform its centre (default "
                                f"{DEFAULT_CONTEXT_SECONDS:g})")
+    identify.add_argument("--min-confidence", type=float,
+                          help="no verse is reported under this confidence (0-1; default: the export's own, chosen on "
+                               "validation clips, or the one in benchmark.json beside a .nemo, else 0.6)")
     identify.add_argument("--threads", type=int, default=0, help="onnxruntime threads (default: one per core)")
     identify.set_defaults(run=cmd_identify)

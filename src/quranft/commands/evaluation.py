@@ -28,15 +28,18 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
     for model, output in zip(args.model, args.output):
         result = run_benchmark(model, corpus, output, args.name, tuple(settings["matchers"]),
                                settings["primary_matcher"], settings["batch_size"], args.device, args.log_probs,
-                               args.training_metadata, tuple(settings["decoders"]))
+                               args.training_metadata, tuple(settings["decoders"]),
+                               validation=args.validation_manifest, threshold_clips=settings["threshold_clips"])
         log_figures(args.name, settings["primary_matcher"], result)
 
 
 def log_figures(name: str, primary: str, result: dict) -> None:
     summary = result["summary"][primary]
-    log.info("%s (%s): recall %.3f, precision %.3f, SeqAcc %.3f (%s matcher), WER %.3f", name,
-             result["model"]["format"], summary["recall"], summary["precision"], summary["sequence_accuracy"], primary,
-             result["transcripts"]["wer"] or float("nan"))
+    negatives = summary["negatives"]
+    log.info("%s (%s): recall %.3f, precision %.3f, SeqAcc %.3f (%s matcher), WER %.3f; false accepts %d of %d "
+             "negatives (confidence threshold %.3f)", name, result["model"]["format"], summary["recall"],
+             summary["precision"], summary["sequence_accuracy"], primary, result["transcripts"]["wer"] or float("nan"),
+             negatives["false_accepts"], negatives["samples"], result["rejection"]["threshold"])
     if summary["errors"]:
         log.warning("%s: samples that failed (scored 0), by kind: %s", name, summary["errors"])
     if "decoders" in result:
@@ -134,6 +137,8 @@ def add_commands(commands) -> None:
     bench.add_argument("--log-probs", help="also save the per-sample CTC log-probabilities here (.npz)")
     bench.add_argument("--training-metadata", help="the trial's training_metadata.json: figures split by "
                                                    "whether each clip's speaker was trained on")
+    bench.add_argument("--validation-manifest", help="the data stage's validation manifest: each model's confidence "
+                                                     "threshold is chosen on its clips (else the default stands)")
     bench.add_argument("--device", default="cpu", help="cpu or cuda")
     bench.set_defaults(run=cmd_benchmark)
 

@@ -3,7 +3,10 @@
 real clips (deploy.parity).
 
 Into `out_dir`: model.onnx (fp32), model.int8.onnx, model.int4.onnx (as `formats` says),
-tokenizer.model and export.json. Every file is written beside its place first and moved there
+tokenizer.model and export.json. Each format's confidence threshold (under it a verse is not
+reported) is chosen on the parity clips in that format's own runtime (matching.threshold) and
+written into its file's metadata, where an app, `identify` and the export's benchmark read it.
+Every file is written beside its place first and moved there
 when the whole export succeeded, export.json last; an export whose fp32 parity fails writes nothing.
 With `front_end` (the base model's, rule export_front_end), the graph reuses it when the model's
 preprocessor has its fingerprint, and export.json says whether it did.
@@ -12,6 +15,7 @@ preprocessor has its fingerprint, and export.json says whether it did.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 import resource
@@ -25,9 +29,14 @@ from typing import Any
 import onnx
 
 from quranft.deploy import graph, parity, quantize
+from quranft.matching.threshold import choose_rejection, clip_judge, validation_clips
 from quranft.fileio import sha256_file, write_json
+from quranft.matching.ctc_matcher import CTCMatcher
+from quranft.matching.text_matcher import TextMatcher
+from quranft.matching.verse_index import default_index
 from quranft.models import nemo_models, onnx_model
 from quranft.models.transcribe import frame_samples, use_ctc_greedy
+from quranft.data.vad import VoiceActivity
 from quranft.models.windowed import Windowing
 from quranft.provenance import cpu_name, provenance
 from quranft.quran.tokenizer import SentencePieceTokenizer
@@ -95,6 +104,36 @@ def _write_formats(model, metadata: dict[str, str], formats: Sequence[str], max_
     return seconds
 
 
+def write_metadata(path: Path, entries: dict[str, str]) -> None:
+    """Set metadata entries of an ONNX file in place (others kept)."""
+    model = onnx.load(str(path))
+    props = {prop.key: prop.value for prop in model.metadata_props} | entries
+    onnx.helper.set_model_props(model, props)
+    onnx.save(model, str(path))
+
+
+def with_rejections(staging: Path, formats: Sequence[str], graphs: dict[str, Any], manifest: str | Path | None,
+                    count: int, windowing: Windowing) -> dict[str, Any]:
+    """Each format's Rejection chosen on the manifest's first `count` clips by its own graph, and
+    written into its file (onnx_model.REJECTION); none without a manifest."""
+    if manifest is None:
+        return {}
+    clips, index, text_matcher, vad = validation_clips(manifest, count), default_index(), TextMatcher(), VoiceActivity()
+    chosen = {}
+    for fmt in formats:
+        model = graphs[fmt]
+
+        def transcribe(audio, model=model):
+            log_probs = model.recording_log_probs(audio, windowing)
+            return model.text(log_probs), log_probs
+
+        judge = clip_judge(transcribe, "ctc", index, text_matcher, CTCMatcher(model.tokenizer, model.blank))
+        rejection = choose_rejection(judge, clips, index, text_matcher, vad).as_dict()
+        write_metadata(staging / file_name(fmt), {onnx_model.REJECTION: json.dumps(rejection)})
+        chosen[fmt] = rejection
+    return chosen
+
+
 def export_model(model_path: str | Path, out_dir: str | Path, formats: Sequence[str] = DEFAULT_FORMATS,
                  parity_manifest: str | Path | None = None, parity_clips: int = DEFAULT_PARITY_CLIPS,
                  max_seconds: float = DEFAULT_MAX_SECONDS, threads: int = 0,
@@ -121,6 +160,9 @@ def export_model(model_path: str | Path, out_dir: str | Path, formats: Sequence[
         started_parity = time.perf_counter()
         agreement = parity.measure(reference, graphs, clips, windowing)
         seconds["parity"] = round(time.perf_counter() - started_parity, 2)
+        started_threshold = time.perf_counter()
+        agreement["rejection"] = with_rejections(staging, formats, graphs, parity_manifest, parity_clips, windowing)
+        seconds["threshold"] = round(time.perf_counter() - started_threshold, 2)
         (staging / "tokenizer.model").write_bytes(tokenizer.model_bytes)
         if "fp32" not in formats:  # the quantized copies are made from it; kept only when asked for
             (staging / file_name("fp32")).unlink()

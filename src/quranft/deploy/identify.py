@@ -1,11 +1,13 @@
 """Identify the verses recited in a user's own recordings, of any length, with a .nemo or an
 exported .onnx.
 
-For each file (any container quranft.data.audio decodes): the model's CTC log-probs of the whole
-recording (in windows when it is longer than one: models.windowed), then the verse segmenter
-(matching.segments): each verse recited, in order, with its start and end (seconds) and its
-confidence. A file that cannot be read or transcribed is reported with its error, and the others
-still go through.
+For each file (any container quranft.data.audio decodes): where it holds speech (the voice-
+activity detector, data.vad), the model's CTC log-probs of the whole recording (in windows when it
+is longer than one: models.windowed) with every frame outside speech made blank, then the verse
+segmenter (matching.segments): each verse recited, in order, with its start and end (seconds) and
+its confidence, none under the model's confidence threshold (`threshold_for`). Silence, noise and
+speech that is not Quran give no verse. A file that cannot be read or transcribed is reported
+with its error, and the others still go through.
 
 With an .onnx, nothing of NeMo, Lightning or torch is imported. With a .nemo, NeMo is imported and
 the model restored (about 10 s more).
@@ -15,17 +17,25 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from quranft.data.audio import SAMPLE_RATE, load_audio
+from quranft.fileio import read_json
+from quranft.matching.rejection import DEFAULT_THRESHOLD, MIN_SPEECH_SECONDS
 from quranft.matching.segments import VerseSegmenter, VerseSpan, spans_label
-from quranft.models.loading import load_for_ctc
+from quranft.models.loading import InferenceModel, load_for_ctc
+from quranft.data.vad import VoiceActivity, speech_seconds, without_non_speech
 from quranft.models.windowed import Windowing
 from quranft.quran.references import surah_labels
+
+log = logging.getLogger("quranft")
 
 
 @dataclass
@@ -36,6 +46,7 @@ class Identified:
     transcript: str | None = None
     seconds: float | None = None  # from the file's path to its verses
     duration: float | None = None
+    speech_seconds: float | None = None  # what the voice-activity detector heard
     error: str | None = None
 
     def lines(self) -> list[str]:
@@ -54,12 +65,46 @@ def verse_record(span: VerseSpan, duration: float) -> dict:
     return span.as_dict() | {"end": min(span.end, duration), "surah_name": surah_labels([span.verse])[0]}
 
 
+def threshold_for(model_path: str | Path, model: InferenceModel) -> tuple[float, str]:
+    """The confidence under which a verse is not reported, and where it comes from: an export's
+    own (chosen on validation clips when it was exported), else the threshold the model's benchmark
+    chose (benchmark.json beside a .nemo, as the workflow writes them), else the default."""
+    if model.min_confidence is not None:
+        return model.min_confidence, f"{model_path}'s metadata"
+    benchmark = Path(model_path).with_name("benchmark.json")
+    if Path(model_path).suffix == ".nemo" and benchmark.is_file():
+        rejection = read_json(benchmark).get("rejection")
+        if rejection:
+            return float(rejection["threshold"]), str(benchmark)
+    return DEFAULT_THRESHOLD, "the default"
+
+
+def verses_heard(model: InferenceModel, segmenter: VerseSegmenter, vad: VoiceActivity, audio: np.ndarray,
+                 windowing: Windowing, result: Identified) -> list[VerseSpan]:
+    """The verses of one recording, its transcript and speech seconds set on `result`."""
+    speech = vad.speech(audio)
+    result.speech_seconds = round(speech_seconds(speech), 3)
+    if result.speech_seconds < MIN_SPEECH_SECONDS:
+        result.transcript = ""
+        return []
+    text, log_probs = model.transcribe(audio, windowing)
+    heard = without_non_speech(log_probs, speech, model.frame_seconds, model.blank)
+    result.transcript = text if heard is log_probs else model.text(heard)
+    return segmenter.find(heard)
+
+
 def identify_files(model_path: str | Path, files: Sequence[str | Path], threads: int = 0,
-                   windowing: Windowing = Windowing()) -> Iterator[Identified]:
+                   windowing: Windowing = Windowing(), min_confidence: float | None = None) -> Iterator[Identified]:
     """Each file's verses, in order, as soon as it is done; a recording longer than a window goes
-    through the model in `windowing`'s windows (an export's at most its max_seconds)."""
+    through the model in `windowing`'s windows (an export's at most its max_seconds). No verse is
+    reported under `min_confidence` (default: threshold_for the model)."""
     model = load_for_ctc(model_path, threads)
-    segmenter = VerseSegmenter(model.tokenizer, model.blank, frame_seconds=model.frame_seconds)
+    if min_confidence is None:
+        min_confidence, source = threshold_for(model_path, model)
+        log.info("%s: confidence threshold %.3f (%s)", model_path, min_confidence, source)
+    segmenter = VerseSegmenter(model.tokenizer, model.blank, frame_seconds=model.frame_seconds,
+                               min_confidence=min_confidence)
+    vad = VoiceActivity(threads=max(1, threads))
     for file in files:
         started = time.perf_counter()
         result = Identified(file=str(file))
@@ -68,8 +113,7 @@ def identify_files(model_path: str | Path, files: Sequence[str | Path], threads:
             if audio.size == 0:
                 raise ValueError("no audio samples")
             result.duration = round(len(audio) / SAMPLE_RATE, 3)
-            result.transcript, log_probs = model.transcribe(audio, windowing)
-            spans = segmenter.find(log_probs)
+            spans = verses_heard(model, segmenter, vad, audio, windowing, result)
         except Exception as error:  # one file's failure is reported on its line; the others go on
             result.error = f"{type(error).__name__}: {error}"
             yield result
@@ -85,13 +129,13 @@ def as_json(result: Identified) -> str:
 
 
 def run(model_path: str | Path, files: Sequence[str], threads: int, json_lines: bool, out,
-        windowing: Windowing = Windowing()) -> int:
+        windowing: Windowing = Windowing(), min_confidence: float | None = None) -> int:
     """Print each file's lines (one JSON object a file with `json_lines`) to `out`; returns the
     number of files that failed. Everything else (NeMo logs to stdout) goes to stderr, so that
     `out` holds only the results."""
     failed = 0
     with contextlib.redirect_stdout(sys.stderr):
-        for result in identify_files(model_path, files, threads, windowing):
+        for result in identify_files(model_path, files, threads, windowing, min_confidence):
             failed += result.error is not None
             print(as_json(result) if json_lines else "\n".join(result.lines()), file=out, flush=True)
     return failed

@@ -12,6 +12,13 @@ its decoder and joint decode greedily the encoder output the CTC head read, and 
 scored by the text matcher (the CTC matcher needs CTC log-probs) and by WER/CER, into the JSON's
 `decoders.rnnt` block; every figure outside that block is the CTC head's.
 
+What is not recitation is no verse: each clip goes through the voice-activity detector (timed with
+the rest), and a prediction is refused when the clip holds too little speech or when its confidence
+is under the model's threshold, chosen on the validation clips before the corpus is touched
+(matching.threshold); the corpus's negatives (no verse expected) are counted as false accepts
+apart from the protocol's means (matching.scoring). The JSON's `rejection` says how the threshold
+was chosen.
+
 A sample that fails, whatever the reason (missing or undecodable audio, an empty clip, out of
 memory, a model error, an error inside a matcher), scores 0 and carries its error and its kind;
 the run goes on, and each matcher's summary counts the failures by kind.
@@ -35,12 +42,15 @@ from quranft.data.audio import SAMPLE_RATE, load_audio
 from quranft.data.benchmark_corpus import CORPUS_MANIFEST, Sample, load_samples
 from quranft.evaluation.code_versions import matcher_versions, scorer_version
 from quranft.fileio import manifest_hash, read_json, read_jsonl, write_json
+from quranft.matching.threshold import DEFAULT_CLIPS, choose_rejection, clip_judge, validation_clips
 from quranft.matching.ctc_matcher import CTCMatcher, save_log_probs
+from quranft.matching.rejection import Rejection, prediction_confidence
 from quranft.matching.scoring import predict, score_rows, summarize_scores
 from quranft.matching.text_matcher import TextMatcher
 from quranft.matching.verse_index import VerseIndex, default_index
 from quranft.models.loading import load_for_ctc
 from quranft.models.onnx_model import OnnxModel
+from quranft.data.vad import VoiceActivity, speech_seconds
 from quranft.models.windowed import Windowing
 from quranft.models.transcribe import (
     check_not_empty,
@@ -103,27 +113,33 @@ class Attempt:
     error: str | None = None
     error_kind: str | None = None
     rnnt_seconds: float | None = None  # the RNNT head's decoding of the encoder output, untimed above
+    speech_seconds: float | None = None  # what the voice-activity detector heard
 
 
 def identify(path: Path, model, primary: str, index: VerseIndex, text_matcher: TextMatcher,
-             ctc_matcher: CTCMatcher, rnnt: bool = False, windowing: Windowing = Windowing()) -> Attempt:
-    """Decode, transcribe (in `windowing`'s windows if longer than one) and match one clip, timed;
-    with `rnnt`, then decode the same encoder output with the RNNT head (transcript.rnnt), outside
-    the timing. A failure is returned, never raised."""
+             ctc_matcher: CTCMatcher, rnnt: bool = False, windowing: Windowing = Windowing(),
+             vad: VoiceActivity | None = None) -> Attempt:
+    """Decode, hear for speech (`vad`), transcribe (in `windowing`'s windows if longer than one),
+    match one clip and judge the match's confidence, timed; with `rnnt`, then decode the same
+    encoder output with the RNNT head (transcript.rnnt), outside the timing. A failure is
+    returned, never raised."""
     started = time.perf_counter()
     try:
         audio = check_not_empty(load_audio(path), str(path))
+        speech = speech_seconds(vad.speech(audio)) if vad is not None else None
         transcript = transcribe_samples(model, [audio], keep_log_probs=True, keep_encoded=rnnt,
                                         windowing=windowing)[0]
     except Exception as error:  # any one clip's failure scores 0; the run goes on
         recover(error)
         return Attempt(error=error_message(error), error_kind=failure_kind(error))
     try:
-        predict(primary, transcript.text, transcript.log_probs, index, text_matcher, ctc_matcher)
+        match = predict(primary, transcript.text, transcript.log_probs, index, text_matcher, ctc_matcher)
+        prediction_confidence(transcript.log_probs, match.verses, ctc_matcher)  # timed: part of the path
     except Exception as error:  # the transcript stands; score_rows records the matcher's error per matcher
-        attempt = Attempt(audio, transcript, error=error_message(error), error_kind="matcher")
+        attempt = Attempt(audio, transcript, error=error_message(error), error_kind="matcher",
+                          speech_seconds=speech)
     else:
-        attempt = Attempt(audio, transcript, seconds=time.perf_counter() - started)
+        attempt = Attempt(audio, transcript, seconds=time.perf_counter() - started, speech_seconds=speech)
     if rnnt:  # after the clock: the latency is the CTC path's alone
         started = time.perf_counter()
         decode_rnnt(model, [transcript])
@@ -157,7 +173,8 @@ def latency_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def rnnt_row(row: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
     """A sample's row of the RNNT head: its transcript, or the error of the clip or of the head."""
-    record = {"id": row["id"], "category": row["category"], "expected": row["expected"]}
+    record = {"id": row["id"], "category": row["category"], "expected": row["expected"],
+              "speech_seconds": row.get("speech_seconds")}
     if attempt.transcript is None:  # the clip itself failed
         return {**record, "transcript": None, "error": row["error"], "error_kind": row["error_kind"], "seconds": None}
     heard = attempt.transcript.rnnt
@@ -183,7 +200,8 @@ def transcribe_corpus(samples: list[Sample], corpus_dir: Path, identify_clip: Ca
             # a matcher's failure is not the sample's: scored (and recorded) per matcher by score_rows
             row.update(transcript=attempt.transcript.text, error=None,
                        latency=round(attempt.seconds, 4) if attempt.seconds is not None else None,
-                       duration=round(len(attempt.audio) / SAMPLE_RATE, 3))
+                       duration=round(len(attempt.audio) / SAMPLE_RATE, 3),
+                       speech_seconds=None if attempt.speech_seconds is None else round(attempt.speech_seconds, 3))
             log_probs[sample.id] = attempt.transcript.log_probs
         rows.append(row)
         if rnnt:
@@ -255,11 +273,12 @@ def model_record(model_path: Path, model_name: str, model, parameters: int) -> d
 
 
 def rnnt_block(decoding: dict[str, Any], rows: list[dict[str, Any]], index: VerseIndex,
-               text_matcher: TextMatcher) -> dict[str, Any]:
+               text_matcher: TextMatcher, rejection: Rejection | None = None) -> dict[str, Any]:
     """The RNNT head's part of a benchmark (`decoders.rnnt`): how it decoded, its rows (id,
     category, expected, transcript, error, error_kind, seconds) scored by the text matcher, their
     summary and WER/CER, and the time its decoding took beside the CTC path."""
-    summary = score_rows(rows, (RNNT_MATCHER,), index, text_matcher, None, None)
+    # refused for want of speech only: a confidence needs the CTC head's log-probs
+    summary = score_rows(rows, (RNNT_MATCHER,), index, text_matcher, None, None, rejection)
     return {"decoding": decoding, "matcher": RNNT_MATCHER, "summary": summary,
             "transcripts": transcript_metrics(rows),
             "decode_seconds": round(sum(row["seconds"] or 0.0 for row in rows), 3), "rows": rows}
@@ -293,17 +312,38 @@ def load_corpus(corpus_dir: str | Path) -> Corpus:
     return Corpus(corpus_dir, samples, corpus_hash(corpus_dir, samples), default_index(), TextMatcher())
 
 
+def model_rejection(model, validation: str | Path | None, clips: int, primary: str, corpus: Corpus,
+                    ctc_matcher: CTCMatcher, vad: VoiceActivity, windowing: Windowing) -> Rejection:
+    """The model's Rejection: an export's own (chosen on the validation clips when it was exported,
+    what an app reads from the file), else its threshold chosen on the validation clips now (the
+    default without)."""
+    if isinstance(model, OnnxModel) and model.rejection is not None:
+        return Rejection.from_dict(model.rejection)
+    if validation is None:
+        return Rejection(chosen_on={"rule": "the default: no validation manifest given"})
+
+    def transcribe(audio):
+        transcript = transcribe_samples(model, [audio], keep_log_probs=True, windowing=windowing)[0]
+        return transcript.text, transcript.log_probs
+
+    judge = clip_judge(transcribe, primary, corpus.index, corpus.text_matcher, ctc_matcher)
+    return choose_rejection(judge, validation_clips(validation, clips), corpus.index, corpus.text_matcher, vad)
+
+
 def run_benchmark(model_path: str | Path, corpus_dir: str | Path | Corpus, out_json: str | Path, model_name: str,
                   matchers: tuple[str, ...] = MATCHERS, primary: str = "ctc", batch_size: int | None = 8,
                   device: str = "cpu", log_probs_path: str | Path | None = None,
                   training_metadata: str | Path | None = None,
-                  decoders: tuple[str, ...] = DECODERS, windowing: Windowing = Windowing()) -> dict[str, Any]:
+                  decoders: tuple[str, ...] = DECODERS, windowing: Windowing = Windowing(),
+                  validation: str | Path | None = None, threshold_clips: int = DEFAULT_CLIPS) -> dict[str, Any]:
     """Benchmark one model on the corpus (a folder, or a Corpus another model's run loaded); write
     `out_json` (and the log-probs) and return the result. With the trial's `training_metadata`, the
     figures are also split by whether each clip's speaker was in the training data. With `rnnt`
     among the `decoders` and a model that has the head, the RNNT head's figures are in the result's
     `decoders.rnnt`. `batch_size` None skips the batch-throughput pass (`latency.batch` null). A clip
-    longer than a window goes in `windowing`'s windows (an export's at most its max_seconds)."""
+    longer than a window goes in `windowing`'s windows (an export's at most its max_seconds). The
+    confidence threshold is chosen on the first `threshold_clips` clips of the `validation` manifest
+    (matching.threshold); without one, the default threshold stands, and the JSON says so."""
     model_path = Path(model_path)
     corpus = corpus_dir if isinstance(corpus_dir, Corpus) else load_corpus(corpus_dir)
     samples, index, text_matcher = corpus.samples, corpus.index, corpus.text_matcher
@@ -315,12 +355,15 @@ def run_benchmark(model_path: str | Path, corpus_dir: str | Path | Corpus, out_j
         use_rnnt_greedy(model)
     windowing = model_windowing(model, windowing)
 
+    vad = VoiceActivity(threads=torch.get_num_threads())
+    rejection = model_rejection(model, validation, threshold_clips, primary, corpus, ctc_matcher, vad, windowing)
+
     def identify_clip(path: Path) -> Attempt:
-        return identify(path, model, primary, index, text_matcher, ctc_matcher, rnnt, windowing)
+        return identify(path, model, primary, index, text_matcher, ctc_matcher, rnnt, windowing, vad)
 
     warm = warm_up([(s.id, corpus.path / s.file) for s in samples if (corpus.path / s.file).is_file()], identify_clip)
     rows, log_probs, rnnt_rows = transcribe_corpus(samples, corpus.path, identify_clip, model_name, rnnt)
-    summaries = score_rows(rows, matchers, index, text_matcher, ctc_matcher, log_probs)
+    summaries = score_rows(rows, matchers, index, text_matcher, ctc_matcher, log_probs, rejection)
     batch = batch_throughput(model, corpus.path, rows, batch_size, windowing) if batch_size else None
     result = {
         "model": model_record(model_path, model_name, model, parameters),
@@ -329,10 +372,11 @@ def run_benchmark(model_path: str | Path, corpus_dir: str | Path | Corpus, out_j
         "matchers": matcher_records(primary, text_matcher, ctc_matcher),
         # the hash of all the code that decides this file's figures (code_versions.scorer_version)
         "scorer": {"version": scorer_version()},
+        "rejection": {**rejection.as_dict(), "voice_activity": vad.settings()},
         "summary": summaries,
         "by_speaker": by_speaker(rows, matchers, trained_speakers(training_metadata)),
         "transcripts": transcript_metrics(rows),
-        **({"decoders": {"rnnt": rnnt_block(rnnt_decoding(model), rnnt_rows, index, text_matcher)}} if rnnt else {}),
+        **({"decoders": {"rnnt": rnnt_block(rnnt_decoding(model), rnnt_rows, index, text_matcher, rejection)}} if rnnt else {}),
         "latency": {
             "device": device,
             "device_name": torch.cuda.get_device_name(0) if device.startswith("cuda") else cpu_name(),

@@ -26,7 +26,7 @@ class DeployableError(QuranftError, ValueError):
 
 
 def _scores(benchmark: Mapping[str, Any], matcher: str) -> dict[str, dict[str, float]]:
-    return {row["id"]: row["matchers"][matcher] for row in benchmark["rows"]}
+    return {row["id"]: row["matchers"][matcher] for row in benchmark["rows"] if row["expected"]}
 
 
 def _row(model: str, fmt: str, benchmark: Mapping[str, Any], matcher: str) -> dict[str, Any]:
@@ -34,7 +34,8 @@ def _row(model: str, fmt: str, benchmark: Mapping[str, Any], matcher: str) -> di
     return {"model": model, "format": fmt, "file": benchmark["model"]["file"], "bytes": benchmark["model"]["bytes"],
             "latency_median": benchmark["latency"]["median"], "latency_p95": benchmark["latency"]["p95"],
             "threads": benchmark["latency"].get("threads"), "sequence_accuracy": summary["sequence_accuracy"],
-            "recall": summary["recall"], "wer": benchmark["transcripts"]["wer"]}
+            "recall": summary["recall"], "wer": benchmark["transcripts"]["wer"],
+            "negatives": summary.get("negatives"), "threshold": (benchmark.get("rejection") or {}).get("threshold")}
 
 
 def _check(nemo: Mapping[str, Any], export: Mapping[str, Any], matcher: str, file: str) -> None:
@@ -69,6 +70,12 @@ def deployable_section(benchmarks: Mapping[str, Mapping[str, Any]],
     return {"matcher": matcher, "rows": rows}
 
 
+def false_accepts(row: Mapping[str, Any]) -> str:
+    """The negatives named a verse, of how many: "1/7"; "—" without negatives."""
+    negatives = row.get("negatives") or {}
+    return f"{negatives['false_accepts']}/{negatives['samples']}" if negatives.get("samples") else "—"
+
+
 def _seconds(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
@@ -80,12 +87,14 @@ def deployable_markdown(section: Mapping[str, Any]) -> list[str]:
     lines = ["", "## Deployable", "",
              f"Each model as trained (`.nemo`, PyTorch) and as exported (ONNX on onnxruntime, raw audio in), on the "
              f"same corpus and matcher (`{section['matcher']}`); latency per clip from its path to its verses. "
-             "*differ*: samples whose SeqAcc is not the `.nemo`'s (McNemar p against it).", "",
-             "| model | format | size (MB) | latency median / p95 (s) | SeqAcc | recall | differ from .nemo |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "*differ*: samples whose SeqAcc is not the `.nemo`'s (McNemar p against it); *false accepts*: "
+             "negatives named a verse, at the format's own confidence threshold.", "",
+             "| model | format | size (MB) | latency median / p95 (s) | SeqAcc | recall | false accepts | "
+             "differ from .nemo |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in section["rows"]:
         differ = "—" if row["format"] == "nemo" else f"{row['differ']} (p={row['mcnemar_p']:.3g})"
         lines.append(f"| {row['model']} | {row['format']} | {row['bytes'] / 1e6:.1f} | "
                      f"{_seconds(row['latency_median'])} / {_seconds(row['latency_p95'])} | "
-                     f"{pct(row['sequence_accuracy'])} | {pct(row['recall'])} | {differ} |")
+                     f"{pct(row['sequence_accuracy'])} | {pct(row['recall'])} | {false_accepts(row)} | {differ} |")
     return [*lines, ""]

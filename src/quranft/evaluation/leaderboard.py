@@ -48,7 +48,9 @@ class LeaderboardError(QuranftError, ValueError):
 
 
 def _per_sample(benchmark: dict, matcher: str) -> dict[str, dict[str, float]]:
-    return {row["id"]: {m: row["matchers"][matcher][m] for m in METRICS} for row in benchmark["rows"]}
+    """Each recitation's scores (negatives, with no verse expected, are counted apart: false accepts)."""
+    return {row["id"]: {m: row["matchers"][matcher][m] for m in METRICS} for row in benchmark["rows"]
+            if row["expected"]}
 
 
 def _same(benchmarks: Mapping[str, dict], files: Mapping[str, str], what: str, value: Callable[[dict], Any]) -> None:
@@ -125,7 +127,8 @@ def _figures(benchmark: Mapping[str, Any], matcher: str) -> dict[str, Any]:
     return {**{m: summary[m] for m in METRICS},
             "ci95": {m: bootstrap_interval([s[m] for s in scores.values()]) for m in METRICS},
             "wer": benchmark["transcripts"]["wer"], "cer": benchmark["transcripts"]["cer"],
-            "per_category": summary.get("per_category", {}), "errors": summary.get("errors", {})}
+            "per_category": summary.get("per_category", {}), "errors": summary.get("errors", {}),
+            "negatives": summary.get("negatives"), "threshold": (benchmark.get("rejection") or {}).get("threshold")}
 
 
 def _versus_base(rows: list[dict[str, Any]], benchmarks: Mapping[str, dict], matcher: str, alpha: float) -> int:

@@ -11,7 +11,7 @@ from typing import Any
 
 from quranft.evaluation.asr_benchmark import ALL
 from quranft.evaluation.best import choose
-from quranft.evaluation.deployable import deployable_markdown
+from quranft.evaluation.deployable import deployable_markdown, false_accepts
 from quranft.evaluation.figures import pct
 from quranft.quran.references import verses_label
 from quranft.quran.tanzil import ATTRIBUTION
@@ -34,7 +34,10 @@ def header(board: Board) -> list[str]:
         "Models are ranked by SeqAcc, then recall, then precision (a trial tied with the base ranks below "
         "it). Intervals are bootstrap 95% CIs; p is the exact McNemar test of SeqAcc against the base model, "
         f"Holm p the same adjusted across the {tests['comparisons']} trials compared with the base; a "
-        f"difference is called significant only when Holm p < {tests['alpha']}.",
+        f"difference is called significant only when Holm p < {tests['alpha']}. The figures are the protocol's, "
+        "over the recitations; *false accepts* are the corpus's negatives (silence, noise, speech that is not "
+        "Quran) for which a model named a verse: a prediction is no verse where the voice-activity detector "
+        "hears no speech or its confidence is under the model's threshold, chosen on validation clips.",
     ]
 
 
@@ -46,9 +49,9 @@ def model_to_ship(board: Board) -> list[str]:
 def ranking(board: Board) -> list[str]:
     lines = [
         "",
-        "| rank | model | recall | precision | SeqAcc (95% CI) | WER | CER | latency median / p95 (s) | size (MB) "
-        "| params | vs base |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| rank | model | recall | precision | SeqAcc (95% CI) | WER | CER | false accepts | latency median / p95 "
+        "(s) | size (MB) | params | vs base |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in board["rows"]:
         latency = (f"{row['latency_median']:.3f} / {row['latency_p95']:.3f}"
@@ -65,7 +68,7 @@ def _scores(row: Mapping[str, Any]) -> str:
     """The cells recall to CER of a ranked row."""
     low, high = row["ci95"]["sequence_accuracy"] or (None, None)
     return (f"{pct(row['recall'])} | {pct(row['precision'])} | {pct(row['sequence_accuracy'])} "
-            f"({pct(low)}–{pct(high)}) | {pct(row['wer'])} | {pct(row['cer'])}")
+            f"({pct(low)}–{pct(high)}) | {pct(row['wer'])} | {pct(row['cer'])} | {false_accepts(row)}")
 
 
 def _versus(row: Mapping[str, Any]) -> str:
@@ -99,8 +102,8 @@ def rnnt_head(board: Board) -> list[str]:
         f"the same adjusted across the {tests['comparisons']} trials' RNNT heads compared with it: a family of its "
         "own, apart from the table above. Latency, the model to ship and the exports are the CTC head's.",
         "",
-        "| rank | model | recall | precision | SeqAcc (95% CI) | WER | CER | vs base (rnnt) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| rank | model | recall | precision | SeqAcc (95% CI) | WER | CER | false accepts | vs base (rnnt) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in section["rows"]:
         lines.append(f"| {row['rank']} | {_label(row)} | {_scores(row)} | {_versus(row)} |")

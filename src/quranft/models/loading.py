@@ -25,6 +25,13 @@ class InferenceModel:
     parameters: int  # of what runs: the graph's (preprocessor, encoder, CTC head), or the whole .nemo's
     frame_samples: int  # audio samples per frame of its log-probs (the hop times the subsampling)
     sample_rate: int
+    min_confidence: float | None = None  # an export's confidence threshold, chosen when it was exported
+
+    def text(self, log_probs: np.ndarray) -> str:
+        """The greedy transcript of log-probs."""
+        from quranft.quran.tokenizer import greedy_ids
+
+        return self.tokenizer.ids_to_text(greedy_ids(log_probs, self.blank))
 
     @property
     def frame_seconds(self) -> float:
@@ -53,7 +60,7 @@ def load_for_ctc(path: str | Path, threads: int = 0, device: str = "cpu") -> Inf
 
         graph = OnnxModel(path, threads)
         return InferenceModel(graph, graph.tokenizer, graph.blank, graph.parameters, graph.frame_samples,
-                              graph.sample_rate)
+                              graph.sample_rate, graph.min_confidence)
     from quranft.models import nemo_models
     from quranft.models.transcribe import frame_samples, use_ctc_greedy
 

@@ -11,6 +11,7 @@ Lightning or torch.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from quranft.quran.tokenizer import SentencePieceTokenizer, greedy_ids
 TOKENIZER, BLANK, SAMPLE_RATE_KEY, MAX_SECONDS, FORMAT, PARAMETERS, FRAME_SAMPLES = (
     "quranft.tokenizer", "quranft.blank", "quranft.sample_rate", "quranft.max_seconds", "quranft.format",
     "quranft.parameters", "quranft.frame_samples")
+REJECTION = "quranft.rejection"  # JSON: the confidence threshold, chosen on validation clips at export
 REQUIRED = (TOKENIZER, BLANK, SAMPLE_RATE_KEY, MAX_SECONDS)
 # Samples per output frame of the exports made before FRAME_SAMPLES was recorded: every one was a
 # FastConformer's (10 ms hop, subsampled 8 times) at 16 kHz.
@@ -69,6 +71,8 @@ class OnnxModel:
         self.format = self.metadata.get(FORMAT, "fp32")
         self.parameters = int(self.metadata.get(PARAMETERS, 0))
         self.frame_samples = int(self.metadata.get(FRAME_SAMPLES, FASTCONFORMER_FRAME_SAMPLES))
+        self.rejection = json.loads(self.metadata[REJECTION]) if REJECTION in self.metadata else None
+        self.min_confidence = None if self.rejection is None else float(self.rejection["threshold"])
         self.threads = threads
 
     def log_probs(self, audios: Sequence[np.ndarray]) -> list[np.ndarray]:

@@ -1,0 +1,163 @@
+"""Voice-activity detection: where a recording holds speech, so that nothing is matched elsewhere.
+
+The detector is Silero VAD (the `silero-vad` package): its ONNX model, shipped inside the package,
+run by onnxruntime. Its "sequence" graph takes a block of 32 ms frames in one call and gives each
+frame's speech probability, the same figures as the streaming graph frame by frame. The package's
+own Python helpers import torch when the package is imported, and the ONNX path of `identify` must
+not need torch: so the model file is found without importing the package, and the probabilities
+are turned into speech intervals here, by the same rule as its `get_speech_timestamps` (speech
+starts at a frame at or above `threshold`, ends after `min_silence` under `threshold - 0.15`;
+shorter than `min_speech` is dropped; each interval padded by `pad`).
+
+numpy and onnxruntime only.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+RATE = 16000
+FRAME = 512  # samples of a frame of the 16 kHz graph (32 ms)
+CONTEXT = 64  # samples of the previous frame each frame is given
+STATE = 128  # the LSTM's width
+BLOCK_FRAMES = 512  # frames per call of the graph (16.4 s of audio): memory does not grow with length
+MODEL_FILE = "silero_vad_16k_sequence.onnx"
+
+Interval = tuple[float, float]  # seconds
+
+
+def model_path() -> Path:
+    """The sequence graph inside the installed silero-vad package (found without importing it)."""
+    spec = importlib.util.find_spec("silero_vad")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("silero-vad is not installed (pip install silero-vad): the voice-activity "
+                                  "detector's model ships in it")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / MODEL_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: silero-vad's sequence model is missing (silero-vad 6.2 or later)")
+    return path
+
+
+def _blocks(audio: np.ndarray):
+    """Blocks of frames, each frame with the last CONTEXT samples of the one before (zeros before the
+    first), the last frame zero-padded: the graph's input."""
+    frames = -(-len(audio) // FRAME)
+    previous = np.zeros(CONTEXT, np.float32)
+    for first in range(0, frames, BLOCK_FRAMES):
+        count = min(BLOCK_FRAMES, frames - first)
+        block = np.zeros((count, FRAME), np.float32)
+        samples = audio[first * FRAME:(first + count) * FRAME]
+        block.reshape(-1)[:len(samples)] = samples
+        context = np.empty((count, CONTEXT), np.float32)
+        context[0] = previous
+        context[1:] = block[:-1, -CONTEXT:]
+        previous = block[-1, -CONTEXT:].copy()
+        yield np.concatenate([context, block], axis=1)
+
+
+@dataclass
+class VoiceActivity:
+    """Speech intervals of 16 kHz mono audio by Silero VAD (thresholds as its defaults)."""
+
+    threshold: float = 0.5
+    min_speech: float = 0.25  # seconds; shorter bursts are not speech
+    min_silence: float = 0.1  # seconds under the lower threshold that end a stretch of speech
+    pad: float = 0.03  # seconds added on each side of an interval
+    threads: int = 1
+
+    def __post_init__(self):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = max(1, self.threads)
+        self._session = ort.InferenceSession(str(model_path()), options, providers=["CPUExecutionProvider"])
+
+    def settings(self) -> dict:
+        return {"model": f"silero-vad {MODEL_FILE}", "threshold": self.threshold, "min_speech": self.min_speech,
+                "min_silence": self.min_silence, "pad": self.pad}
+
+    def probabilities(self, audio: np.ndarray) -> np.ndarray:
+        """Each 32 ms frame's speech probability."""
+        audio = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
+        hidden = np.zeros((1, 1, STATE), np.float32)
+        cell = np.zeros((1, 1, STATE), np.float32)
+        out = []
+        for block in _blocks(audio):
+            probs, hidden, cell = self._session.run(["speech_probs", "hn", "cn"],
+                                                    {"input": block, "h": hidden, "c": cell})
+            out.append(np.asarray(probs, np.float32).reshape(-1))
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+    def speech(self, audio: np.ndarray) -> list[Interval]:
+        """The intervals of speech, in seconds, in order and apart."""
+        return intervals_of(self.probabilities(audio), len(audio) / RATE, self.threshold, self.min_speech,
+                            self.min_silence, self.pad)
+
+
+def intervals_of(probs: np.ndarray, duration: float, threshold: float = 0.5, min_speech: float = 0.25,
+                 min_silence: float = 0.1, pad: float = 0.03) -> list[Interval]:
+    """Speech intervals (seconds) from per-frame probabilities: Silero's rule (module docstring)."""
+    step = FRAME / RATE
+    low = max(threshold - 0.15, 0.01)
+    found: list[list[float]] = []
+    start = quiet_since = None
+    for frame, p in enumerate(np.asarray(probs, dtype=np.float32)):
+        if p >= threshold:
+            quiet_since = None
+            if start is None:
+                start = frame
+        elif start is not None and p < low:
+            quiet_since = frame if quiet_since is None else quiet_since
+            if (frame - quiet_since + 1) * step >= min_silence:
+                found.append([start * step, quiet_since * step])
+                start = quiet_since = None
+    if start is not None:
+        found.append([start * step, duration])
+    merged: list[list[float]] = []
+    for begin, end in found:
+        if end - begin < min_speech:
+            continue
+        begin, end = max(0.0, begin - pad), min(duration, end + pad)
+        if merged and begin <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([begin, end])
+    return [(round(b, 4), round(e, 4)) for b, e in merged]
+
+
+def speech_seconds(intervals: list[Interval]) -> float:
+    return float(sum(end - start for start, end in intervals))
+
+
+def speech_frames(intervals: list[Interval], frames: int, frame_seconds: float) -> np.ndarray:
+    """Which of `frames` model frames (each `frame_seconds` long) have their centre in speech."""
+    centres = (np.arange(frames) + 0.5) * frame_seconds
+    mask = np.zeros(frames, bool)
+    for start, end in intervals:
+        mask |= (centres >= start) & (centres < end)
+    return mask
+
+
+# Seconds kept on each side of speech when non-speech is dropped from log-probs: a CTC model emits
+# a token some frames off the sound it hears (measured on the demo base: the first word of a clip
+# emitted 0.2 s before the detector's start, and dropping from there cut the verse's confidence
+# from 0.97 to 0.54), so only what lies well outside speech is dropped.
+EMISSION_MARGIN = 0.5
+
+
+def without_non_speech(log_probs: np.ndarray, intervals: list[Interval], frame_seconds: float,
+                       blank: int, margin: float = EMISSION_MARGIN) -> np.ndarray:
+    """The log-probs with every frame more than `margin` outside speech made certain blank: nothing
+    can be read there."""
+    keep = speech_frames([(start - margin, end + margin) for start, end in intervals], len(log_probs),
+                         frame_seconds)
+    if keep.all():
+        return log_probs
+    out = np.array(log_probs, dtype=np.float32, copy=True)
+    out[~keep] = np.float32(-1e4)
+    out[~keep, blank] = 0.0
+    return out
