@@ -1,14 +1,17 @@
 """`python -m quranft identify` on real recordings (MP3, M4A), with the demo base's .nemo and its
 ONNX export: the verses with their times, the surah's name and the confidence; a bad file reported
-on its own line; the ONNX path without NeMo or torch; and an export benchmarked by the same protocol
-as its .nemo. (A file longer than the export's max_seconds: tests/test_windowed.py.)"""
+on its own line; the verses as subtitles (--format srt, vtt) and a table (tsv); the ONNX path
+without NeMo or torch; and an export benchmarked by the same protocol as its .nemo. (A file longer
+than the export's max_seconds: tests/test_windowed.py.)"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -70,6 +73,34 @@ def test_the_onnx_and_the_nemo_identify_alike_and_a_bad_file_is_reported_on_its_
         for onnx_verse, nemo_verse in zip(onnx_row["verses"], nemo_row["verses"]):
             assert onnx_verse["confidence"] == pytest.approx(nemo_verse["confidence"], abs=0.05)
             assert onnx_verse["start"] == pytest.approx(nemo_verse["start"], abs=0.16)
+
+
+def test_identify_writes_the_verses_as_subtitles_and_a_table(demo_base_export, tmp_path):
+    from quranft.deploy.subtitles import srt, tsv_header, tsv_rows, vtt
+
+    model = str(demo_base_export[0] / "model.int8.onnx")
+    (tmp_path / "noise.m4a").write_bytes(b"not audio")
+    found = [str(DEMO / "benchmark" / name) for name in [*KNOWN, "user_108_003.m4a"]]  # the last: a verse or none
+    files = [*found, str(tmp_path / "noise.m4a")]
+    rows = [json.loads(line) for line in run_identify("--model", model, "--json", *files).stdout.splitlines()]
+    assert [row["file"] for row in rows] == files
+    # a single file's subtitle to stdout
+    result = run_identify("--model", model, "--format", "srt", found[0])
+    assert result.returncode == 0, result.stderr
+    cue = r"1\n00:00:\d\d,\d{3} --> 00:00:\d\d,\d{3}\n1:1 Al-Faatiha \(الفاتحة\)\n\n"
+    assert re.fullmatch(cue, result.stdout)
+    assert result.stdout == srt(rows[0]["verses"])
+    # a subtitle a file to --out-dir, and the failed file's error on stderr
+    result = run_identify("--model", model, "--format", "vtt", "--out-dir", str(tmp_path / "vtt"), *files)
+    assert result.returncode == 1 and result.stdout == ""
+    assert f"{files[-1]}\terror: " in result.stderr
+    assert sorted(path.name for path in (tmp_path / "vtt").iterdir()) == sorted(f"{Path(f).stem}.vtt" for f in found)
+    for file, row in zip(found, rows):
+        assert (tmp_path / "vtt" / f"{Path(file).stem}.vtt").read_text(encoding="utf-8") == vtt(row["verses"])
+    # a row a verse
+    result = run_identify("--model", model, "--format", "tsv", *files)
+    assert result.returncode == 1 and f"{files[-1]}\terror: " in result.stderr
+    assert result.stdout == tsv_header() + "".join(tsv_rows(row["file"], row["verses"]) for row in rows[:-1])
 
 
 def test_the_onnx_path_never_imports_nemo_or_torch(demo_base_export):

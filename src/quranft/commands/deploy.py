@@ -7,6 +7,7 @@ import logging
 import sys
 
 from quranft.commands.options import add_config_options, config_of
+from quranft.deploy.subtitles import SUBTITLES
 from quranft.models.windowed import DEFAULT_CONTEXT_SECONDS, DEFAULT_WINDOW_SECONDS
 
 log = logging.getLogger("quranft")
@@ -40,7 +41,8 @@ def cmd_identify(args: argparse.Namespace) -> int:
     from quranft.models.windowed import Windowing
 
     windowing = Windowing(args.window_seconds, args.context_seconds)
-    return 1 if run(args.model, args.files, args.threads, args.json, sys.stdout, windowing, args.min_confidence) else 0
+    return 1 if run(args.model, args.files, args.threads, args.format, sys.stdout, windowing, args.out_dir,
+                    args.min_confidence) else 0
 
 
 def add_commands(commands) -> None:
@@ -68,7 +70,17 @@ def add_commands(commands) -> None:
                                                     "times, by a .nemo or an .onnx")
     identify.add_argument("--model", required=True, help="a .nemo, or an export's model*.onnx")
     identify.add_argument("files", nargs="+", help="audio files (any container ffmpeg or libsndfile decodes)")
-    identify.add_argument("--json", action="store_true", help="one JSON object a file, a line each")
+    formats = identify.add_mutually_exclusive_group()
+    formats.add_argument("--format", choices=("text", "jsonl", "tsv", *SUBTITLES), default="text",
+                         help="text (default): a line per verse (file, start-end, verse and surah, confidence), "
+                              "'no verse' or the error; jsonl: one JSON object a file; tsv: a header row (file, "
+                              "start, end, surah, ayah, label, surah_name, confidence), then a row per verse; "
+                              "srt, vtt: a subtitle a file, a cue per verse (none for no verse), to --out-dir (to "
+                              "stdout for a single file). text, jsonl and tsv go to stdout; in tsv, srt and vtt a "
+                              "failed file's error line goes to stderr")
+    formats.add_argument("--json", dest="format", action="store_const", const="jsonl",
+                         help="the same as --format jsonl")
+    identify.add_argument("--out-dir", help="for srt and vtt: write <stem>.srt or <stem>.vtt there for each file")
     identify.add_argument("--window-seconds", type=float, default=DEFAULT_WINDOW_SECONDS,
                           help="a longer file goes through the model in windows of this length (default "
                                f"{DEFAULT_WINDOW_SECONDS:g}; an export's at most its max_seconds)")

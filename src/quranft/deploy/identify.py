@@ -7,7 +7,8 @@ is longer than one: models.windowed) with every frame outside speech made blank,
 segmenter (matching.segments): each verse recited, in order, with its start and end (seconds) and
 its confidence, none under the model's confidence threshold (`threshold_for`). Silence, noise and
 speech that is not Quran give no verse. A file that cannot be read or transcribed is reported
-with its error, and the others still go through.
+with its error, and the others still go through. The verses are written as lines, JSON, a table
+or subtitles (deploy.subtitles).
 
 With an .onnx, nothing of NeMo, Lightning or torch is imported. With a .nemo, NeMo is imported and
 the model restored (about 10 s more).
@@ -23,15 +24,18 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
 from quranft.data.audio import SAMPLE_RATE, load_audio
-from quranft.fileio import read_json
+from quranft.data.vad import VoiceActivity, speech_seconds, without_non_speech
+from quranft.deploy.subtitles import SUBTITLES, tsv_header, tsv_rows
+from quranft.errors import QuranftError
+from quranft.fileio import atomic_write_text, read_json
 from quranft.matching.rejection import DEFAULT_THRESHOLD, MIN_SPEECH_SECONDS
 from quranft.matching.segments import VerseSegmenter, VerseSpan, spans_label
 from quranft.models.loading import InferenceModel, load_for_ctc
-from quranft.data.vad import VoiceActivity, speech_seconds, without_non_speech
 from quranft.models.windowed import Windowing
 from quranft.quran.references import surah_labels
 
@@ -128,14 +132,63 @@ def as_json(result: Identified) -> str:
     return json.dumps(asdict(result), ensure_ascii=False)
 
 
-def run(model_path: str | Path, files: Sequence[str], threads: int, json_lines: bool, out,
-        windowing: Windowing = Windowing(), min_confidence: float | None = None) -> int:
-    """Print each file's lines (one JSON object a file with `json_lines`) to `out`; returns the
+def subtitle_paths(files: Sequence[str], out_dir: str | Path, fmt: str) -> list[Path]:
+    """Where each file's subtitle goes: <out_dir>/<the file's stem>.<fmt>. Refuses two files that
+    would write one subtitle (a/x.mp3 and b/x.m4a), before anything is identified."""
+    by_path: dict[Path, str] = {}
+    for file in files:
+        path = Path(out_dir) / f"{Path(file).stem}.{fmt}"
+        if path in by_path:
+            raise QuranftError(f"{by_path[path]} and {file} would both write {path}: identify them apart")
+        by_path[path] = file
+    return list(by_path)
+
+
+def write_result(result: Identified, fmt: str, out: TextIO, subtitle: Path | None = None) -> None:
+    """One file's verses in `fmt` to `out`, or its subtitle (srt, vtt) to the path `subtitle`
+    (atomically). In text and jsonl a failed file's error is one of the results; in the others its
+    error line goes to stderr, and nothing is written for it."""
+    if fmt == "text":
+        text = "\n".join(result.lines()) + "\n"
+    elif fmt == "jsonl":
+        text = as_json(result) + "\n"
+    elif result.error is not None:
+        print(*result.lines(), file=sys.stderr, flush=True)
+        return
+    elif fmt == "tsv":
+        text = tsv_rows(result.file, result.verses)
+    elif subtitle is not None:
+        atomic_write_text(subtitle, SUBTITLES[fmt](result.verses))
+        return
+    else:
+        text = SUBTITLES[fmt](result.verses)
+    out.write(text)
+    out.flush()
+
+
+def run(model_path: str | Path, files: Sequence[str], threads: int, fmt: str, out: TextIO,
+        windowing: Windowing = Windowing(), out_dir: str | Path | None = None,
+        min_confidence: float | None = None) -> int:
+    """Write each file's verses in `fmt` as soon as it is done: its lines (Identified.lines), a JSON
+    object a file (jsonl) or a table (tsv, a header row first) to `out`; a subtitle (srt, vtt) to
+    <out_dir>/<stem>.<fmt> each, or, for a single file and no `out_dir`, to `out`. Returns the
     number of files that failed. Everything else (NeMo logs to stdout) goes to stderr, so that
     `out` holds only the results."""
+    if out_dir is not None and fmt not in SUBTITLES:
+        raise QuranftError(f"--out-dir is for the subtitle formats ({', '.join(SUBTITLES)}), not {fmt}")
+    if fmt in SUBTITLES and out_dir is None and len(files) != 1:
+        raise QuranftError(f"{fmt} is a subtitle a file: give --out-dir for {len(files)} files")
+    subtitles = [None] * len(files) if out_dir is None else subtitle_paths(files, out_dir, fmt)
+    if out_dir is not None:
+        try:  # before the model loads
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise QuranftError(f"--out-dir {out_dir}: {error.strerror}") from None
     failed = 0
     with contextlib.redirect_stdout(sys.stderr):
-        for result in identify_files(model_path, files, threads, windowing, min_confidence):
+        if fmt == "tsv":
+            out.write(tsv_header())
+        for result, subtitle in zip(identify_files(model_path, files, threads, windowing, min_confidence), subtitles):
             failed += result.error is not None
-            print(as_json(result) if json_lines else "\n".join(result.lines()), file=out, flush=True)
+            write_result(result, fmt, out, subtitle)
     return failed
