@@ -30,7 +30,11 @@ from ctc_segmentation.ctc_segmentation_dyn import cython_fill_table
 # Blank frames put around a stretch: the aligner spends a frame on its preamble and one on its
 # leading blank before a first token can come, and a frame on its trailing blank after the last.
 PAD = 2
-FLOOR = -1e4  # the log-prob of anything but the blank on a padding frame
+# The log-prob of anything but the blank on a padding frame: far below any frame of a recording
+# (one whose non-speech was made blank has -1e4 there), so that no token is ever placed in the
+# padding, yet above the library's `max_prob` (-1e10, its impossible) over the few padding frames.
+FLOOR = -1e8
+BACKTRACK = 64  # frames searched back at a time for where the best path entered a label
 BEST_FLOOR = 0.5  # a frame's best posterior under this counts as this: a model unsure of all vouches for none
 
 
@@ -61,15 +65,28 @@ def _entries(log_probs: np.ndarray, tokens: list[int], blank: int) -> np.ndarray
     table = np.full((len(padded), len(labels)), config.max_prob, dtype=np.float32)
     end, _ = cython_fill_table(table, padded, labels, np.zeros(len(labels), dtype=np.int64), blank, config.flags)
     heard = padded[1:, labels[1:, 0]]  # each label's log-prob, from the second frame
-    switch = table[:-1, :-1] + heard
-    stay = table[:-1, 1:] + np.maximum(padded[1:, [blank]], heard)
-    frames = np.arange(1, len(padded))[:, None]
-    # For each frame and label: the latest frame at or before it where the best path entered that label.
-    entered = np.maximum.accumulate(np.where(switch >= stay, frames, -1), axis=0)
-    entries = [int(entered[end - 1, -1])]
+    held = padded[1:, blank]
+
+    def entered(row: int, column: int) -> int:
+        """The latest frame at or before row + 1 where the best path entered label column + 1:
+        where moving on from label `column` beat staying in `column + 1` (searched back from
+        `row` a stretch at a time: an entry is rarely far)."""
+        top = row + 1
+        while top > 0:
+            low = max(0, top - BACKTRACK)
+            switch = table[low:top, column] + heard[low:top, column]
+            stay = table[low:top, column + 1] + np.maximum(held[low:top], heard[low:top, column])
+            found = np.flatnonzero(switch >= stay)
+            if len(found):
+                return low + int(found[-1]) + 1
+            top = low
+        return -1
+
+    entries = [entered(end - 1, len(labels) - 2)]
     for label in range(len(labels) - 2, 1, -1):
-        entries.append(int(entered[entries[-1] - 2, label - 1]))
-    return np.array(entries[::-1], dtype=np.int64) - PAD
+        entries.append(entered(entries[-1] - 2, label - 1))
+    # within the stretch, whatever ties the path broke
+    return np.clip(np.array(entries[::-1], dtype=np.int64) - PAD, 0, len(log_probs))
 
 
 def _frame_scores(log_probs: np.ndarray, tokens: list[int], entries: np.ndarray, blank: int) -> np.ndarray:
