@@ -13,7 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from conftest import DEMO, REPO
 
@@ -144,3 +146,21 @@ def test_benchmarking_an_export_never_imports_nemo():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_silence_noise_and_speech_that_is_not_quran_are_no_verse(demo_base_export, tmp_path):
+    """5 s of silence and of white noise (the detector hears no speech), and the demo corpus's
+    English prose, Arabic prose (a weather report) and babble read by espeak-ng (speech, under the
+    confidence threshold): a line "no verse" each, with the int8 export."""
+    rng = np.random.default_rng(7)
+    sf.write(tmp_path / "silence.wav", np.zeros(5 * 16000, np.float32), 16000)
+    sf.write(tmp_path / "noise.wav", (0.2 * rng.standard_normal(5 * 16000)).astype(np.float32), 16000)
+    files = [str(tmp_path / "silence.wav"), str(tmp_path / "noise.wav"),
+             *(str(DEMO / "benchmark" / f"negative_{name}") for name in ("english_speech.m4a", "arabic_speech.m4a",
+                                                                         "babble.mp3"))]
+    result = run_identify("--model", str(demo_base_export[0] / "model.int8.onnx"), "--json", *files)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(row["file"], row["verses"], row["reference"]) for row in rows] == [(file, [], "none") for file in files]
+    assert [row["speech_seconds"] for row in rows[:2]] == [0.0, 0.0]
+    assert all(row["speech_seconds"] > 3 for row in rows[2:])

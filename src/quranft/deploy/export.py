@@ -116,9 +116,10 @@ def with_rejections(staging: Path, formats: Sequence[str], graphs: dict[str, Any
                     count: int, windowing: Windowing) -> dict[str, Any]:
     """Each format's Rejection chosen on the manifest's first `count` clips by its own graph, and
     written into its file (onnx_model.REJECTION); none without a manifest."""
-    if manifest is None:
+    clips = validation_clips(manifest, count) if manifest is not None else []
+    if not clips:
         return {}
-    clips, index, text_matcher, vad = validation_clips(manifest, count), default_index(), TextMatcher(), VoiceActivity()
+    index, text_matcher, vad = default_index(), TextMatcher(), VoiceActivity()
     chosen = {}
     for fmt in formats:
         model = graphs[fmt]

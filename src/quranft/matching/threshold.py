@@ -32,10 +32,11 @@ NOISE_SEED = 20261206
 
 
 def validation_clips(manifest: str | Path, count: int = DEFAULT_CLIPS) -> list[tuple[str, Path, str]]:
-    """(id, audio path, text) of the manifest's first `count` rows (a seeded sample of the split)."""
+    """(id, audio path, text) of the manifest's first `count` rows (a seeded sample of the split);
+    a row without a text (a manifest of clips alone) is no validation clip."""
     manifest = Path(manifest)
     return [(row.get("id", str(number)), manifest.parent / row["audio_filepath"], row["text"])
-            for number, row in enumerate(read_jsonl(manifest)[:count])]
+            for number, row in enumerate(read_jsonl(manifest)[:count]) if row.get("text")]
 
 
 def synthetic_negatives(seconds: float = NOISE_SECONDS, seed: int = NOISE_SEED) -> dict[str, np.ndarray]:
