@@ -17,6 +17,7 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
     are loaded once for all of them (an export's formats are benchmarked by one job)."""
     check_nemo_inputs(*args.model)
     from quranft.evaluation.benchmark import load_corpus, run_benchmark
+    from quranft.matching.threshold import DEFAULT_CLIPS
 
     if len(args.model) != len(args.output):
         raise ConfigError(f"benchmark: {len(args.model)} --model but {len(args.output)} --output; one output per model")
@@ -29,7 +30,8 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
         result = run_benchmark(model, corpus, output, args.name, tuple(settings["matchers"]),
                                settings["primary_matcher"], settings["batch_size"], args.device, args.log_probs,
                                args.training_metadata, tuple(settings["decoders"]),
-                               validation=args.validation_manifest, threshold_clips=settings["threshold_clips"])
+                               validation=args.validation_manifest,
+                               threshold_clips=settings.get("threshold_clips", DEFAULT_CLIPS))
         log_figures(args.name, settings["primary_matcher"], result)
 
 
