@@ -2,7 +2,7 @@
 """A long recording made of benchmark clips of known verses, each verse's start and end known to
 the sample, and how well `identify`'s verses match it.
 
-    python scripts/long_recording.py make --corpus demo/benchmark --minutes 10.5 --out long.wav
+    python scripts/long_recording.py make --corpus demo/benchmark --minutes 10.5 --out long.wav [--clips ID ...]
     python scripts/long_recording.py score --truth long.json --found found.jsonl [--tolerance 1.0]
 
 `make` joins the corpus's single-verse clips (its `multi` clips and negatives left out) in mushaf
@@ -34,25 +34,33 @@ RATE = 16000
 SEED = 20261206
 
 
-def make(corpus: Path, minutes: float, out: Path, seed: int = SEED) -> list[dict]:
-    """Write the recording and its truth (<out>.json); returns the truth."""
-    from quranft.data.audio import load_audio
+def single_verse_clips(corpus: Path, ids: list[str] | None = None) -> list[tuple[str, tuple[int, int], Path]]:
+    """(id, verse, audio path) of the corpus's single-verse clips (its `multi` clips and negatives
+    left out), in mushaf order; only those of `ids`, in their order, when given."""
     from quranft.data.benchmark_corpus import load_samples
 
-    samples = sorted((s for s in load_samples(corpus) if len(s.expected_verses) == 1 and s.category != "multi"),
-                     key=lambda s: (s.expected_verses[0], s.id))
-    audio = {s.id: load_audio(corpus / s.file) for s in samples}
+    samples = {s.id: s for s in load_samples(corpus) if len(s.expected_verses) == 1 and s.category != "multi"}
+    chosen = [samples[i] for i in ids] if ids else sorted(samples.values(), key=lambda s: (s.expected_verses[0], s.id))
+    return [(s.id, s.expected_verses[0], corpus / s.file) for s in chosen]
+
+
+def make(corpus: Path, minutes: float, out: Path, seed: int = SEED, ids: list[str] | None = None) -> list[dict]:
+    """Write the recording of the corpus's single-verse clips (those of `ids`, in their order, when
+    given), over and over until `minutes`, and its truth (<out>.json); returns the truth."""
+    from quranft.data.audio import load_audio
+
+    clips = single_verse_clips(corpus, ids)
+    audio = {clip_id: load_audio(path) for clip_id, _, path in clips}
     rng = np.random.default_rng(seed)
     pieces, truth, at = [], [], 0
     while at < minutes * 60 * RATE:
-        for sample in samples:
+        for clip_id, (surah, ayah), _ in clips:
             pause = int(rng.uniform(0.8, 2.5) * RATE)
             pieces.append((0.002 * rng.standard_normal(pause)).astype(np.float32))
             at += pause
-            clip = audio[sample.id]
-            (surah, ayah), = sample.expected_verses
+            clip = audio[clip_id]
             truth.append({"surah": surah, "ayah": ayah, "start": round(at / RATE, 4),
-                          "end": round((at + len(clip)) / RATE, 4), "clip": sample.id})
+                          "end": round((at + len(clip)) / RATE, 4), "clip": clip_id})
             pieces.append(clip)
             at += len(clip)
             if at >= minutes * 60 * RATE:
@@ -95,13 +103,15 @@ def main(argv: list[str] | None = None) -> int:
     made.add_argument("--minutes", type=float, required=True)
     made.add_argument("--out", type=Path, required=True)
     made.add_argument("--seed", type=int, default=SEED)
+    made.add_argument("--clips", nargs="+", help="the ids of the clips to use, in this order (default: every "
+                                                 "single-verse clip, in mushaf order)")
     scored = commands.add_parser("score")
     scored.add_argument("--truth", type=Path, required=True)
     scored.add_argument("--found", type=Path, required=True, help="identify --json output for the recording")
     scored.add_argument("--tolerance", type=float, default=1.0)
     args = parser.parse_args(argv)
     if args.command == "make":
-        truth = make(args.corpus, args.minutes, args.out, args.seed)
+        truth = make(args.corpus, args.minutes, args.out, args.seed, args.clips)
         print(f"{args.out}: {len(truth)} verses, {truth[-1]['end'] / 60:.1f} minutes")
         return 0
     truth = json.loads(args.truth.read_text(encoding="utf-8"))["verses"]

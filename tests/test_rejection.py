@@ -16,7 +16,7 @@ from quranft.matching.rejection import Rejection, choose_threshold, prediction_c
 from quranft.matching.scoring import score_rows
 from quranft.matching.text_matcher import TextMatcher
 from quranft.matching.verse_index import default_index
-from quranft.data.vad import FRAME, RATE, VoiceActivity, intervals_of, without_non_speech
+from quranft.data.vad import FRAME, RATE, VoiceActivity, intervals_of, speech_stretches
 from quranft.quran import tanzil
 from quranft.quran.tokenizer import SentencePieceTokenizer
 from test_segments import UNLIKELY, tokenizer
@@ -53,13 +53,13 @@ def test_speech_intervals_follow_silero_rules_on_known_probabilities():
     assert intervals_of(np.full(40, 0.9), 40 * STEP) == [(0.0, round(40 * STEP, 4))]
 
 
-def test_non_speech_frames_become_blank_beyond_the_margin():
-    log_probs = np.zeros((50, 4), np.float32)
-    out = without_non_speech(log_probs, [(1.0, 2.0)], 0.08, blank=3, margin=0.5)
-    kept = [frame for frame in range(50) if (out[frame] == 0).all()]
-    assert kept == list(range(6, 31))  # centres in [0.5, 2.5)
-    assert (out[0] == [-1e4, -1e4, -1e4, 0]).all()
-    assert without_non_speech(log_probs, [(0.0, 4.0)], 0.08, blank=3) is log_probs
+def test_the_model_hears_each_stretch_of_speech_widened_and_joined_on_frame_boundaries():
+    """0.3 s of margin on each side, intervals closer than 0.5 s joined, each start on a frame
+    boundary (1280 samples), the ends within the recording."""
+    stretches = speech_stretches([(1.0, 2.0), (2.4, 3.0), (5.0, 9.9)], 10 * RATE, frame_samples=1280)
+    assert stretches == [(10240, 52800), (74240, 160000)]  # 0.64-3.3 s and 4.64-10 s (starts rounded down)
+    assert all(start % 1280 == 0 for start, _ in stretches)
+    assert speech_stretches([], 10 * RATE, 1280) == []
 
 
 def test_the_threshold_is_the_middle_of_the_widest_best_separating_stretch():

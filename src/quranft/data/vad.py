@@ -142,22 +142,25 @@ def speech_frames(intervals: list[Interval], frames: int, frame_seconds: float) 
     return mask
 
 
-# Seconds kept on each side of speech when non-speech is dropped from log-probs: a CTC model emits
-# a token some frames off the sound it hears (measured on the demo base: the first word of a clip
-# emitted 0.2 s before the detector's start, and dropping from there cut the verse's confidence
-# from 0.97 to 0.54), so only what lies well outside speech is dropped.
-EMISSION_MARGIN = 0.5
+# Seconds of audio kept on each side of speech when the model hears the speech alone: a CTC model
+# emits a token some frames off the sound it hears (the demo base: a clip's first word 0.2 s before
+# the detector's start).
+MARGIN = 0.3
+# Speech intervals closer than this are heard as one stretch (the pauses inside a verse).
+JOIN = 0.5
 
 
-def without_non_speech(log_probs: np.ndarray, intervals: list[Interval], frame_seconds: float,
-                       blank: int, margin: float = EMISSION_MARGIN) -> np.ndarray:
-    """The log-probs with every frame more than `margin` outside speech made certain blank: nothing
-    can be read there."""
-    keep = speech_frames([(start - margin, end + margin) for start, end in intervals], len(log_probs),
-                         frame_seconds)
-    if keep.all():
-        return log_probs
-    out = np.array(log_probs, dtype=np.float32, copy=True)
-    out[~keep] = np.float32(-1e4)
-    out[~keep, blank] = 0.0
-    return out
+def speech_stretches(intervals: list[Interval], samples: int, frame_samples: int, rate: int = RATE,
+                     margin: float = MARGIN, join: float = JOIN) -> list[tuple[int, int]]:
+    """The stretches of a recording of `samples` samples the model is to hear: the speech intervals
+    widened by `margin`, those closer than `join` joined, as [start, end) samples, each start on a
+    boundary of the model's frames (`frame_samples`), so that its frames are the recording's."""
+    stretches: list[list[int]] = []
+    for start, end in intervals:
+        first = max(0, int((start - margin) * rate)) // frame_samples * frame_samples
+        last = min(samples, int(np.ceil((end + margin) * rate)))
+        if stretches and first - stretches[-1][1] < join * rate:
+            stretches[-1][1] = max(stretches[-1][1], last)
+        else:
+            stretches.append([first, last])
+    return [(first, last) for first, last in stretches]

@@ -2,8 +2,8 @@
 exported .onnx.
 
 For each file (any container quranft.data.audio decodes): where it holds speech (the voice-
-activity detector, data.vad), the model's CTC log-probs of the whole recording (in windows when it
-is longer than one: models.windowed) with every frame outside speech made blank, then the verse
+activity detector, data.vad), the model's CTC log-probs of each stretch of speech (in windows when
+it is longer than one: models.windowed), every frame outside them blank, then the verse
 segmenter (matching.segments): each verse recited, in order, with its start and end (seconds) and
 its confidence, none under the model's confidence threshold (`threshold_for`). Silence, noise and
 speech that is not Quran give no verse. A file that cannot be read or transcribed is reported
@@ -29,13 +29,13 @@ from typing import TextIO
 import numpy as np
 
 from quranft.data.audio import SAMPLE_RATE, load_audio
-from quranft.data.vad import VoiceActivity, speech_seconds, without_non_speech
+from quranft.data.vad import VoiceActivity, speech_seconds, speech_stretches
 from quranft.deploy.subtitles import SUBTITLES, tsv_header, tsv_rows
 from quranft.errors import QuranftError
 from quranft.fileio import atomic_write_text, read_json
 from quranft.matching.rejection import DEFAULT_THRESHOLD, MIN_SPEECH_SECONDS
 from quranft.matching.segments import VerseSegmenter, VerseSpan, spans_label
-from quranft.models.loading import InferenceModel, load_for_ctc
+from quranft.models.loading import InferenceModel, load_for_ctc, speech_log_probs
 from quranft.models.windowed import Windowing
 from quranft.quran.references import surah_labels
 
@@ -91,10 +91,10 @@ def verses_heard(model: InferenceModel, segmenter: VerseSegmenter, vad: VoiceAct
     if result.speech_seconds < MIN_SPEECH_SECONDS:
         result.transcript = ""
         return []
-    text, log_probs = model.transcribe(audio, windowing)
-    heard = without_non_speech(log_probs, speech, model.frame_seconds, model.blank)
-    result.transcript = text if heard is log_probs else model.text(heard)
-    return segmenter.find(heard)
+    stretches = speech_stretches(speech, len(audio), model.frame_samples, model.sample_rate)
+    log_probs = speech_log_probs(model, audio, stretches, windowing)
+    result.transcript = model.text(log_probs)
+    return segmenter.find(log_probs)
 
 
 def identify_files(model_path: str | Path, files: Sequence[str | Path], threads: int = 0,

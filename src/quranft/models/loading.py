@@ -51,6 +51,28 @@ class InferenceModel:
         return transcript.text, transcript.log_probs
 
 
+def speech_log_probs(model: InferenceModel, audio: np.ndarray, stretches: list[tuple[int, int]],
+                     windowing: Windowing = Windowing()) -> np.ndarray:
+    """The recording's log-probs with the model hearing only `stretches` ([start, end) samples,
+    each start on a frame boundary: data.vad.speech_stretches), each on its own, every other frame
+    certain blank: silence and noise between verses neither reach the model nor shift its
+    features' normalisation (NeMo's per-feature mean and variance over what it hears)."""
+    frames = -(-len(audio) // model.frame_samples)
+    out = None
+    for start, end in stretches:
+        _, heard = model.transcribe(audio[start:end], windowing)
+        if out is None:
+            out = np.full((frames, heard.shape[1]), -1e4, dtype=np.float32)
+            out[:, model.blank] = 0.0
+        first = start // model.frame_samples
+        count = min(len(heard), frames - first)
+        out[first:first + count] = heard[:count]
+    if out is None:
+        out = np.full((frames, model.blank + 1), -1e4, dtype=np.float32)
+        out[:, model.blank] = 0.0
+    return out
+
+
 def load_for_ctc(path: str | Path, threads: int = 0, device: str = "cpu") -> InferenceModel:
     """`path` opened for CTC inference: an .onnx on onnxruntime with `threads` (0: one per core),
     on the CPU; a .nemo restored on `device`, its CTC head decoding greedily."""
