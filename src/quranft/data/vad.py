@@ -42,11 +42,10 @@ def model_path() -> Path:
     return path
 
 
-def _blocks(audio: np.ndarray):
-    """Blocks of frames, each frame with the last CONTEXT samples of the one before (zeros before the
-    first), the last frame zero-padded: the graph's input."""
+def _blocks(audio: np.ndarray, previous: np.ndarray):
+    """Blocks of frames, each frame with the last CONTEXT samples of the one before (`previous`
+    before the first), the last frame zero-padded: the graph's input."""
     frames = -(-len(audio) // FRAME)
-    previous = np.zeros(CONTEXT, np.float32)
     for first in range(0, frames, BLOCK_FRAMES):
         count = min(BLOCK_FRAMES, frames - first)
         block = np.zeros((count, FRAME), np.float32)
@@ -80,15 +79,18 @@ class VoiceActivity:
         return {"model": f"silero-vad {MODEL_FILE}", "threshold": self.threshold, "min_speech": self.min_speech,
                 "min_silence": self.min_silence, "pad": self.pad}
 
-    def probabilities(self, audio: np.ndarray) -> np.ndarray:
-        """Each 32 ms frame's speech probability."""
+    def probabilities(self, audio: np.ndarray, state: tuple | None = None) -> np.ndarray:
+        """Each 32 ms frame's speech probability; from `state` (SpeechTracker's) when given, which
+        is then carried on in place."""
         audio = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
-        hidden = np.zeros((1, 1, STATE), np.float32)
-        cell = np.zeros((1, 1, STATE), np.float32)
+        if state is None:
+            state = [np.zeros((1, 1, STATE), np.float32), np.zeros((1, 1, STATE), np.float32),
+                     np.zeros(CONTEXT, np.float32)]
         out = []
-        for block in _blocks(audio):
-            probs, hidden, cell = self._session.run(["speech_probs", "hn", "cn"],
-                                                    {"input": block, "h": hidden, "c": cell})
+        for block in _blocks(audio, state[2]):
+            probs, state[0], state[1] = self._session.run(["speech_probs", "hn", "cn"],
+                                                          {"input": block, "h": state[0], "c": state[1]})
+            state[2] = block[-1, -CONTEXT:].copy()
             out.append(np.asarray(probs, np.float32).reshape(-1))
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
@@ -96,6 +98,38 @@ class VoiceActivity:
         """The intervals of speech, in seconds, in order and apart."""
         return intervals_of(self.probabilities(audio), len(audio) / RATE, self.threshold, self.min_speech,
                             self.min_silence, self.pad)
+
+
+class SpeechTracker:
+    """The speech probabilities of a recording as it arrives (a stream), the detector's state
+    carried from one piece to the next: the same figures as `probabilities` of the whole, frame by
+    frame, for the whole frames received."""
+
+    def __init__(self, vad: VoiceActivity):
+        self.vad = vad
+        self._state = [np.zeros((1, 1, STATE), np.float32), np.zeros((1, 1, STATE), np.float32),
+                       np.zeros(CONTEXT, np.float32)]
+        self._pending = np.zeros(0, np.float32)
+        self._probs: list[np.ndarray] = []
+        self.probs = np.zeros(0, np.float32)
+
+    def add(self, samples: np.ndarray) -> None:
+        pending = np.concatenate([self._pending, np.asarray(samples, np.float32).reshape(-1)])
+        whole = len(pending) // FRAME * FRAME
+        if whole:
+            self._probs.append(self.vad.probabilities(pending[:whole], self._state))
+            self.probs = np.concatenate(self._probs)
+            self._probs = [self.probs]
+        self._pending = pending[whole:]
+
+    def speech(self, start: float, end: float) -> list[Interval]:
+        """The speech intervals between `start` and `end` seconds, relative to `start`."""
+        step = FRAME / RATE
+        first = int(start / step)
+        shift = first * step - start  # the first frame's start, relative to `start` (at most 0)
+        found = intervals_of(self.probs[first:int(end / step)], end - start - shift, self.vad.threshold,
+                             self.vad.min_speech, self.vad.min_silence, self.vad.pad)
+        return [(max(0.0, b + shift), max(0.0, e + shift)) for b, e in found]
 
 
 def intervals_of(probs: np.ndarray, duration: float, threshold: float = 0.5, min_speech: float = 0.25,

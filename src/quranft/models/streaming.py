@@ -1,0 +1,115 @@
+"""Verses emitted as a recitation arrives, as the app hears a microphone: never taken back.
+
+The audio comes in chunks (0.5 s by default). The voice-activity detector follows it as it comes
+(data.vad.SpeechTracker: its state carried, the same figures as on the whole). After each chunk,
+the stretch since the end of the last verse emitted (at most `max_seconds`) is heard again as
+`identify` hears a recording (each stretch of speech on its own: models.loading.speech_log_probs)
+and the verse segmenter (`find`, matching.segments, given by the caller) reads its verses. A verse
+is emitted once it is confirmed: it ends at least `hold_seconds` before the audio received so far
+(what follows it has been heard), and it starts after the last verse emitted; the verses after a
+verse not yet confirmed wait for it, so that the emitted sequence is in order. Emitted verses are
+never withdrawn or replaced: a stream makes no retractions by construction, and the delay a verse
+is emitted after its end is the price (at least `hold_seconds`). When the recording ends
+(`finish`), what remains is confirmed.
+
+Re-hearing the stretch since the last verse after each chunk is what the app does with its
+rolling window; unlike its greedy prefix decoding, a verse is only named when the segmenter has
+heard it whole and some of what follows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from quranft.data.vad import SpeechTracker, VoiceActivity, speech_stretches
+from quranft.models.loading import InferenceModel, speech_log_probs
+from quranft.models.windowed import Windowing
+
+DEFAULT_CHUNK_SECONDS = 0.5
+DEFAULT_HOLD_SECONDS = 1.0
+DEFAULT_MAX_SECONDS = 40.0  # the stretch re-heard after each chunk, at most
+
+
+@dataclass(frozen=True)
+class Emitted:
+    """A verse emitted by the stream, its times in seconds of the recording."""
+    surah: int
+    ayah: int
+    start: float
+    end: float
+    confidence: float
+    at: float  # seconds of audio received when it was emitted
+
+    def as_dict(self) -> dict:
+        return {"surah": self.surah, "ayah": self.ayah, "start": self.start, "end": self.end,
+                "confidence": self.confidence, "emitted_at": self.at}
+
+
+class VerseStream:
+    """Feed it audio as it arrives (`feed`), then `finish`; each returns the verses emitted then."""
+
+    def __init__(self, model: InferenceModel, find: Callable[[np.ndarray], list], vad: VoiceActivity,
+                 hold_seconds: float = DEFAULT_HOLD_SECONDS, max_seconds: float = DEFAULT_MAX_SECONDS,
+                 windowing: Windowing = Windowing()):
+        self.model, self.find, self.windowing = model, find, windowing
+        self.hold, self.max_seconds = hold_seconds, max_seconds
+        self.tracker = SpeechTracker(vad)
+        self.audio = np.zeros(0, np.float32)
+        self.emitted: list[Emitted] = []
+        self.heard_until = 0.0  # the end of the last verse emitted
+
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / self.model.sample_rate
+
+    def feed(self, samples: np.ndarray) -> list[Emitted]:
+        self.audio = np.concatenate([self.audio, np.asarray(samples, np.float32).reshape(-1)])
+        self.tracker.add(samples)
+        return self._emit(hold=self.hold)
+
+    def finish(self) -> list[Emitted]:
+        """The recording ended: every verse heard is confirmed."""
+        return self._emit(hold=0.0)
+
+    def _emit(self, hold: float) -> list[Emitted]:
+        rate, frame = self.model.sample_rate, self.model.frame_samples
+        now = self.seconds
+        first = int(max(self.heard_until, now - self.max_seconds) * rate) // frame * frame
+        start = first / rate
+        speech = self.tracker.speech(start, now)
+        if not speech:
+            return []
+        region = self.audio[first:]
+        log_probs = speech_log_probs(self.model, region, speech_stretches(speech, len(region), frame, rate),
+                                     self.windowing)
+        new = []
+        for span in self.find(log_probs):
+            begin, end = start + span.start, min(start + span.end, now)
+            if begin < self.heard_until:
+                continue  # what an emitted verse covered
+            if end > now - hold:
+                break  # not confirmed yet; the verses after it wait
+            new.append(Emitted(span.surah, span.ayah, round(begin, 3), round(end, 3), span.confidence,
+                               round(now, 3)))
+            self.heard_until = end
+        self.emitted += new
+        return new
+
+
+def stream_chunks(audio: np.ndarray, rate: int, chunk_seconds: float = DEFAULT_CHUNK_SECONDS) -> Iterable[np.ndarray]:
+    """The recording in chunks as it would arrive."""
+    step = max(1, int(round(chunk_seconds * rate)))
+    for start in range(0, len(audio), step):
+        yield audio[start:start + step]
+
+
+def stream_recording(stream: VerseStream, audio: np.ndarray, chunk_seconds: float = DEFAULT_CHUNK_SECONDS
+                     ) -> list[Emitted]:
+    """Every verse a stream emits as the recording arrives in chunks, then at its end."""
+    for chunk in stream_chunks(audio, stream.model.sample_rate, chunk_seconds):
+        stream.feed(chunk)
+    stream.finish()
+    return stream.emitted
