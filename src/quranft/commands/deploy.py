@@ -7,6 +7,7 @@ import logging
 import sys
 
 from quranft.commands.options import add_config_options, config_of
+from quranft.config import ConfigError
 from quranft.deploy.subtitles import SUBTITLES
 from quranft.models.windowed import DEFAULT_CONTEXT_SECONDS, DEFAULT_WINDOW_SECONDS
 
@@ -41,6 +42,14 @@ def cmd_identify(args: argparse.Namespace) -> int:
     from quranft.models.windowed import Windowing
 
     windowing = Windowing(args.window_seconds, args.context_seconds)
+    if args.stream:
+        from quranft.deploy.stream import run_stream
+
+        if len(args.files) != 1 or args.format not in ("text", "jsonl") or args.out_dir:
+            raise ConfigError("--stream follows one recording (a file, or - for 16 kHz 16-bit PCM on standard "
+                              "input), printed as lines or --json")
+        return run_stream(args.model, args.files[0], args.threads, args.format == "jsonl", sys.stdout,
+                          args.chunk_seconds, not args.no_wait, windowing, args.min_confidence)
     return 1 if run(args.model, args.files, args.threads, args.format, sys.stdout, windowing, args.out_dir,
                     args.min_confidence) else 0
 
@@ -90,5 +99,12 @@ def add_commands(commands) -> None:
     identify.add_argument("--min-confidence", type=float,
                           help="no verse is reported under this confidence (0-1; default: the export's own, chosen on "
                                "validation clips, or the one in benchmark.json beside a .nemo, else 0.6)")
+    identify.add_argument("--stream", action="store_true",
+                          help="follow one recording as it arrives (a file read at real time, or - for raw 16 kHz "
+                               "mono 16-bit PCM on standard input): each verse printed once confirmed, never taken "
+                               "back, after the seconds of audio received")
+    identify.add_argument("--chunk-seconds", type=float, default=0.5, help="with --stream: audio per chunk (0.5)")
+    identify.add_argument("--no-wait", action="store_true", help="with --stream: read a file as fast as it goes, "
+                                                                 "not at real time")
     identify.add_argument("--threads", type=int, default=0, help="onnxruntime threads (default: one per core)")
     identify.set_defaults(run=cmd_identify)

@@ -5,9 +5,10 @@ The audio comes in chunks (0.5 s by default). The voice-activity detector follow
 the stretch since the end of the last verse emitted (at most `max_seconds`) is heard again as
 `identify` hears a recording (each stretch of speech on its own: models.loading.speech_log_probs)
 and the verse segmenter (`find`, matching.segments, given by the caller) reads its verses. A verse
-is emitted once it is confirmed: it ends at least `hold_seconds` before the audio received so far
-(what follows it has been heard), and it starts after the last verse emitted; the verses after a
-verse not yet confirmed wait for it, so that the emitted sequence is in order. Emitted verses are
+is emitted once it is confirmed: it ends at least `hold_seconds` before the audio received so far,
+the reciter paused within 0.5 s after it (a fragment read while a verse is still being recited is
+followed by speech), and it starts after the last verse emitted; a verse that runs into the next
+without a pause is confirmed when a later one is, so that the emitted sequence is in order. Emitted verses are
 never withdrawn or replaced: a stream makes no retractions by construction, and the delay a verse
 is emitted after its end is the price (at least `hold_seconds`). When the recording ends
 (`finish`), what remains is confirmed.
@@ -85,18 +86,29 @@ class VerseStream:
         region = self.audio[first:]
         log_probs = speech_log_probs(self.model, region, speech_stretches(speech, len(region), frame, rate),
                                      self.windowing)
-        new = []
-        for span in self.find(log_probs):
-            begin, end = start + span.start, min(start + span.end, now)
-            if begin < self.heard_until:
-                continue  # what an emitted verse covered
-            if end > now - hold:
-                break  # not confirmed yet; the verses after it wait
-            new.append(Emitted(span.surah, span.ayah, round(begin, 3), round(end, 3), span.confidence,
-                               round(now, 3)))
-            self.heard_until = end
+        spans = [span for span in self.find(log_probs) if start + span.start >= self.heard_until]
+        # Confirmed: up to the last verse that ends `hold` before now and after which the reciter
+        # paused (a verse's fragment read while it is still being recited is followed by speech).
+        closed = [i for i, span in enumerate(spans)
+                  if start + span.end <= now - hold and (hold == 0 or paused_after(speech, span.end, now - start))]
+        new = [Emitted(span.surah, span.ayah, round(start + span.start, 3), round(min(start + span.end, now), 3),
+                       span.confidence, round(now, 3)) for span in spans[:closed[-1] + 1]] if closed else []
+        if new:
+            self.heard_until = new[-1].end
         self.emitted += new
         return new
+
+
+PAUSE_WITHIN = 0.5  # seconds after a verse's end within which its reciter's pause must begin
+
+
+def paused_after(speech: list[tuple[float, float]], end: float, now: float) -> bool:
+    """Whether the speech heard (intervals, seconds) pauses within PAUSE_WITHIN after `end`, the
+    pause begun before `now`."""
+    for first, last in speech:
+        if first <= end + PAUSE_WITHIN and last >= end:  # the stretch the verse ends in
+            return last <= end + PAUSE_WITHIN and last < now
+    return True  # the verse ends in no stretch of speech: a pause already
 
 
 def stream_chunks(audio: np.ndarray, rate: int, chunk_seconds: float = DEFAULT_CHUNK_SECONDS) -> Iterable[np.ndarray]:
