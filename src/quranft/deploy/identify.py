@@ -29,13 +29,14 @@ from typing import TextIO
 import numpy as np
 
 from quranft.data.audio import SAMPLE_RATE, load_audio
-from quranft.data.vad import VoiceActivity, speech_seconds, speech_stretches
+from quranft.data.vad import VoiceActivity
 from quranft.deploy.subtitles import SUBTITLES, tsv_header, tsv_rows
 from quranft.errors import QuranftError
 from quranft.fileio import atomic_write_text, read_json
 from quranft.matching.rejection import DEFAULT_THRESHOLD, MIN_SPEECH_SECONDS
 from quranft.matching.segments import VerseSegmenter, VerseSpan, spans_label
-from quranft.models.loading import InferenceModel, load_for_ctc, speech_log_probs
+from quranft.models.loading import InferenceModel, load_for_ctc
+from quranft.models.streaming import hear_recording
 from quranft.models.windowed import Windowing
 from quranft.quran.references import surah_labels
 
@@ -86,15 +87,9 @@ def threshold_for(model_path: str | Path, model: InferenceModel) -> tuple[float,
 def verses_heard(model: InferenceModel, segmenter: VerseSegmenter, vad: VoiceActivity, audio: np.ndarray,
                  windowing: Windowing, result: Identified) -> list[VerseSpan]:
     """The verses of one recording, its transcript and speech seconds set on `result`."""
-    speech = vad.speech(audio)
-    result.speech_seconds = round(speech_seconds(speech), 3)
-    if result.speech_seconds < MIN_SPEECH_SECONDS:
-        result.transcript = ""
-        return []
-    stretches = speech_stretches(speech, len(audio), model.frame_samples, model.sample_rate)
-    log_probs = speech_log_probs(model, audio, stretches, windowing)
-    result.transcript = model.text(log_probs)
-    return segmenter.find(log_probs)
+    spans, result.transcript, speech = hear_recording(model, segmenter.find, vad, audio, windowing, MIN_SPEECH_SECONDS)
+    result.speech_seconds = round(speech, 3)
+    return spans
 
 
 def identify_files(model_path: str | Path, files: Sequence[str | Path], threads: int = 0,

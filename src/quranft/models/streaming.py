@@ -49,6 +49,20 @@ class Emitted:
                 "confidence": self.confidence, "emitted_at": self.at}
 
 
+def hear_recording(model: InferenceModel, find: Callable[[np.ndarray], list], vad: VoiceActivity, audio: np.ndarray,
+                   windowing: Windowing = Windowing(), min_speech: float = 0.25) -> tuple[list, str, float]:
+    """A whole recording as `identify` hears it: (the verses `find` reads, the transcript, the
+    seconds of speech). Each stretch of speech is heard on its own (speech_log_probs), every other
+    frame blank; less speech than `min_speech` is no recitation."""
+    speech = vad.speech(audio)
+    seconds = float(sum(end - start for start, end in speech))
+    if seconds < min_speech:
+        return [], "", seconds
+    stretches = speech_stretches(speech, len(audio), model.frame_samples, model.sample_rate)
+    log_probs = speech_log_probs(model, audio, stretches, windowing)
+    return find(log_probs), model.text(log_probs), seconds
+
+
 class VerseStream:
     """Feed it audio as it arrives (`feed`), then `finish`; each returns the verses emitted then."""
 
