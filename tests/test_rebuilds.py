@@ -183,7 +183,7 @@ def test_a_dry_run_after_an_edit_plans_exactly_what_the_run_does(tmp_path, tiny_
     benchmark's and the base model's settings; each dry run's job table equals the one the real
     run then reports."""
     config = demo_config_file(tmp_path, base_model=str(tiny_base),
-                              benchmark={"corpus": str(small_corpus(tmp_path / "corpus"))})
+                              benchmark={"corpus": str(small_corpus(tmp_path / "corpus")), "threshold_clips": 4})
     target = "results/base/benchmark.json"
     snakemake(tmp_path, target, "-c2", "--configfile", str(config))
     for change in (lambda v: v["benchmark"].update(batch_size=2),

@@ -61,7 +61,7 @@ def slurm_run(slurm, tmp_path_factory, tiny_base):
                                                     "freeze_encoder_layers": 2, "save_top_k": 2,
                                                     "average_top_k": 2, "text_option": "map_missing"}},
                               export={"formats": ["int8"], "parity_clips": 4},
-                              benchmark={"corpus": str(small_corpus(workdir / "corpus"))})
+                              benchmark={"corpus": str(small_corpus(workdir / "corpus")), "threshold_clips": 4})
     result = run_profile(workdir, "--configfile", str(config), *FIT_LOCAL)
     return workdir, config, result
 
@@ -127,7 +127,7 @@ def test_a_trial_on_two_devices_runs_as_two_slurm_tasks_each_on_its_share(slurm_
 def test_a_failing_rule_is_reported_with_its_log(slurm, tmp_path):
     # The demo corpus has one undecodable row in 175: a zero tolerance makes prepare fail.
     config = demo_config_file(tmp_path, data={"max_undecodable_fraction": 0.0},
-                              benchmark={"corpus": str(small_corpus(tmp_path / "corpus"))})
+                              benchmark={"corpus": str(small_corpus(tmp_path / "corpus")), "threshold_clips": 4})
     result = run_profile(tmp_path, "results/data/report.json", "--configfile", str(config), *FIT_LOCAL,
                          timeout=600)
     output = result.stdout + result.stderr
