@@ -1,12 +1,17 @@
-"""The long-form sessions of a benchmark corpus (sessions.json): read and checked."""
+"""The long-form sessions of a benchmark corpus (sessions.json): read and checked, and held out of
+training by the leakage guard like the corpus's clips."""
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
+from conftest import encoded, synth
 from quranft.data.sessions import Session, SessionsError, load_sessions, session_audio_files
+
+RATE = 16000
 
 
 def session(**changes) -> dict:
@@ -90,3 +95,39 @@ def test_a_broken_sessions_file_is_refused_naming_the_file_and_session(tmp_path,
         load_sessions(tmp_path)
     assert str(tmp_path / "sessions.json") in str(error.value) and message in str(error.value)
     assert isinstance(error.value, ValueError)
+
+
+def test_the_leakage_guard_holds_a_sessions_audio_and_speaker_out_of_training(tmp_path):
+    """A training row cut out of a session (one of its verses, re-encoded) is dropped as leaked, and
+    the session's speaker is among the benchmark's."""
+    from conftest import data_config, save_dataset
+    from quranft.data.benchmark_index import SESSION_PREFIX, benchmark_speakers, build_index, write_index
+    from quranft.data.prepare import prepare_source
+
+    corpus = tmp_path / "corpus"
+    (corpus / "sessions").mkdir(parents=True)
+    (corpus / "clip.wav").write_bytes(encoded(synth(3.0, seed=1), fmt="WAV"))
+    (corpus / "manifest.json").write_text(json.dumps({"samples": [
+        {"id": "clip", "file": "clip.wav", "surah": 112, "ayah": 1}]}), encoding="utf-8")
+    pause = np.zeros(RATE, np.float32)
+    verses = [synth(3.0, seed=seed) for seed in (11, 12, 13)]
+    audio = np.concatenate([pause, verses[0], pause, verses[1], pause, verses[2], pause])
+    (corpus / "sessions" / "s1.mp3").write_bytes(encoded(audio, fmt="MP3"))
+    write(corpus, session(seconds=len(audio) / RATE, non_recitation=[],
+                          verses=[verse(112, ayah, 1.0 + 4.0 * number, 4.0 + 4.0 * number)
+                                  for number, ayah in enumerate((1, 2, 3))]))
+
+    index, skipped = build_index(corpus)
+    assert not skipped and index.ids == ["clip", f"{SESSION_PREFIX}s1"]
+    assert benchmark_speakers(corpus) == ["r1"]
+    write_index(index, tmp_path / "fingerprints.npz", benchmark_speakers(corpus))
+    rows = [{"audio": encoded(audio[5 * RATE : 8 * RATE]), "text": "the second verse, cut out of the session"},
+            {"audio": encoded(synth(3.0, seed=4321)), "text": "a recording of its own"}]
+    validation = [{"audio": encoded(synth(3.0, seed=4322)), "text": "another"}]
+    config = data_config()
+    source = {**config["sources"]["quran_ayah_corpus"],
+              "dataset": str(save_dataset(tmp_path / "dataset", {"train": rows, "validation": validation}))}
+    report = prepare_source("quran_ayah_corpus", source, config["data"], tmp_path / "out", tmp_path / "fingerprints.npz")
+    [leak] = report["splits"]["train"]["leaked"]
+    assert leak["id"] == "quran_ayah_corpus-train-0000000" and f"{SESSION_PREFIX}s1" in leak["match"]
+    assert report["splits"]["train"]["kept"] == 1
