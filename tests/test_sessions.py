@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import encoded, synth
+from conftest import DEMO, encoded, synth
 from quranft.data.sessions import Session, SessionsError, load_sessions, session_audio_files
 
 RATE = 16000
@@ -131,3 +131,11 @@ def test_the_leakage_guard_holds_a_sessions_audio_and_speaker_out_of_training(tm
     [leak] = report["splits"]["train"]["leaked"]
     assert leak["id"] == "quran_ayah_corpus-train-0000000" and f"{SESSION_PREFIX}s1" in leak["match"]
     assert report["splits"]["train"]["kept"] == 1
+
+
+def test_the_demo_sessions_audio_is_what_the_leakage_guard_indexes():
+    """The workflow's index_benchmark takes every session's audio as input (rules/common.smk,
+    benchmark_audio) and build_index fingerprints it (above)."""
+    sessions = load_sessions(DEMO / "benchmark")
+    assert session_audio_files(DEMO / "benchmark") == [str(DEMO / "benchmark" / s.file) for s in sessions]
+    assert len(sessions) >= 10
