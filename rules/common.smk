@@ -12,6 +12,7 @@ os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PY
 
 from quranft.config import check_local_paths, is_hub_id, validate_config
 from quranft.data.benchmark_corpus import audio_files as benchmark_audio_files, check_build_target, synthetic_corpus_warning
+from quranft.data.sessions import session_audio_files
 from quranft.data.sources import local_files
 from quranft.evaluation.code_versions import ASR_BENCHMARK, BENCHMARK, module_hashes
 from quranft.fileio import holds_json, read_json, write_canonical_json
@@ -150,12 +151,13 @@ def built_corpus_manifest():
 
 
 def benchmark_audio():
-    """The benchmark clips' audio (not its manifest): the leakage guard reads only the audio. A
-    corpus the workflow builds is not there at parse time: its manifest, the builder's output,
-    stands for its clips."""
+    """The benchmark clips' audio and its long-form sessions' (not their manifests): the leakage
+    guard reads only the audio. A corpus the workflow builds is not there at parse time: its
+    manifest, the builder's output, stands for its clips."""
     if built_corpus_manifest():
         return [built_corpus_manifest()]
-    return benchmark_audio_files(config["benchmark"]["corpus"])
+    corpus = config["benchmark"]["corpus"]
+    return [*benchmark_audio_files(corpus), *session_audio_files(corpus)]
 
 
 def base_model_file():

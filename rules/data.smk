@@ -2,8 +2,9 @@
 
 
 # The leakage guard's index: every benchmark clip's audio fingerprint (quranft.data.benchmark_index),
-# the ASR test set's clips too, and the benchmark's speakers; the data stage drops the rows whose
-# audio is, contains or lies inside one of those clips, and the rows of those speakers.
+# the long-form sessions' and the ASR test set's clips too, and the benchmark's speakers; the data
+# stage drops the rows whose audio is, contains or lies inside one of those clips, and the rows of
+# those speakers.
 rule index_benchmark:
     input:
         audio=benchmark_audio(),

@@ -47,9 +47,10 @@ def speak(text: str, voice: Voice) -> np.ndarray:
     return soxr.resample(samples, rate, RATE).astype(np.float32)
 
 
-def render(speech: np.ndarray, rng: np.random.Generator, snr_db: float) -> np.ndarray:
-    """Pad with a little silence, set a random level and add white noise at `snr_db`."""
-    lead, tail = (int(RATE * rng.uniform(0.1, 0.35)) for _ in range(2))
+def render(speech: np.ndarray, rng: np.random.Generator, snr_db: float, pad: bool = True) -> np.ndarray:
+    """Pad with a little silence (unless `pad` is false: a long-form session's verse times must stay
+    where they are), set a random level and add white noise at `snr_db`."""
+    lead, tail = (int(RATE * rng.uniform(0.1, 0.35)) for _ in range(2)) if pad else (0, 0)
     audio = np.concatenate([np.zeros(lead, np.float32), speech, np.zeros(tail, np.float32)])
     audio = audio * (rng.uniform(0.4, 0.85) / max(float(np.abs(audio).max()), 1e-6))
     level = np.sqrt(np.mean(speech**2)) * np.abs(audio).max() / max(float(np.abs(speech).max()), 1e-6)
@@ -78,17 +79,18 @@ def room(speech: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (wet / max(float(np.abs(wet).max()), 1e-6)).astype(np.float32)
 
 
-def shifted(speech: np.ndarray, rng: np.random.Generator, condition: str | None = None) -> np.ndarray:
+def shifted(speech: np.ndarray, rng: np.random.Generator, condition: str | None = None,
+            pad: bool = True) -> np.ndarray:
     """`speech` in the shifted domain: one of CONDITIONS (chosen at random unless given), then
-    padding, level and noise."""
+    padding (unless `pad` is false), level and noise."""
     condition = condition or CONDITIONS[int(rng.integers(len(CONDITIONS)))]
     if condition == "noise":
-        return render(speech, rng, rng.uniform(8, 16))
+        return render(speech, rng, rng.uniform(8, 16), pad)
     if condition == "phone":
-        return render(phone(speech, rng), rng, rng.uniform(15, 25))
+        return render(phone(speech, rng), rng, rng.uniform(15, 25), pad)
     if condition == "room":
-        return render(room(speech, rng), rng, rng.uniform(15, 25))
-    return render(room(speech, rng), rng, rng.uniform(12, 18))
+        return render(room(speech, rng), rng, rng.uniform(15, 25), pad)
+    return render(room(speech, rng), rng, rng.uniform(12, 18), pad)
 
 
 def room_tone(rng: np.random.Generator, seconds: float) -> np.ndarray:
@@ -128,8 +130,9 @@ def tune(rng: np.random.Generator, notes: int) -> np.ndarray:
     return (0.5 * np.concatenate(pieces)).astype(np.float32)
 
 
-def encode(audio: np.ndarray, fmt: str, rate: int = RATE, channels: int = 1) -> bytes:
-    """Bytes of `audio` (16 kHz mono) in a container: wav, flac, mp3, ogg or m4a."""
+def encode(audio: np.ndarray, fmt: str, rate: int = RATE, channels: int = 1, bitrate: int | None = None) -> bytes:
+    """Bytes of `audio` (16 kHz mono) in a container: wav, flac, mp3, ogg or m4a; an mp3 at 16 kHz
+    at an average `bitrate` (bits/s) when one is given, else at libsndfile's default (VBR)."""
     if rate != RATE:
         audio = soxr.resample(audio, RATE, rate).astype(np.float32)
     if channels == 2:  # a slightly different right channel, as from a real stereo recording
@@ -137,8 +140,17 @@ def encode(audio: np.ndarray, fmt: str, rate: int = RATE, channels: int = 1) -> 
     if fmt == "m4a":
         return _encode_m4a(audio, rate)
     subtype = {"wav": "PCM_16", "flac": "PCM_16", "mp3": "MPEG_LAYER_III", "ogg": "VORBIS"}[fmt]
+    options = {}
+    if bitrate is not None:
+        if fmt != "mp3" or rate != RATE:
+            raise ValueError("a bitrate is for 16 kHz mp3 only")
+        # libsndfile takes an MPEG-2 (16 kHz) bitrate as 160 kbit/s less compression_level times 152.
+        # An average bitrate, not a constant one: LAME then writes the header that tells the decoder
+        # its delay, and the file decodes aligned to the sample (a constant-bitrate one 1,105
+        # samples late).
+        options = {"bitrate_mode": "AVERAGE", "compression_level": (160 - bitrate / 1000) / 152}
     buffer = io.BytesIO()
-    sf.write(buffer, audio, rate, format=fmt.upper(), subtype=subtype)
+    sf.write(buffer, audio, rate, format=fmt.upper(), subtype=subtype, **options)
     return buffer.getvalue()
 
 

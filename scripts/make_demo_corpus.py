@@ -24,6 +24,12 @@ The demo is a domain shift, like the real project (scripts/demo_audio.py has the
     (`expected_verses: []`, category and source "negative"): silence, room tone, white noise,
     babble, English, French and Arabic (not Quran) prose, a tune; they draw from a generator of
     their own (NEGATIVES_SEED), so that the 87 clips before them did not change when they came.
+  - benchmark/sessions/ and benchmark/sessions.json (quranft.data.sessions): 12 long-form sessions of
+    one to three minutes, each a benchmark voice reciting consecutive verses through one recording
+    condition, joined by pauses of 0.4-2.5 s of room tone, every verse's start and end known to the
+    sample; between some verses a long silence, noise, or speech that is not the Quran; the
+    basmala before every surah but Al-Fatiha; a verse said twice, one skipped. From a generator of
+    their own (SESSIONS_SEED), after everything else, so that the files before them stayed as they were.
 Both fine-tuning datasets carry deliberately bad rows, listed in docs/demo.md.
 """
 
@@ -39,9 +45,10 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from scipy import signal
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1] / "src")]
-from demo_audio import RATE, Voice, babble, encode, render, room_tone, shifted, speak, tune  # noqa: E402
+from demo_audio import CONDITIONS, RATE, Voice, babble, encode, render, room_tone, shifted, speak, tune  # noqa: E402
 
 from quranft.quran import tanzil  # noqa: E402
 
@@ -99,6 +106,43 @@ BABBLE = [("de", "Wir treffen uns morgen um halb neun vor dem Bahnhof und fahren
           ("es", "La biblioteca del barrio cierra a las ocho, pero los sábados abre toda la mañana."),
           ("it", "Domani mattina andiamo al mercato a comprare la frutta e il pane fresco."),
           ("en-us", "I think the meeting has been moved to Thursday afternoon, after lunch.")]
+
+
+def verses_of(surah: int, first: int = 1, last: int | None = None) -> list[tuple[int, int]]:
+    """Verses first to last (the surah's end by default) of a surah."""
+    return [(surah, ayah) for ayah in range(first, (last or AYAHS[surah]) + 1)]
+
+
+# The long-form sessions draw from a generator of their own, after every other file, so that adding
+# them left the rest of the corpus as it was, byte for byte.
+SESSIONS_SEED = 20261206
+# 16 kHz mono MP3 at 24 kbit/s on average: a session is long, and the demo folder small.
+SESSION_BITRATE = 24000
+# What a reciter says in a session that is no verse, besides the basmala (said by itself before the
+# first verse of every surah but Al-Fatiha): prose (espeak-ng language, text), or a sound.
+SESSION_PROSE = {
+    "istiadha": ("ar", "أعوذ بالله من الشيطان الرجيم"),  # said before reciting, by custom; no verse
+    "sadaqa": ("ar", "صدق الله العظيم"),  # said after reciting, by custom
+    "aside_ar": ("ar", "من فضلك أغلق النافذة، الصوت عال في الخارج."),
+    "aside_en": ("en-us", "Sorry, just a moment, someone is at the door."),
+    "aside_fr": ("fr-fr", "Attends une seconde, je reviens tout de suite."),
+}
+SESSION_SOUNDS = ("silence", "noise", "ringtone")  # a pause of 3-8 s, a tap running, a phone ringing
+# Each session: a benchmark voice, and what it says in order (verses, and names from the two above).
+SESSIONS = [
+    ("m7", ["istiadha", *verses_of(108), *verses_of(109), *verses_of(110)]),
+    ("f4", [*verses_of(1), "silence", *verses_of(112)]),
+    ("Alicia", [*verses_of(113, 1, 3), "aside_en", *verses_of(113, 4), *verses_of(114)]),
+    ("Michael", [*verses_of(111), *verses_of(112, 1, 2), "ringtone", *verses_of(112, 3), *verses_of(113)]),
+    ("klatt2", [*verses_of(103), "aside_ar", *verses_of(108), *verses_of(109)]),
+    ("Edward", [*verses_of(1, 1, 5), (1, 5), *verses_of(1, 6), *verses_of(103)]),  # 1:5 said twice
+    ("m7", [*verses_of(109), "silence", (110, 1), (110, 3), *verses_of(111)]),  # 110:2 skipped
+    ("f4", ["istiadha", *verses_of(112), *verses_of(113), "noise", *verses_of(114), "sadaqa"]),
+    ("Alicia", [*verses_of(1, 1, 4), "aside_fr", *verses_of(1, 5), *verses_of(110)]),
+    ("Michael", [*verses_of(110), *verses_of(111), "silence", *verses_of(112), *verses_of(113), *verses_of(114)]),
+    ("klatt2", ["istiadha", *verses_of(1), "noise", *verses_of(111)]),
+    ("Edward", [*verses_of(113), *verses_of(114), *verses_of(1), "sadaqa"]),  # from the end back to the start
+]
 
 
 class Builder:
@@ -312,6 +356,100 @@ class Builder:
             ("negative_tune", shifted(tune(rng, 10), rng, "room"), NEGATIVE_MP3),
         ]
 
+    def sessions(self) -> list[dict]:
+        """Write the long-form sessions (SESSIONS) to benchmark/sessions/ and their truth to
+        benchmark/sessions.json, and return its entries: each session one voice at its own rate and
+        pitch (`_session_pieces`), laid out with pauses (`_lay_out`), then one of CONDITIONS over
+        the whole, unpadded, so that every time stays where it was put."""
+        rng = np.random.default_rng(SESSIONS_SEED)
+        folder = self.out / "benchmark"
+        (folder / "sessions").mkdir()
+        entries = []
+        for number, (variant, plan) in enumerate(SESSIONS):
+            voice = Voice(variant, int(rng.integers(105, 141)), int(rng.integers(30, 71)))
+            track, verses, non_recitation = _lay_out(_session_pieces(plan, voice, rng), rng)
+            condition = CONDITIONS[number % len(CONDITIONS)]
+            audio = shifted(track, rng, condition, pad=False)
+            session_id = f"session_{number + 1:02d}"
+            file = f"sessions/{session_id}.mp3"
+            (folder / file).write_bytes(encode(audio, "mp3", bitrate=SESSION_BITRATE))
+            entries.append({"id": session_id, "file": file, "speaker": variant, "source": "demo",
+                            "condition": condition, "seconds": round(len(audio) / RATE, 7),
+                            "verses": verses, "non_recitation": non_recitation})
+        (folder / "sessions.json").write_text(
+            json.dumps({"sessions": entries}, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        return entries
+
+
+def _session_pieces(plan: list, voice: Voice, rng: np.random.Generator) -> list[tuple[str, np.ndarray | None, tuple]]:
+    """What a session's plan says, in order, each (kind, speech, verse): kind "verse", or a kind of
+    non-recitation (quranft.data.sessions.KINDS), or one of SESSION_SOUNDS (made by `_lay_out`,
+    speech None). The basmala comes before the first verse of a surah other than Al-Fatiha; prose
+    is read by the session's voice, a little faster, in its language."""
+    pieces = []
+    for item in plan:
+        if isinstance(item, tuple):
+            if item[1] == 1 and item[0] != 1:
+                pieces.append(("basmala", _voiced(speak(tanzil.basmala("simple"), voice)), None))
+            pieces.append(("verse", _voiced(speak(tanzil.verse(*item, variant="simple"), voice)), item))
+        elif item in SESSION_PROSE:
+            language, text = SESSION_PROSE[item]
+            prose_voice = Voice(voice.variant, int(rng.integers(140, 171)), voice.pitch, language)
+            pieces.append(("speech", _voiced(speak(text, prose_voice)), None))
+        elif item in SESSION_SOUNDS:
+            pieces.append((item, None, None))
+        else:
+            raise ValueError(f"a session's plan holds {item!r}: neither a verse nor a name of SESSION_PROSE or SESSION_SOUNDS")
+    return pieces
+
+
+def _lay_out(pieces: list[tuple[str, np.ndarray | None, tuple]],
+             rng: np.random.Generator) -> tuple[np.ndarray, list[dict], list[dict]]:
+    """The session's clean track and its truth (verses, non-recitation, times in seconds to the
+    sample): 0.5-1.5 s of room tone, the pieces joined by pauses of 0.4-2.5 s of room tone (0.3-1 s
+    after a basmala; none around a silence, which is the whole gap), 0.5-1.5 s of room tone. The
+    sounds are made here: a silence of 3-8 s of room tone, a tap running (noise in 500-4000 Hz,
+    2-5 s, at half the verses' level) and a ringtone (a tune at 0.7 of it), both of kind "noise"."""
+    level = float(np.sqrt(np.mean(np.concatenate([a for kind, a, _ in pieces if kind == "verse"]) ** 2)))
+    parts = [room_tone(rng, rng.uniform(0.5, 1.5))]
+    verses, non_recitation = [], []
+    for index, (kind, audio, key) in enumerate(pieces):
+        previous = pieces[index - 1][0] if index else None
+        if index and "silence" not in (kind, previous):
+            parts.append(room_tone(rng, rng.uniform(0.3, 1.0) if previous == "basmala" else rng.uniform(0.4, 2.5)))
+        if kind == "silence":
+            audio = room_tone(rng, rng.uniform(3, 8))
+        elif kind == "noise":
+            band = signal.butter(2, [500, 4000], btype="bandpass", fs=RATE, output="sos")
+            burst = signal.sosfilt(band, rng.normal(0, 1, int(RATE * rng.uniform(2, 5))))
+            audio = _at_level(burst * _fades(len(burst)), 0.5 * level)
+        elif kind == "ringtone":
+            kind, audio = "noise", _at_level(tune(rng, int(rng.integers(6, 11))), 0.7 * level)
+        start = sum(len(part) for part in parts)
+        parts.append(audio)
+        times = {"start": round(start / RATE, 7), "end": round((start + len(audio)) / RATE, 7)}
+        if kind == "verse":
+            verses.append({"surah": key[0], "ayah": key[1], **times})
+        else:
+            non_recitation.append({"kind": kind, **times})
+    parts.append(room_tone(rng, rng.uniform(0.5, 1.5)))
+    return np.concatenate(parts), verses, non_recitation
+
+
+def _voiced(speech: np.ndarray) -> np.ndarray:
+    """espeak-ng's sound without its silent edges (the samples under a hundredth of its peak)."""
+    loud = np.flatnonzero(np.abs(speech) > 0.01 * np.abs(speech).max())
+    return speech[loud[0] : loud[-1] + 1]
+
+
+def _at_level(audio: np.ndarray, rms: float) -> np.ndarray:
+    return (audio * rms / max(float(np.sqrt(np.mean(audio**2))), 1e-12)).astype(np.float32)
+
+
+def _fades(n: int, seconds: float = 0.2) -> np.ndarray:
+    """Gains that fade n samples in and out over `seconds`."""
+    return np.minimum(1.0, np.minimum(np.arange(n), np.arange(n)[::-1]) / (RATE * seconds))
+
 
 def _dataset(rows: list[dict], columns: dict):
     """A Dataset whose `audio` column is an Audio feature holding the given encoded bytes.
@@ -371,6 +509,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     samples = builder.benchmark(quran_audio, retasy_rows, retasy_audio)
+    sessions = builder.sessions()
 
     # Swap in the four datasets; anything else in the folder (the demo base model) stays.
     out.mkdir(parents=True, exist_ok=True)
@@ -380,7 +519,8 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(staging)
     print(f"wrote {out}: {sum(len(r) for r in base_splits.values())} base-domain rows, "
           f"{sum(len(r) for r in quran_splits.values())} Quran-Ayah rows, "
-          f"{len(retasy_rows)} RetaSy rows, {len(samples)} benchmark clips")
+          f"{len(retasy_rows)} RetaSy rows, {len(samples)} benchmark clips, {len(sessions)} sessions "
+          f"({sum(s['seconds'] for s in sessions) / 60:.1f} minutes)")
     return 0
 
 

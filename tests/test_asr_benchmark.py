@@ -217,11 +217,13 @@ def test_the_asr_test_sets_clips_join_the_leakage_guard(prepared, tmp_path):
     from quranft.data.benchmark_corpus import load_samples
     from quranft.data.benchmark_index import build_index, write_index
     from quranft.data.prepare import prepare_source
+    from quranft.data.sessions import load_sessions
     from quranft.fileio import read_jsonl
 
     set_dir, _ = prepared
     index, skipped = build_index(DEMO / "benchmark", set_dir)
-    assert not skipped and len(index) == len(load_samples(DEMO / "benchmark")) + 5
+    corpus = len(load_samples(DEMO / "benchmark")) + len(load_sessions(DEMO / "benchmark"))
+    assert not skipped and len(index) == corpus + 5
     write_index(index, tmp_path / "fingerprints.npz")
     first = read_jsonl(set_dir / "manifest.jsonl")[0]
     rows = [{"audio": (set_dir / first["audio_filepath"]).read_bytes(), "text": first["text"]},

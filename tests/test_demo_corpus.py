@@ -14,6 +14,7 @@ import pytest
 from conftest import REPO
 from quranft.data.audio import load_audio
 from quranft.data.benchmark_corpus import load_samples
+from quranft.data.sessions import load_sessions
 from quranft.quran.tanzil import verse
 
 RETASY_COLUMNS = {
@@ -57,11 +58,33 @@ def check_corpus(root):
     assert sum(s.id.startswith("leak_") for s in samples) == 3
     for sample in samples:
         assert load_audio(root / "benchmark" / sample.file).size > 16000 * 0.6
+    check_sessions(root / "benchmark")
+
+
+BENCHMARK_VOICES = {"m7", "f4", "Alicia", "Michael", "klatt2", "Edward"}
+
+
+def check_sessions(corpus):
+    """A dozen long-form sessions of one to three minutes, each of one benchmark voice, with every
+    kind of non-recitation between verses, a crossing into the next surah, a verse said twice and
+    one skipped; each file as long as its truth says."""
+    sessions = load_sessions(corpus)
+    assert len(sessions) == 12 and {s.speaker for s in sessions} == BENCHMARK_VOICES
+    assert all(60 <= s.seconds <= 180 for s in sessions)
+    assert {kind for s in sessions for kind, _, _ in s.non_recitation} == {"silence", "noise", "speech", "basmala"}
+    pairs = [(a[:2], b[:2]) for s in sessions for a, b in zip(s.verses, s.verses[1:])]
+    assert ((113, 5), (114, 1)) in pairs  # into the next surah, the basmala between (no verse)
+    assert any(a == b for a, b in pairs)  # a verse said twice
+    assert any(a[0] == b[0] and b[1] == a[1] + 2 for a, b in pairs)  # one skipped
+    for session in sessions:
+        audio = load_audio(corpus / session.file)
+        assert abs(audio.size / 16000 - session.seconds) < 0.1, session.id
 
 
 def test_the_shipped_demo_corpus_and_base_model_stay_small():
     size = sum(p.stat().st_size for p in (REPO / "demo").rglob("*") if p.is_file())
-    assert (REPO / "demo" / "base_model.nemo").is_file() and size <= 30 * 2**20
+    # 30 MiB, and 3 more for the long-form sessions (16 minutes of MP3 at 24 kbit/s: 2.7 MiB)
+    assert (REPO / "demo" / "base_model.nemo").is_file() and size <= 33 * 2**20
 
 
 def test_the_shipped_demo_corpus():
@@ -75,5 +98,6 @@ def test_the_generator_rebuilds_the_corpus(tmp_path):
     subprocess.run([sys.executable, str(REPO / "scripts" / "make_demo_corpus.py"), "--out", str(out)],
                    check=True, capture_output=True, timeout=600)
     check_corpus(out)
-    shipped = (REPO / "demo" / "benchmark" / "manifest.json").read_text(encoding="utf-8")
-    assert (out / "benchmark" / "manifest.json").read_text(encoding="utf-8") == shipped
+    for name in ("manifest.json", "sessions.json"):
+        shipped = (REPO / "demo" / "benchmark" / name).read_text(encoding="utf-8")
+        assert (out / "benchmark" / name).read_text(encoding="utf-8") == shipped

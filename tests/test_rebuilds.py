@@ -66,6 +66,13 @@ def test_touching_a_benchmark_clip_also_redoes_the_leakage_guard(up_to_date):
     assert jobs["index_benchmark"] == 1 and jobs["prepare_retasy"] == 1 and jobs["benchmark_model"] == 7
 
 
+def test_touching_a_sessions_audio_redoes_the_leakage_guard(up_to_date):
+    workdir, config, corpus = up_to_date
+    os.utime(corpus / "benchmark" / "sessions" / "session_01.mp3")
+    jobs = plan(workdir, config)
+    assert jobs["index_benchmark"] == 1 and jobs["prepare_retasy"] == 1 and jobs["prepare_quran_ayah_corpus"] == 1
+
+
 DATA_DOWN = {"prepare_quran_ayah_corpus": 1, "prepare_retasy": 1, "data_report": 1, "train_trial": 6,
              "resolve_trial": 3, "average_checkpoints": 6, "validation_curves": 1, "benchmark_model": 7, **SHIP,
              **EXPORT_ALL, "all": 1}

@@ -20,7 +20,8 @@ def cmd_index_benchmark(args: argparse.Namespace) -> None:
         log.warning("benchmark clip %s (%s) not fingerprinted: %s", clip["id"], clip["file"], clip["error"])
     speakers = benchmark_speakers(args.corpus)
     write_index(index, args.output, speakers)
-    log.info("fingerprinted %d benchmark clips of %d named speakers into %s", len(index), len(speakers), args.output)
+    log.info("fingerprinted %d benchmark clips and sessions of %d named speakers into %s", len(index), len(speakers),
+             args.output)
 
 
 def cmd_prepare_source(args: argparse.Namespace) -> None:
@@ -97,7 +98,7 @@ def _prepared_sources(args: argparse.Namespace) -> dict[str, str]:
 
 def add_commands(commands) -> None:
     """The commands of the data stage and the benchmark data."""
-    index = commands.add_parser("index-benchmark", help="fingerprint the benchmark corpus's clips")
+    index = commands.add_parser("index-benchmark", help="fingerprint the benchmark corpus's clips and sessions")
     index.add_argument("--corpus", required=True, help="folder with manifest.json")
     index.add_argument("--asr-set", help="the prepared ASR test set (prepare-asr-benchmark): its clips too")
     index.add_argument("--output", required=True, help=".npz file to write")
