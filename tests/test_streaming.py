@@ -104,9 +104,10 @@ def test_streamed_in_half_seconds_every_verse_is_emitted_once_in_order_within_a_
     scored = score_session(truth, found, len(audio) / RATE)
     assert (scored["recall"], scored["precision"], scored["f1"], scored["edits"]) == (1.0, 1.0, 1.0, 0)
     assert max(scored["boundary_errors_ms"]) <= 80
-    # each verse emitted once its end is a second old (the hold), within a chunk of it
+    # each verse emitted once the pause after it is a second old (the hold), within a chunk and the
+    # detector's padding (30 ms) and frame (32 ms) of it
     delays = [e.at - e.end for e in emitted[:-1]]
-    assert all(1.0 <= delay <= 1.5 + 1e-6 for delay in delays), delays
+    assert all(1.0 <= delay <= 1.6 for delay in delays), delays
     assert [e.at for e in emitted] == sorted(e.at for e in emitted)
 
 

@@ -128,6 +128,25 @@ def cmd_window_error(args: argparse.Namespace) -> None:
                  row["sequence_accuracy_windowed"] or 0.0, row["sequence_accuracy_whole"] or 0.0)
 
 
+def cmd_benchmark_longform(args: argparse.Namespace) -> None:
+    check_nemo_inputs(*args.model)
+    from quranft.evaluation.longform import run_longform_formats
+    from quranft.fileio import read_json
+
+    threshold = None
+    if args.threshold_from:  # a .nemo's threshold, chosen on the validation clips by its benchmark
+        threshold = read_json(args.threshold_from)["rejection"]["threshold"]
+    record = run_longform_formats(args.model, args.corpus, args.output, args.name, threads=args.threads,
+                                  device=args.device, threshold=threshold, chunk_seconds=args.chunk_seconds,
+                                  hold_seconds=args.hold_seconds)
+    for fmt, result in record["formats"].items():
+        offline, streamed = result["offline"], result["streamed"]
+        log.info("%s (%s), %d sessions: verse F1 %.3f offline, %.3f streamed (emission delay p90 %.1f s); "
+                 "real-time factor %.3f / %.3f", args.name, fmt, result["corpus"]["sessions"], offline["f1"],
+                 streamed["f1"], streamed["emission_delay"]["p90"] or 0.0, offline["real_time_factor"],
+                 streamed["real_time_factor"])
+
+
 def add_commands(commands) -> None:
     """The commands of benchmarks, the leaderboard and re-scoring."""
     bench = commands.add_parser("benchmark", help="verse-identification benchmark of a model (or of its exports)")
@@ -162,6 +181,21 @@ def add_commands(commands) -> None:
     windows.add_argument("--output", help="JSON to write")
     windows.add_argument("--threads", type=int, default=0, help="onnxruntime threads (default: one per core)")
     windows.set_defaults(run=cmd_window_error)
+
+    longform = commands.add_parser("benchmark-longform", help="continuous recitation: every long-form session of "
+                                                              "the corpus heard whole and streamed")
+    longform.add_argument("--model", required=True, nargs="+", help="a model's .nemo and exported .onnx files")
+    longform.add_argument("--name", required=True, help="the model's name in the results (base, v1, ...)")
+    longform.add_argument("--corpus", required=True, help="a benchmark corpus folder with its sessions.json")
+    longform.add_argument("--output", required=True, help="JSON to write (one block per format)")
+    longform.add_argument("--threshold-from", help="the .nemo's benchmark JSON: its confidence threshold (an export "
+                                                   "carries its own)")
+    longform.add_argument("--chunk-seconds", type=float, default=0.5, help="streamed: audio per chunk (0.5)")
+    longform.add_argument("--hold-seconds", type=float, default=1.0,
+                          help="streamed: a verse is emitted once the reciter paused this long after it (1.0)")
+    longform.add_argument("--threads", type=int, default=0)
+    longform.add_argument("--device", default="cpu", help="cpu or cuda (a .nemo's)")
+    longform.set_defaults(run=cmd_benchmark_longform)
 
     board = commands.add_parser("leaderboard", help="compare every model's benchmark with the base's")
     board.add_argument("--benchmarks", nargs="+", required=True, metavar="NAME=FILE",

@@ -1,8 +1,10 @@
 """Verses emitted as a recitation arrives, as the app hears a microphone: never taken back.
 
 The audio comes in chunks (0.5 s by default). The voice-activity detector follows it as it comes
-(data.vad.SpeechTracker: its state carried, the same figures as on the whole). After each chunk,
-the stretch since the end of the last verse emitted (at most `max_seconds`) is heard again as
+(data.vad.SpeechTracker: its state carried, the same figures as on the whole). After a chunk in
+which the reciter has been silent `hold_seconds` after speech not yet heard so (only then can a
+verse be confirmed), and at least every 2 s while speech goes on, the stretch since the end of the
+last verse emitted (at most `max_seconds`) is heard again as
 `identify` hears a recording (each stretch of speech on its own: models.loading.speech_log_probs)
 and the verse segmenter (`find`, matching.segments, given by the caller) reads its verses. A verse
 is emitted once it is confirmed: it ends at least `hold_seconds` before the audio received so far,
@@ -31,7 +33,8 @@ from quranft.models.windowed import Windowing
 
 DEFAULT_CHUNK_SECONDS = 0.5
 DEFAULT_HOLD_SECONDS = 1.0
-DEFAULT_MAX_SECONDS = 40.0  # the stretch re-heard after each chunk, at most
+DEFAULT_MAX_SECONDS = 40.0  # the stretch re-heard, at most
+REHEAR_SECONDS = 2.0  # the stretch is heard again at least this often while speech goes on
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,8 @@ class VerseStream:
         self.audio = np.zeros(0, np.float32)
         self.emitted: list[Emitted] = []
         self.heard_until = 0.0  # the end of the last verse emitted
+        self._paused_until = 0.0  # the end of the last stretch of speech heard as paused
+        self._heard_at = 0.0  # the seconds received when the stretch was last heard
 
     @property
     def seconds(self) -> float:
@@ -97,6 +102,15 @@ class VerseStream:
         speech = self.tracker.speech(start, now)
         if not speech:
             return []
+        # A verse is confirmed once the reciter has paused `hold` after it: hear again when speech
+        # the last hearing did not see pause has paused so, and at least every REHEAR_SECONDS (a
+        # verse the segmenter could not yet read whole), not after every chunk.
+        paused = [start + end for _, end in speech if start + end <= now - hold]
+        fresh = bool(paused) and paused[-1] > self._paused_until
+        if hold and not fresh and now - self._heard_at < REHEAR_SECONDS:
+            return []
+        self._paused_until = max(self._paused_until, paused[-1] if paused else 0.0)
+        self._heard_at = now
         region = self.audio[first:]
         log_probs = speech_log_probs(self.model, region, speech_stretches(speech, len(region), frame, rate),
                                      self.windowing)

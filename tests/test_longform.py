@@ -1,0 +1,61 @@
+"""The long-form benchmark on real sessions: two of the demo's, by the demo base's int8 export,
+heard whole as `identify` hears a recording and streamed in 0.5 s chunks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import DEMO, REPO
+from quranft.data.sessions import load_sessions
+from quranft.evaluation.longform_scoring import Timed, score_session
+
+pytestmark = pytest.mark.slow
+
+
+def two_sessions(folder):
+    sessions = json.loads((DEMO / "benchmark" / "sessions.json").read_text(encoding="utf-8"))["sessions"][:2]
+    for session in sessions:
+        (folder / session["file"]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(DEMO / "benchmark" / session["file"], folder / session["file"])
+    (folder / "sessions.json").write_text(json.dumps({"sessions": sessions}), encoding="utf-8")
+    return folder
+
+
+def quranft(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "quranft", *args], capture_output=True, text=True, cwd=REPO,
+                          env=dict(os.environ, PYTHONPATH=str(REPO / "src")), timeout=600)
+
+
+def test_sessions_heard_whole_as_identify_hears_them_and_streamed_without_retractions(demo_base_export, tmp_path):
+    corpus = two_sessions(tmp_path / "corpus")
+    model = demo_base_export[0] / "model.int8.onnx"
+    result = quranft("benchmark-longform", "--model", str(model), "--name", "base", "--corpus", str(corpus),
+                     "--output", str(tmp_path / "longform.json"))
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "longform.json").read_text(encoding="utf-8"))
+    assert list(record["formats"]) == ["int8"]
+    figures = record["formats"]["int8"]
+    sessions = load_sessions(corpus)
+    assert figures["corpus"]["sessions"] == 2
+    assert figures["offline"]["recited"] == figures["streamed"]["recited"] == sum(len(s.verses) for s in sessions)
+    assert figures["streamed"]["retractions"] == 0
+    for session, row in zip(sessions, figures["sessions"]):
+        # offline, the verses identify finds in the session's file
+        heard = quranft("identify", "--model", str(model), "--json", str(corpus / session.file))
+        found = json.loads(heard.stdout)["verses"]
+        assert [(v["surah"], v["ayah"], v["start"]) for v in row["offline"]["verses"]] == \
+            [(v["surah"], v["ayah"], v["start"]) for v in found]
+        truth = [Timed(*verse) for verse in session.verses]
+        assert row["offline"]["matched"] == score_session(
+            truth, [Timed(v["surah"], v["ayah"], v["start"], v["end"]) for v in found], session.seconds)["matched"]
+        # streamed, each verse emitted after it ended, in order, never before what preceded it
+        emitted = row["streamed"]["verses"]
+        assert all(v["emitted_at"] >= v["end"] for v in emitted)
+        assert [v["emitted_at"] for v in emitted] == sorted(v["emitted_at"] for v in emitted)
+        assert all(a["end"] <= b["start"] for a, b in zip(emitted, emitted[1:]))
