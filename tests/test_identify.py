@@ -191,3 +191,25 @@ def test_a_ten_minute_recording_of_demo_clips_is_identified_verse_by_verse_with_
     assert figures["recall"] >= 0.7 and figures["precision"] >= 0.9, figures
     assert figures["boundaries_within_tolerance"] >= 0.9, figures
     assert [v["start"] for v in found] == sorted(v["start"] for v in found)  # in order
+
+
+def test_a_tiny_file_a_stereo_44_khz_file_and_an_unreadable_one_each_keep_their_own_line(demo_base_export, tmp_path):
+    """0.01 s of audio is no verse (no speech), a stereo 44.1 kHz copy of a known clip is decoded
+    and identified as the clip is, an unreadable file gets its error; the exit status says one failed."""
+    import soxr
+
+    from quranft.data.audio import load_audio
+
+    clip = load_audio(DEMO / "benchmark" / "everyayah_001_001.mp3")
+    stereo = soxr.resample(clip, 16000, 44100)
+    sf.write(tmp_path / "stereo.wav", np.stack([stereo, 0.8 * stereo], axis=1), 44100)
+    sf.write(tmp_path / "tiny.wav", clip[:160], 16000)
+    (tmp_path / "broken.mp3").write_bytes(b"ID3 not really")
+    files = [str(tmp_path / name) for name in ("tiny.wav", "stereo.wav", "broken.mp3")]
+    result = run_identify("--model", str(demo_base_export[0] / "model.int8.onnx"), "--json", *files)
+    assert result.returncode == 1
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [row["file"] for row in rows] == files
+    assert (rows[0]["verses"], rows[0]["error"], rows[0]["duration"]) == ([], None, 0.01)
+    assert [verse["label"] for verse in rows[1]["verses"]] == ["1:1"] and rows[1]["duration"] == pytest.approx(3.97, abs=0.01)
+    assert rows[2]["error"] and "broken.mp3" in rows[2]["error"]
