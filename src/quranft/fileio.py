@@ -73,6 +73,19 @@ def read_json(path: str | Path) -> Any:
         return json.load(handle)
 
 
+def read_json_list(path: Path, key: str, error: type[Exception]) -> list:
+    """The list under `key` of the JSON object in `path`; `error` naming the file when it is not
+    valid JSON or holds no such list (FileNotFoundError goes through, for the caller to answer)."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as problem:
+        raise error(f"{path}: not valid JSON ({problem.msg}, line {problem.lineno})") from None
+    entries = document.get(key) if isinstance(document, dict) else None
+    if not isinstance(entries, list):
+        raise error(f"{path}: expected an object with a '{key}' list")
+    return entries
+
+
 def write_jsonl(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> int:
     """Write one JSON object per line (NeMo's manifest format), atomically; return the count."""
     lines = [json.dumps(row, ensure_ascii=False) for row in rows]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from quranft.errors import QuranftError
+from quranft.fileio import read_json_list
 
 CORPUS_MANIFEST = "manifest.json"
 
@@ -45,14 +45,9 @@ def load_samples(corpus_dir: str | Path) -> list[Sample]:
     """Read and check the corpus manifest; audio files are not opened here."""
     path = Path(corpus_dir) / CORPUS_MANIFEST
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        entries = read_json_list(path, "samples", CorpusError)
     except FileNotFoundError:
         raise CorpusError(f"{path}: benchmark manifest not found") from None
-    except json.JSONDecodeError as error:
-        raise CorpusError(f"{path}: not valid JSON ({error.msg}, line {error.lineno})") from None
-    entries = manifest.get("samples") if isinstance(manifest, dict) else None
-    if not isinstance(entries, list):
-        raise CorpusError(f"{path}: expected an object with a 'samples' list")
     samples, seen = [], set()
     for number, entry in enumerate(entries):
         where = f"{path} sample {number}"

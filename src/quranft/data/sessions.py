@@ -16,12 +16,12 @@ is no verse of that surah: quranft.matching.segments reports it as none). `speak
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from quranft.errors import QuranftError
+from quranft.fileio import read_json_list
 
 SESSIONS_MANIFEST = "sessions.json"
 KINDS = ("silence", "noise", "speech", "basmala")
@@ -93,14 +93,9 @@ def load_sessions(corpus_dir: str | Path) -> list[Session]:
     """Read and check the corpus's sessions.json; [] when the corpus has none."""
     path = Path(corpus_dir) / SESSIONS_MANIFEST
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        entries = read_json_list(path, "sessions", SessionsError)
     except FileNotFoundError:
         return []
-    except json.JSONDecodeError as error:
-        raise SessionsError(f"{path}: not valid JSON ({error.msg}, line {error.lineno})") from None
-    entries = manifest.get("sessions") if isinstance(manifest, dict) else None
-    if not isinstance(entries, list):
-        raise SessionsError(f"{path}: expected an object with a 'sessions' list")
     sessions, seen = [], set()
     for number, entry in enumerate(entries):
         session = _session(entry, path, number)
