@@ -28,6 +28,7 @@ BLOCK_FRAMES = 512  # frames per call of the graph (16.4 s of audio): memory doe
 MODEL_FILE = "silero_vad_16k_sequence.onnx"
 
 Interval = tuple[float, float]  # seconds
+MIN_SPEECH_SECONDS = 0.25  # a burst shorter than this is not speech; less speech than this, no recitation
 
 
 def model_path() -> Path:
@@ -63,7 +64,7 @@ class VoiceActivity:
     """Speech intervals of 16 kHz mono audio by Silero VAD (thresholds as its defaults)."""
 
     threshold: float = 0.5
-    min_speech: float = 0.25  # seconds; shorter bursts are not speech
+    min_speech: float = MIN_SPEECH_SECONDS  # seconds; shorter bursts are not speech
     min_silence: float = 0.1  # seconds under the lower threshold that end a stretch of speech
     pad: float = 0.03  # seconds added on each side of an interval
     threads: int = 1
@@ -132,7 +133,7 @@ class SpeechTracker:
         return [(max(0.0, b + shift), max(0.0, e + shift)) for b, e in found]
 
 
-def intervals_of(probs: np.ndarray, duration: float, threshold: float = 0.5, min_speech: float = 0.25,
+def intervals_of(probs: np.ndarray, duration: float, threshold: float = 0.5, min_speech: float = MIN_SPEECH_SECONDS,
                  min_silence: float = 0.1, pad: float = 0.03) -> list[Interval]:
     """Speech intervals (seconds) from per-frame probabilities: Silero's rule (module docstring)."""
     step = FRAME / RATE

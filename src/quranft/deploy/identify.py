@@ -33,7 +33,7 @@ from quranft.data.vad import VoiceActivity
 from quranft.deploy.subtitles import SUBTITLES, tsv_header, tsv_rows
 from quranft.errors import QuranftError
 from quranft.fileio import atomic_write_text, read_json
-from quranft.matching.rejection import DEFAULT_THRESHOLD, MIN_SPEECH_SECONDS
+from quranft.matching.rejection import DEFAULT_THRESHOLD
 from quranft.matching.segments import VerseSegmenter, VerseSpan, spans_label
 from quranft.models.loading import InferenceModel, load_for_ctc
 from quranft.models.streaming import hear_recording
@@ -87,7 +87,7 @@ def threshold_for(model_path: str | Path, model: InferenceModel) -> tuple[float,
 def verses_heard(model: InferenceModel, segmenter: VerseSegmenter, vad: VoiceActivity, audio: np.ndarray,
                  windowing: Windowing, result: Identified) -> list[VerseSpan]:
     """The verses of one recording, its transcript and speech seconds set on `result`."""
-    spans, result.transcript, speech = hear_recording(model, segmenter.find, vad, audio, windowing, MIN_SPEECH_SECONDS)
+    spans, result.transcript, speech = hear_recording(model, segmenter.find, vad, audio, windowing)
     result.speech_seconds = round(speech, 3)
     return spans
 

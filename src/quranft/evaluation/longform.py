@@ -31,7 +31,7 @@ from quranft.matching.rejection import DEFAULT_THRESHOLD
 from quranft.matching.segments import VerseSegmenter
 from quranft.models.loading import InferenceModel, load_for_ctc
 from quranft.models.streaming import (DEFAULT_CHUNK_SECONDS, DEFAULT_HOLD_SECONDS, VerseStream, hear_recording,
-                                      stream_chunks)
+                                      stream_recording)
 from quranft.models.windowed import Windowing
 from quranft.provenance import cpu_name, provenance
 
@@ -52,13 +52,11 @@ def streamed(model: InferenceModel, segmenter: VerseSegmenter, vad: VoiceActivit
              chunk_seconds: float, hold_seconds: float) -> tuple[list[Timed], list[float], float]:
     """The verses the stream emitted, when each was emitted (seconds of audio received), and the
     processing seconds."""
-    stream = VerseStream(model, segmenter.find, vad, hold_seconds=hold_seconds)
     started = time.perf_counter()
-    for chunk in stream_chunks(audio, SAMPLE_RATE, chunk_seconds):
-        stream.feed(chunk)
-    stream.finish()
+    emitted = stream_recording(VerseStream(model, segmenter.find, vad, hold_seconds=hold_seconds), audio,
+                               chunk_seconds)
     seconds = time.perf_counter() - started
-    return [Timed(e.surah, e.ayah, e.start, e.end) for e in stream.emitted], [e.at for e in stream.emitted], seconds
+    return [Timed(e.surah, e.ayah, e.start, e.end) for e in emitted], [e.at for e in emitted], seconds
 
 
 def delays(truth: list[Timed], found: list[Timed], emitted_at: list[float]) -> list[float]:

@@ -22,11 +22,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from quranft.data.vad import MIN_SPEECH_SECONDS
 from quranft.matching.alignment import align
 from quranft.quran import tanzil
 
 Verse = tuple[int, int]
-MIN_SPEECH_SECONDS = 0.25  # less speech than this (the VAD's shortest interval) is no recitation
 DEFAULT_THRESHOLD = 0.6  # the segmenter's MIN_CONFIDENCE: where no validation data chose one
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from quranft.data.vad import SpeechTracker, VoiceActivity, speech_stretches
+from quranft.data.vad import MIN_SPEECH_SECONDS, SpeechTracker, VoiceActivity, speech_seconds, speech_stretches
 from quranft.models.loading import InferenceModel, speech_log_probs
 from quranft.models.windowed import Windowing
 
@@ -71,13 +71,14 @@ def blocks(stretches: list[tuple[int, int]], rate: int, seconds: float = BLOCK_S
 
 
 def hear_recording(model: InferenceModel, find: Callable[[np.ndarray], list], vad: VoiceActivity, audio: np.ndarray,
-                   windowing: Windowing = Windowing(), min_speech: float = 0.25) -> tuple[list, str, float]:
+                   windowing: Windowing = Windowing(), min_speech: float = MIN_SPEECH_SECONDS
+                   ) -> tuple[list, str, float]:
     """A whole recording as `identify` hears it: (the verses `find` reads, with the recording's
     times, the transcript, the seconds of speech). Each stretch of speech is heard on its own
     (speech_log_probs), every other frame blank, block by block (BLOCK_SECONDS); less speech than
     `min_speech` is no recitation."""
     speech = vad.speech(audio)
-    seconds = float(sum(end - start for start, end in speech))
+    seconds = speech_seconds(speech)
     if seconds < min_speech:
         return [], "", seconds
     rate = model.sample_rate
