@@ -15,7 +15,7 @@ env:
 # machine), and the demo's sources prepare in seconds: one thread each lets two jobs share the two
 # cores (a job of two threads would wait for both, with one of them idle).
 DEMO_THREADS := prepare_quran_ayah_corpus=1 prepare_retasy=1 train_trial=1 average_checkpoints=1 benchmark_model=1 \
-	export_model=1 benchmark_export=1
+	export_model=1 benchmark_export=1 benchmark_longform=1
 
 demo: env
 	snakemake --cores $(CORES) --configfile config/demo.yaml --set-threads $(DEMO_THREADS)

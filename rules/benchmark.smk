@@ -43,6 +43,48 @@ rule benchmark_model:
         " --device {params.device} {params.training} --validation-manifest {input.validation:q} > {log:q} 2>&1"
 
 
+# Continuous recitation: each of a model's files (longform.formats) on the corpus's long-form
+# sessions, heard whole and streamed in chunks as an app hears a microphone, in one job per model
+# (one process, one verse index). A .nemo's confidence threshold is the one its benchmark chose on
+# the validation clips; an export carries its own.
+rule benchmark_longform:
+    input:
+        models=longform_files,
+        sessions=corpus_sessions(),
+        code=LONGFORM_CODE,
+        settings=settings_file("benchmark_longform", longform=config["longform"]),
+        # the .nemo's confidence threshold, which its benchmark chose (an export carries its own)
+        benchmark=lambda wildcards: [f"results/{wildcards.model}/benchmark.json"] if "nemo" in longform_formats() else [],
+    output:
+        report(
+            "results/{model}/longform.json",
+            caption="../report/longform.rst",
+            category="Benchmarks",
+            subcategory="{model}",
+        ),
+    params:
+        corpus=config["benchmark"]["corpus"],
+        device=device,
+        threshold=lambda wildcards, input: f"--threshold-from {input.benchmark[0]}" if input.benchmark else "",
+    wildcard_constraints:
+        model=MODEL_PATTERN,
+    threads: 2
+    resources:
+        gpu=0,
+        mem_mb=8000,
+        runtime=120,
+    log:
+        "logs/benchmark/longform_{model}.log",
+    benchmark:
+        "benchmarks/benchmark/longform_{model}.tsv"
+    conda:
+        "../envs/quranft.yaml"
+    shell:
+        "python -m quranft benchmark-longform --settings {input.settings:q} --model {input.models:q}"
+        " --name {wildcards.model} --corpus {params.corpus:q} --output {output:q}"
+        " {params.threshold} --threads {threads} --device {params.device} > {log:q} 2>&1"
+
+
 rule leaderboard:
     input:
         benchmarks=expand("results/{model}/benchmark.json", model=MODELS),
@@ -51,6 +93,7 @@ rule leaderboard:
         asr=asr_outputs(),
         curves=validation_curves_output(),
         exports=export_outputs(),
+        longform=longform_outputs(),
     output:
         markdown=report("results/leaderboard.md", caption="../report/leaderboard.rst", category="Leaderboard"),
         json="results/leaderboard.json",
@@ -67,6 +110,7 @@ rule leaderboard:
         exports=lambda wildcards, input: " ".join(
             f"{Path(path).parent.parent.name}:{Path(path).name.split('.')[1]}={path}" for path in input.exports
         ),
+        longform=lambda wildcards, input: " ".join(f"{Path(path).parent.name}={path}" for path in input.longform),
     log:
         "logs/benchmark/leaderboard.log",
     localrule: True
@@ -75,7 +119,8 @@ rule leaderboard:
     shell:
         "python -m quranft leaderboard --benchmarks {params.benchmarks} --choices {params.choices} --asr {params.asr}"
         " --markdown {output.markdown:q}"
-        " --json {output.json:q} --png {output.png:q} {params.curves} --exports {params.exports} > {log:q} 2>&1"
+        " --json {output.json:q} --png {output.png:q} {params.curves} --exports {params.exports}"
+        " --longform {params.longform} > {log:q} 2>&1"
 
 
 # The best trial that beats the base significantly (after Holm), else the base, with the reason

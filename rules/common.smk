@@ -12,9 +12,9 @@ os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PY
 
 from quranft.config import check_local_paths, is_hub_id, validate_config
 from quranft.data.benchmark_corpus import audio_files as benchmark_audio_files, check_build_target, synthetic_corpus_warning
-from quranft.data.sessions import session_audio_files
+from quranft.data.sessions import SESSIONS_MANIFEST, session_audio_files
 from quranft.data.sources import local_files
-from quranft.evaluation.code_versions import ASR_BENCHMARK, BENCHMARK, module_hashes
+from quranft.evaluation.code_versions import ASR_BENCHMARK, BENCHMARK, LONGFORM, module_hashes
 from quranft.fileio import holds_json, read_json, write_canonical_json
 from quranft.models.onnx_model import EXPORT_FILES
 from quranft.training.curves import METRICS_CSV
@@ -92,6 +92,8 @@ def code_record(name, module):
 # The verse benchmark's code record, read by the .nemo benchmarks and the exports' benchmarks alike
 # (hashed once a parse).
 BENCHMARK_CODE = code_record("benchmark_code", BENCHMARK)
+# The long-form benchmark's: editing its scoring or streaming re-runs the long-form jobs only.
+LONGFORM_CODE = code_record("longform_code", LONGFORM)
 
 
 def record_settings():
@@ -258,3 +260,33 @@ def export_file(fmt):
 
 def export_outputs():
     return [f"results/{model}/export/benchmark.{fmt}.json" for model in MODELS for fmt in EXPORT_FORMATS]
+
+
+# The long-form stage's files (rules/benchmark.smk, benchmark_longform): each model's longform.json,
+# when the benchmark corpus has sessions.
+def corpus_sessions():
+    """The benchmark corpus's sessions manifest and audio ([] when it has none). A corpus the
+    workflow builds is not there at parse time: its manifest stands for them, and it has sessions
+    when its build makes them."""
+    if built_corpus_manifest():
+        build = config["benchmark"]["build"]
+        return [built_corpus_manifest()] if (build.get("sessions") or {}).get("count") else []
+    manifest = os.path.join(config["benchmark"]["corpus"], SESSIONS_MANIFEST)
+    if not os.path.exists(manifest):
+        return []
+    limit = config["longform"]["sessions"]  # the first ones only are judged
+    return [manifest, *session_audio_files(config["benchmark"]["corpus"])[:limit]]
+
+
+def longform_formats():
+    """The files of each model the long-form benchmark judges (longform.formats; null: all)."""
+    return config["longform"]["formats"] or ["nemo", *EXPORT_FORMATS]
+
+
+def longform_files(wildcards):
+    return [f"results/{wildcards.model}/model.nemo" if fmt == "nemo" else
+            f"results/{wildcards.model}/export/{export_file(fmt)}" for fmt in longform_formats()]
+
+
+def longform_outputs():
+    return [f"results/{model}/longform.json" for model in MODELS] if corpus_sessions() else []

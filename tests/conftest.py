@@ -85,7 +85,8 @@ def data_config(**data) -> dict:
 # them) oversubscribed the cores (a test's workflow took 300 s beside the others, 61 s alone).
 ONE_THREAD = [f"{rule}=1" for rule in ("prepare_quran_ayah_corpus", "prepare_retasy", "pretrain_demo_base",
                                        "train_trial", "average_checkpoints", "benchmark_model",
-                                       "asr_benchmark_model", "export_model", "benchmark_export")]
+                                       "asr_benchmark_model", "export_model", "benchmark_export",
+                                       "benchmark_longform")]
 
 
 # Whether the running test is marked slow, set before its fixtures (the session's too) are made.

@@ -56,6 +56,10 @@ MISTAKES = {
         lambda c: c["benchmark"].update(decoders=["rnnt"]),
         "config key 'benchmark.decoders' must include 'ctc', got ['rnnt']",
     ),
+    "a long-form file that is not exported": (
+        lambda c: c["longform"].update(formats=["nemo", "int4"]),
+        "config key 'longform.formats' names int4, which 'export.formats' (fp32, int8) does not export",
+    ),
     "retasy blended but absent": (
         lambda c: c["sources"].pop("retasy"),
         "config key 'sources.retasy' is missing, but 'data.include_retasy' is true",

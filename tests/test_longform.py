@@ -10,8 +10,9 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
-from conftest import DEMO, REPO
+from conftest import DEMO, REPO, planned_jobs, snakemake
 from quranft.data.sessions import load_sessions
 from quranft.evaluation.longform_scoring import Timed, score_session
 
@@ -59,3 +60,27 @@ def test_sessions_heard_whole_as_identify_hears_them_and_streamed_without_retrac
         assert all(v["emitted_at"] >= v["end"] for v in emitted)
         assert [v["emitted_at"] for v in emitted] == sorted(v["emitted_at"] for v in emitted)
         assert all(a["end"] <= b["start"] for a, b in zip(emitted, emitted[1:]))
+
+
+def test_the_stage_runs_in_snakemake_on_a_models_export_and_a_setting_reruns_it(finished, demo_base_export):
+    """In a finished demo working directory whose base int8 export is a real one (the demo base's):
+    an edit of a long-form setting (one session) plans the seven long-form jobs and what reads them,
+    and the base's job then runs for real and writes its longform.json."""
+    workdir, config = finished
+    graph = workdir / "results" / "base" / "export" / "model.int8.onnx"
+    stamp = graph.stat()
+    shutil.copyfile(demo_base_export[0] / "model.int8.onnx", graph)
+    os.utime(graph, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # the export as old as the finished one
+    values = yaml.safe_load(config.read_text(encoding="utf-8"))
+    values["longform"]["sessions"] = 1
+    config.write_text(yaml.safe_dump(values, allow_unicode=True), encoding="utf-8")
+    assert planned_jobs(snakemake(workdir, "-n", "--configfile", str(config)).stdout) == {
+        "benchmark_longform": 7, "leaderboard": 1, "best_model": 1, "model_card": 7, "all": 1}
+    target = "results/base/longform.json"
+    snakemake(workdir, target, "-c1", "--configfile", str(config))
+    record = json.loads((workdir / target).read_text(encoding="utf-8"))
+    assert record["model"] == "base" and list(record["formats"]) == ["int8"]
+    figures = record["formats"]["int8"]
+    assert figures["corpus"]["ids"] == ["session_01"] and figures["settings"]["chunk_seconds"] == 0.5
+    assert figures["offline"]["recited"] == 12 and figures["streamed"]["retractions"] == 0
+    assert planned_jobs(snakemake(workdir, target, "-n", "--configfile", str(config)).stdout) == {}

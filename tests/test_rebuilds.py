@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from conftest import REPO, demo_config_file, planned_jobs, small_corpus, snakemake
-from quranft.evaluation.code_versions import BENCHMARK, closure
+from quranft.evaluation.code_versions import BENCHMARK, LONGFORM, closure
 
 pytestmark = pytest.mark.slow
 
@@ -33,8 +33,10 @@ SHIP = {"leaderboard": 1, "best_model": 1, "model_card": 7}
 # A new model.nemo is exported again and its exports benchmarked (fp32 and int8, by one job per
 # model); every model's export is redone when the validation clips its parity is measured on
 # change. The base model's front end, which every export reuses, follows the base model alone.
-EXPORT_TRIALS = {"export_model": 6, "benchmark_export": 6}
-EXPORT_ALL = {"export_model": 7, "benchmark_export": 7}
+# The demo judges continuous recitation on each model's int8 export (longform.formats): a new
+# export is judged again; a new .nemo benchmark is not (the .nemo's threshold is not read).
+EXPORT_TRIALS = {"export_model": 6, "benchmark_export": 6, "benchmark_longform": 6}
+EXPORT_ALL = {"export_model": 7, "benchmark_export": 7, "benchmark_longform": 7}
 
 
 def test_nothing_touched_nothing_runs(up_to_date):
@@ -126,12 +128,16 @@ EDITS = {
     "benchmark.decoders": (lambda v, t: v["benchmark"].update(decoders=["ctc", "rnnt"]),
                            {"benchmark_model": 7, **SHIP, "all": 1}),
     "benchmark.corpus": (_other_corpus, {"index_benchmark": 1, **DATA_DOWN, "benchmark_model": 7,
-                                         "benchmark_export": 7}),
+                                         **EXPORT_ALL}),
     # the exports and their benchmarks only (and what reads them); best.json lists the new format
     "export.formats": (lambda v, t: v.update(export={"formats": ["fp32", "int8", "int4"]}),
-                       {"export_model": 7, "benchmark_export": 7, **SHIP, "all": 1}),
+                       {**EXPORT_ALL, **SHIP, "all": 1}),
     "export.max_seconds": (lambda v, t: v.update(export={"max_seconds": 30}),
-                           {"export_model": 7, "benchmark_export": 7, **SHIP, "all": 1}),
+                           {**EXPORT_ALL, **SHIP, "all": 1}),
+    # a long-form setting: the long-form jobs only (and what reads them)
+    "longform.chunk_seconds": (lambda v, t: v["longform"].update(chunk_seconds=0.25),
+                               {"benchmark_longform": 7, **SHIP, "all": 1}),
+    "longform.sessions": (lambda v, t: v["longform"].update(sessions=3), {"benchmark_longform": 7, **SHIP, "all": 1}),
 }
 
 
@@ -161,8 +167,9 @@ def copied_workflow(tmp_path):
 
 def test_an_edit_of_the_scoring_code_rescores_only_when_it_changes_what_the_code_does(finished, tmp_path):
     """A docstring, a comment and a reformatting of a module that decides scores plan nothing; an
-    edit of a constant in the same file re-plans every benchmark (the exports' too) and what reads
-    them, never training."""
+    edit of a constant in the same file re-plans every benchmark (the exports' and the long-form
+    ones too) and what reads them, never training; an edit of the long-form scoring re-plans the
+    long-form benchmarks only."""
     workdir, config = finished
     workflow = copied_workflow(tmp_path)
 
@@ -182,7 +189,18 @@ def test_an_edit_of_the_scoring_code_rescores_only_when_it_changes_what_the_code
                     encoding="utf-8")
     assert planned() == {}
     code.write_text(text.replace(constant, constant.replace("BPEModel", "Model")), encoding="utf-8")
-    assert planned() == {"benchmark_model": 7, "benchmark_export": 7, **SHIP, "all": 1}
+    # the long-form benchmark loads models through it too
+    assert planned() == {"benchmark_model": 7, "benchmark_export": 7, "benchmark_longform": 7, **SHIP, "all": 1}
+    code.write_text(text, encoding="utf-8")
+    # the long-form scoring decides the long-form figures alone: its jobs only, no clip benchmark
+    scoring = workflow / "src" / "quranft" / "evaluation" / "longform_scoring.py"
+    assert "evaluation/longform_scoring.py" in closure(LONGFORM) and "evaluation/longform_scoring.py" not in \
+        closure(BENCHMARK)
+    source = scoring.read_text(encoding="utf-8")
+    assert "    edits = Levenshtein.distance(" in source
+    scoring.write_text(source.replace("    edits = Levenshtein.distance(", "    edits = 0 + Levenshtein.distance("),
+                       encoding="utf-8")
+    assert planned() == {"benchmark_longform": 7, **SHIP, "all": 1}
 
 
 def test_a_dry_run_after_an_edit_plans_exactly_what_the_run_does(tmp_path, tiny_base):

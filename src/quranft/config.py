@@ -135,6 +135,11 @@ def _check_relations(config: Mapping[str, Any]) -> None:
         )
     if config["benchmark"].get("build"):
         _check_build(config["benchmark"]["build"])
+    unexported = [fmt for fmt in config["longform"]["formats"] or [] if fmt != "nemo"
+                  and fmt not in config["export"]["formats"]]
+    if unexported:
+        raise ConfigError(f"config key 'longform.formats' names {', '.join(unexported)}, which 'export.formats' "
+                          f"({', '.join(config['export']['formats'])}) does not export")
 
 
 def _check_build(build: Mapping[str, Any]) -> None:

@@ -74,7 +74,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
 
     board = write_leaderboard(named(args.benchmarks), args.markdown, args.json, args.png, args.matcher,
                               named(args.choices), named(args.asr), args.validation_curves,
-                              _exports(args.exports))
+                              _exports(args.exports), named(args.longform))
     log.info("leaderboard of %d models (%s matcher) -> %s", len(board["rows"]), board["matcher"], args.markdown)
 
 
@@ -129,16 +129,20 @@ def cmd_window_error(args: argparse.Namespace) -> None:
 
 
 def cmd_benchmark_longform(args: argparse.Namespace) -> None:
+    """Each of a model's files on the sessions; the settings from the config's `longform` section
+    (--settings/--config), each overridden by its own option when given."""
     check_nemo_inputs(*args.model)
     from quranft.evaluation.longform import run_longform_formats
     from quranft.fileio import read_json
 
+    settings = config_of(args)["longform"] if args.settings or args.config else {}
+    chosen = {key: getattr(args, key) if getattr(args, key) is not None else settings.get(key, default)
+              for key, default in (("chunk_seconds", 0.5), ("hold_seconds", 1.0), ("sessions", None))}
     threshold = None
     if args.threshold_from:  # a .nemo's threshold, chosen on the validation clips by its benchmark
         threshold = read_json(args.threshold_from)["rejection"]["threshold"]
     record = run_longform_formats(args.model, args.corpus, args.output, args.name, threads=args.threads,
-                                  device=args.device, threshold=threshold, chunk_seconds=args.chunk_seconds,
-                                  hold_seconds=args.hold_seconds)
+                                  device=args.device, threshold=threshold, **chosen)
     for fmt, result in record["formats"].items():
         offline, streamed = result["offline"], result["streamed"]
         log.info("%s (%s), %d sessions: verse F1 %.3f offline, %.3f streamed (emission delay p90 %.1f s); "
@@ -184,15 +188,18 @@ def add_commands(commands) -> None:
 
     longform = commands.add_parser("benchmark-longform", help="continuous recitation: every long-form session of "
                                                               "the corpus heard whole and streamed")
+    add_config_options(longform)
     longform.add_argument("--model", required=True, nargs="+", help="a model's .nemo and exported .onnx files")
     longform.add_argument("--name", required=True, help="the model's name in the results (base, v1, ...)")
     longform.add_argument("--corpus", required=True, help="a benchmark corpus folder with its sessions.json")
     longform.add_argument("--output", required=True, help="JSON to write (one block per format)")
     longform.add_argument("--threshold-from", help="the .nemo's benchmark JSON: its confidence threshold (an export "
                                                    "carries its own)")
-    longform.add_argument("--chunk-seconds", type=float, default=0.5, help="streamed: audio per chunk (0.5)")
-    longform.add_argument("--hold-seconds", type=float, default=1.0,
-                          help="streamed: a verse is emitted once the reciter paused this long after it (1.0)")
+    longform.add_argument("--chunk-seconds", type=float, help="streamed: audio per chunk (longform.chunk_seconds, 0.5)")
+    longform.add_argument("--hold-seconds", type=float,
+                          help="streamed: a verse is emitted once the reciter paused this long after it "
+                               "(longform.hold_seconds, 1.0)")
+    longform.add_argument("--sessions", type=int, help="judge the first N sessions only (longform.sessions: all)")
     longform.add_argument("--threads", type=int, default=0)
     longform.add_argument("--device", default="cpu", help="cpu or cuda (a .nemo's)")
     longform.set_defaults(run=cmd_benchmark_longform)
@@ -211,6 +218,8 @@ def add_commands(commands) -> None:
     board.add_argument("--validation-curves", help="the trials' joint validation WER plot, to link to")
     board.add_argument("--exports", nargs="*", default=[], metavar="MODEL:FORMAT=FILE",
                        help="benchmarks of the exports (results/<model>/export/benchmark.<format>.json)")
+    board.add_argument("--longform", nargs="*", default=[], metavar="NAME=FILE",
+                       help="each model's continuous-recitation benchmark (results/<model>/longform.json)")
     board.set_defaults(run=cmd_leaderboard)
 
     best = commands.add_parser("best-model", help="name the model to ship, from the leaderboard (best.json)")

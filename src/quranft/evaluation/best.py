@@ -16,6 +16,7 @@ from typing import Any
 
 from quranft.errors import QuranftError
 from quranft.evaluation.figures import pct
+from quranft.evaluation.longform_board import continuous_recitation
 from quranft.evaluation.model_card import MODEL_CARD
 from quranft.fileio import read_json, write_json
 from quranft.models.onnx_model import EXPORT_FILES
@@ -78,6 +79,8 @@ def choose(board: Mapping[str, Any]) -> dict[str, Any]:
             "recovered": len(versus["recovered"]), "regressed": len(versus["regressed"]),
             "mcnemar_p": versus["mcnemar_p"], "mcnemar_p_holm": versus["mcnemar_p_holm"]},
         "beat_the_base": [row["model"] for row in winners],
+        # its long-form figures, and whether that ranking agrees on it (a fact beside the choice)
+        "continuous_recitation": continuous_recitation(board, shipped["model"]),
     }
 
 

@@ -35,6 +35,8 @@ SCORING = "quranft.matching.scoring"
 # audio decoding and (ASR) the normalisations.
 BENCHMARK = "quranft.evaluation.benchmark"
 ASR_BENCHMARK = "quranft.evaluation.asr_benchmark"
+# The long-form benchmark: sessions heard whole and streamed, and their scoring.
+LONGFORM = "quranft.evaluation.longform"
 
 
 def _path(module: str) -> Path | None:

@@ -34,6 +34,7 @@ import numpy as np
 from quranft.errors import QuranftError
 from quranft.evaluation.deployable import deployable_section
 from quranft.evaluation.leaderboard_markdown import to_markdown
+from quranft.evaluation.longform_board import longform_section
 from quranft.evaluation.statistics import bootstrap_interval, compare, holm_adjust
 from quranft.fileio import atomic_write_text, read_json, write_json
 from quranft.matching.scoring import METRICS
@@ -273,10 +274,12 @@ def write_leaderboard(benchmark_files: dict[str, str | Path], out_md: str | Path
                       choice_files: Mapping[str, str | Path] | None = None,
                       asr_files: Mapping[str, str | Path] | None = None,
                       validation_curves: str | Path | None = None,
-                      export_files: Mapping[str, Mapping[str, str | Path]] | None = None) -> dict[str, Any]:
+                      export_files: Mapping[str, Mapping[str, str | Path]] | None = None,
+                      longform_files: Mapping[str, str | Path] | None = None) -> dict[str, Any]:
     """Also the ASR benchmark's table when `asr_files` (results/<model>/asr_benchmark.json) are
     given, the deployable table when `export_files` ({model: {format: the export's benchmark}})
-    are, and a link to the trials' joint validation WER plot (`validation_curves`, recorded
+    are, the continuous-recitation table when `longform_files` ({model: longform.json}) are, and a
+    link to the trials' joint validation WER plot (`validation_curves`, recorded
     relative to the Markdown's folder)."""
     benchmarks = {name: read_json(path) for name, path in benchmark_files.items()}
     board = build(benchmarks, matcher, benchmark_files,
@@ -290,6 +293,9 @@ def write_leaderboard(benchmark_files: dict[str, str | Path], out_md: str | Path
             {model: {fmt: read_json(path) for fmt, path in formats.items()} for model, formats in export_files.items()},
             board["matcher"], {(model, fmt): str(path) for model, formats in export_files.items()
                                for fmt, path in formats.items()})
+    if longform_files:
+        board["longform"] = longform_section({name: read_json(path) for name, path in longform_files.items()},
+                                             {name: str(path) for name, path in longform_files.items()}, board)
     if validation_curves:
         board["validation_curves"] = Path(os.path.relpath(validation_curves, Path(out_md).parent)).as_posix()
     write_json(out_json, board)

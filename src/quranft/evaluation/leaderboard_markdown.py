@@ -12,6 +12,7 @@ from typing import Any
 from quranft.evaluation.asr_benchmark import ALL
 from quranft.evaluation.best import choose
 from quranft.evaluation.deployable import deployable_markdown, false_accepts
+from quranft.evaluation.longform_board import longform_markdown
 from quranft.evaluation.figures import pct
 from quranft.quran.references import verses_label
 from quranft.quran.tanzil import ATTRIBUTION
@@ -237,7 +238,11 @@ def deployable(board: Board) -> list[str]:
     return deployable_markdown(board["deployable"]) if board.get("deployable") else []
 
 
-SECTIONS = (header, model_to_ship, ranking, notes, rnnt_head, deployable, per_category, asr, validation_curves,
+def continuous_recitation(board: Board) -> list[str]:
+    return longform_markdown(board["longform"]) if board.get("longform") else []
+
+
+SECTIONS = (header, model_to_ship, ranking, notes, rnnt_head, deployable, continuous_recitation, per_category, asr, validation_curves,
             errors_against_base, credits)
 
 

@@ -13,6 +13,7 @@ in its metadata; a .nemo's, chosen on the validation clips by its benchmark (`th
 
 from __future__ import annotations
 
+import hashlib
 import resource
 import statistics
 import time
@@ -23,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from quranft.data.audio import SAMPLE_RATE, load_audio
-from quranft.data.sessions import Session, load_sessions
+from quranft.data.sessions import SESSIONS_MANIFEST, Session, SessionsError, load_sessions
+from quranft.evaluation.code_versions import LONGFORM, scorer_version
 from quranft.data.vad import VoiceActivity
 from quranft.evaluation.longform_scoring import Timed, match, score_session, summarize
 from quranft.fileio import write_json
@@ -64,15 +66,29 @@ def delays(truth: list[Timed], found: list[Timed], emitted_at: list[float]) -> l
     return [emitted_at[j] - truth[i].end for i, j in match(truth, found)]
 
 
-def run_longform(model_path: str | Path, corpus_dir: str | Path, out_json: str | Path | None, model_name: str,
-                 threads: int = 0, device: str = "cpu", threshold: float | None = None,
-                 chunk_seconds: float = DEFAULT_CHUNK_SECONDS, hold_seconds: float = DEFAULT_HOLD_SECONDS
-                 ) -> dict[str, Any]:
-    """Benchmark one model (a .nemo or an .onnx) on the corpus's sessions; write `out_json` (if
-    given) and return the result."""
+def judged_sessions(corpus_dir: str | Path, limit: int | None = None) -> list[Session]:
+    """The corpus's sessions, the first `limit` of them when given (longform.sessions)."""
     sessions = load_sessions(corpus_dir)
     if not sessions:
-        raise ValueError(f"{corpus_dir}: no long-form sessions (sessions.json)")
+        raise SessionsError(f"{Path(corpus_dir) / SESSIONS_MANIFEST}: no long-form sessions")
+    return sessions[:limit] if limit else sessions
+
+
+def corpus_record(corpus_dir: str | Path, sessions: list[Session]) -> dict[str, Any]:
+    """Which sessions were judged: the manifest's content hash and the sessions' ids (the
+    leaderboard compares only results on the same ones)."""
+    manifest = Path(corpus_dir) / SESSIONS_MANIFEST
+    return {"path": str(corpus_dir), "sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
+            "sessions": len(sessions), "ids": [session.id for session in sessions]}
+
+
+def run_longform(model_path: str | Path, corpus_dir: str | Path, out_json: str | Path | None, model_name: str,
+                 threads: int = 0, device: str = "cpu", threshold: float | None = None,
+                 chunk_seconds: float = DEFAULT_CHUNK_SECONDS, hold_seconds: float = DEFAULT_HOLD_SECONDS,
+                 sessions: int | None = None) -> dict[str, Any]:
+    """Benchmark one model (a .nemo or an .onnx) on the corpus's sessions (the first `sessions`
+    when given); write `out_json` (if given) and return the result."""
+    judged = judged_sessions(corpus_dir, sessions)
     model = load_for_ctc(model_path, threads, device)
     threshold = model.min_confidence if model.min_confidence is not None else (threshold or DEFAULT_THRESHOLD)
     segmenter = VerseSegmenter(model.tokenizer, model.blank, frame_seconds=model.frame_seconds,
@@ -81,7 +97,7 @@ def run_longform(model_path: str | Path, corpus_dir: str | Path, out_json: str |
     rows, audio_seconds = [], 0.0
     took = {"offline": 0.0, "streamed": 0.0}
     all_delays: list[float] = []
-    for session in sessions:
+    for session in judged:
         audio = load_audio(Path(corpus_dir) / session.file)
         audio_seconds += len(audio) / SAMPLE_RATE
         truth = truth_of(session)
@@ -98,7 +114,9 @@ def run_longform(model_path: str | Path, corpus_dir: str | Path, out_json: str |
                                   "delays": [round(d, 3) for d in session_delays], "retractions": 0}})
     result = {
         "model": {"name": model_name, "file": str(model_path), "format": format_name(model_path)},
-        "corpus": {"path": str(corpus_dir), "sessions": len(sessions), "audio_seconds": round(audio_seconds, 3)},
+        "corpus": {**corpus_record(corpus_dir, judged), "audio_seconds": round(audio_seconds, 3)},
+        # the hash of all the code that decides these figures (code_versions.scorer_version)
+        "scorer": {"version": scorer_version(LONGFORM)},
         "settings": {"chunk_seconds": chunk_seconds, "hold_seconds": hold_seconds, "threshold": threshold,
                      "voice_activity": vad.settings()},
         "offline": {**summarize([r["offline"] for r in rows]), "real_time_factor": took["offline"] / audio_seconds},
@@ -130,7 +148,12 @@ def format_name(model_path: str | Path) -> str:
 def run_longform_formats(model_paths: list[str | Path], corpus_dir: str | Path, out_json: str | Path,
                          model_name: str, **settings) -> dict[str, Any]:
     """Each of a model's files (its .nemo and exports) on the sessions, into one JSON by format."""
-    results = {format_name(path): run_longform(path, corpus_dir, None, model_name, **settings) for path in model_paths}
+    results = {}
+    for path in model_paths:
+        fmt = format_name(path)
+        if fmt in results:
+            raise ValueError(f"{path}: a second {fmt} file of {model_name}; give each format once")
+        results[fmt] = run_longform(path, corpus_dir, None, model_name, **settings)
     record = {"model": model_name, "corpus": str(corpus_dir), "formats": results}
     write_json(out_json, record)
     return record

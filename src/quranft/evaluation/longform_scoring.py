@@ -15,7 +15,8 @@ Per session, with the recited verses R (in order, each with its interval) and th
   minutes of the session outside every recited verse (pauses, silence, noise, other speech).
 
 The corpus figures pool the sessions (recall and precision over all verses, the boundaries over all
-matched ones), and keep each session's own for the paired tests.
+matched ones), and keep each session's own, with which of its recited verses were found (`hits`, in
+recitation order), for the paired tests (evaluation.longform_board).
 """
 
 from __future__ import annotations
@@ -76,7 +77,10 @@ def score_session(recited: Sequence[Timed], found: Sequence[Timed], seconds: flo
     errors = [abs(found[j].start - recited[i].start) * 1000 for i, j in pairs] + \
              [abs(found[j].end - recited[i].end) * 1000 for i, j in pairs]
     edits = Levenshtein.distance([t.verse for t in recited], [g.verse for g in found])
-    return {"recited": len(recited), "found": len(found), "matched": len(pairs), "edits": edits,
+    hits = [0] * len(recited)
+    for i, _ in pairs:
+        hits[i] = 1
+    return {"recited": len(recited), "found": len(found), "matched": len(pairs), "edits": edits, "hits": hits,
             "false_verses": len(false), "non_recitation_seconds": round(non_recitation_seconds(recited, seconds), 3),
             "boundary_errors_ms": [round(e, 1) for e in errors], **figures(len(recited), len(found), len(pairs))}
 
