@@ -152,12 +152,25 @@ def built_corpus_manifest():
     return os.path.join(config["benchmark"]["corpus"], "manifest.json") if config["benchmark"]["build"] else None
 
 
+def built_corpus_sessions():
+    """The long-form sessions' manifest rule build_benchmark_corpus writes beside the clips' (empty
+    when no source asks for sessions), when benchmark.build is set (else None)."""
+    return os.path.join(config["benchmark"]["corpus"], "sessions.json") if config["benchmark"]["build"] else None
+
+
+def build_sources():
+    """The datasets a built corpus reads: its sources, and the speech between the sessions' verses."""
+    build = config["benchmark"]["build"]
+    speech = build["sessions"]["speech_source"]
+    return [*build["sources"], *([speech] if speech else [])]
+
+
 def benchmark_audio():
     """The benchmark clips' audio and its long-form sessions' (not their manifests): the leakage
     guard reads only the audio. A corpus the workflow builds is not there at parse time: its
-    manifest, the builder's output, stands for its clips."""
+    manifests, the builder's outputs, stand for its clips and sessions."""
     if built_corpus_manifest():
-        return [built_corpus_manifest()]
+        return [built_corpus_manifest(), built_corpus_sessions()]
     corpus = config["benchmark"]["corpus"]
     return [*benchmark_audio_files(corpus), *session_audio_files(corpus)]
 
