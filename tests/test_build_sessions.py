@@ -12,7 +12,7 @@ import soundfile as sf
 from test_build_corpus import write_parquet
 
 from conftest import encoded, synth
-from quranft.config import ConfigError, validate_config
+from quranft.config import ConfigError, local_paths, validate_config
 from quranft.data.benchmark_corpus import load_samples
 from quranft.data.sessions import load_sessions
 from quranft.quran import tanzil
@@ -204,6 +204,9 @@ def test_session_config_errors_name_the_key(data):
         sessions_config(data, between=["music"])
     with pytest.raises(ConfigError, match="'benchmark.build.sessions.speech_source.dataset' is missing"):
         sessions_config(data, speech_source={"split": "train"})
+    # a local speech source is checked like every local path the config names (before any run plans)
+    missing = sessions_config(data, speech_source={"dataset": str(data / "no-such-speech"), "split": "train"})
+    assert ("benchmark.build.sessions.speech_source.dataset", str(data / "no-such-speech")) in local_paths(missing)
     config = sessions_config(data)
     config["benchmark"]["build"]["sources"][0].update(speaker_column=None, multi={"count": 0})
     with pytest.raises(ConfigError, match="sources.0.sessions' needs 'benchmark.build.sources.0.speaker_column'"):
