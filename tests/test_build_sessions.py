@@ -244,3 +244,22 @@ def test_the_sessions_speakers_and_audio_are_kept_out_of_training(built, data, t
     of_speakers = sum(row["reciter"] in speakers for row in rows)
     expected = (of_speakers, 0) if hold_out else (0, len(in_benchmark))
     assert (dropped["benchmark_speaker"], dropped["leaked"]) == expected
+
+
+def test_a_run_with_a_row_that_failed_is_cut_there_or_gives_way_to_a_spare(tmp_path):
+    """make_sessions on two runs of 112:1-4 and 113:1-5, wanting one session of at least 4 verses:
+    the first run's third row has no audio (it did not decode), so the spare is made; cut before its
+    last row, the second run still makes a session of 4."""
+    import random
+
+    from quranft.evaluation.build_corpus import Candidate
+    from quranft.evaluation.build_sessions import SpeechClips, make_sessions
+
+    first = [Candidate(number, (112, number + 1), "columns", 100.0, False, "a") for number in range(4)]
+    second = [Candidate(10 + number, (113, number + 1), "columns", 100.0, False, "b") for number in range(5)]
+    audio = {c.row: synth(1.0, seed=c.row) for c in first + second if c.row not in (2, 14)}
+    settings = {**sessions_config(tmp_path, speech=False)["benchmark"]["build"]["sessions"], "between": []}
+    entries, report = make_sessions("qari", [first, second], audio, settings, random.Random(1),
+                                    SpeechClips(None, 1), 1, tmp_path)
+    assert [(v["surah"], v["ayah"]) for v in entries[0]["verses"]] == [(113, 1), (113, 2), (113, 3), (113, 4)]
+    assert (report["made"], report["skipped"]) == (1, {"audio_failure": 1})

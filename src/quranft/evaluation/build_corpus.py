@@ -220,7 +220,7 @@ def build_source(name: str, source: Mapping[str, Any], settings: Mapping[str, An
     report: dict[str, Any] = {"rows_read": 0}
     opened, candidates = scan(name, source, resolver, report)
     runs = session_windows(candidates, settings["sessions"], _rng(settings["seed"], name, "sessions"),
-                           source["sessions"]) if source["sessions"] else []
+                           source["sessions"], _with_spare(source["sessions"]))
     in_sessions = {c.row for run in runs for c in run}
     multi = source["multi"]
     windows = multi_windows([c for c in candidates if c.row not in in_sessions], {**settings, **multi},

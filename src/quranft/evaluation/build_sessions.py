@@ -59,10 +59,10 @@ def _crosses(window: Sequence[Any]) -> bool:
 
 
 def session_windows(candidates: Sequence[Any], settings: Mapping[str, Any], rng: random.Random,
-                    count: int) -> list[list[Any]]:
-    """Up to `count` runs of consecutive verses of one reciter, no row in two runs, each of a
-    length drawn from min_verses to max_verses (the longest first, shorter where the rows hold no
-    run that long). The first crosses into the next surah within its first min_verses verses (the
+                    count: int, wanted: int) -> list[list[Any]]:
+    """Up to `wanted` runs of consecutive verses of one reciter, no row in two runs, each of a
+    length drawn from min_verses to max_verses: the first `count` (the longest first, shorter where
+    the rows hold no run that long), then spares for sessions that fail. The first crosses into the next surah within its first min_verses verses (the
     part that max_seconds never cuts) where the rows allow. `candidates` need .row, .verse and
     .reciter (quranft.evaluation.build_corpus.Candidate)."""
     order = mushaf_order()
@@ -71,7 +71,8 @@ def session_windows(candidates: Sequence[Any], settings: Mapping[str, Any], rng:
         if candidate.reciter is not None:
             by_reciter[candidate.reciter].setdefault(order[candidate.verse], candidate)
     low, high = settings["min_verses"], settings["max_verses"]
-    targets = sorted((rng.randint(low, high) for _ in range(count)), reverse=True)
+    lengths = [rng.randint(low, high) for _ in range(wanted)]
+    targets = sorted(lengths[:count], reverse=True) + sorted(lengths[count:], reverse=True)
     used: set[int] = set()
     windows: list[list[Any]] = []
     for number, target in enumerate(targets):
@@ -246,15 +247,19 @@ def lay_out(window: Sequence[Any], audio: Mapping[int, np.ndarray], kind: str | 
 def make_sessions(name: str, windows: Sequence[Sequence[Any]], audio: Mapping[int, np.ndarray],
                   settings: Mapping[str, Any], rng: random.Random, speech: SpeechClips, wanted: int,
                   staging: Path) -> tuple[list[dict], dict]:
-    """A source's sessions from its windows (session_windows), written under `staging`/sessions/;
-    their sessions.json entries, and the source's report of them."""
+    """Up to `wanted` sessions from a source's windows (session_windows, in order: a window that
+    fails gives way to the next), written under `staging`/sessions/; their sessions.json entries,
+    and the source's report of them."""
     kinds = [kind for kind in settings["between"] if kind != "speech" or speech.source is not None]
-    with_stretch = sorted(rng.sample(range(len(windows)), round(settings["between_share"] * len(windows)))
-                          if kinds else [])
-    kind_of = {index: kinds[turn % len(kinds)] for turn, index in enumerate(with_stretch)}
+    # which of the sessions (by number) hold non-recitation, and what: a window that fails leaves its
+    # number, and its kind, to the next
+    with_stretch = sorted(rng.sample(range(wanted), round(settings["between_share"] * wanted)) if kinds else [])
+    kind_of = {number: kinds[turn % len(kinds)] for turn, number in enumerate(with_stretch)}
     entries, skipped = [], Counter({"no_run": wanted - len(windows)} if wanted > len(windows) else {})
-    for index, window in enumerate(windows):
-        made = lay_out(window, audio, kind_of.get(index), settings, rng, speech)
+    for window in windows:
+        if len(entries) == wanted:
+            break
+        made = lay_out(window, audio, kind_of.get(len(entries)), settings, rng, speech)
         if isinstance(made, str):
             skipped[made] += 1
             continue
