@@ -6,7 +6,7 @@ if config["benchmark"]["build"]:
 
     rule build_benchmark_corpus:
         input:
-            data=[path for source in build_sources() for path in local_files(source)],
+            data=[path for source in built_corpus_sources() for path in local_files(source)],
             settings=settings_file(
                 "build_benchmark_corpus",
                 benchmark={key: config["benchmark"][key] for key in ("corpus", "build")},

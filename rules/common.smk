@@ -158,7 +158,7 @@ def built_corpus_sessions():
     return os.path.join(config["benchmark"]["corpus"], "sessions.json") if config["benchmark"]["build"] else None
 
 
-def build_sources():
+def built_corpus_sources():
     """The datasets a built corpus reads: its sources, and the speech between the sessions' verses."""
     build = config["benchmark"]["build"]
     speech = build["sessions"]["speech_source"]

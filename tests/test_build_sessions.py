@@ -263,3 +263,17 @@ def test_a_run_with_a_row_that_failed_is_cut_there_or_gives_way_to_a_spare(tmp_p
                                     SpeechClips(None, 1), 1, tmp_path)
     assert [(v["surah"], v["ayah"]) for v in entries[0]["verses"]] == [(113, 1), (113, 2), (113, 3), (113, 4)]
     assert (report["made"], report["skipped"]) == (1, {"audio_failure": 1})
+
+
+@pytest.mark.slow
+def test_a_local_speech_source_is_an_input_of_the_build(tmp_path):
+    """Its files are the build's inputs (editing them rebuilds the corpus), as the sources' are."""
+    from test_build_corpus import demo_build_settings
+
+    from conftest import demo_config_file, snakemake
+
+    speech = speech_like(tmp_path / "speech")
+    config = demo_config_file(tmp_path, benchmark={"corpus": "results/benchmark_corpus", "build": {
+        **demo_build_settings(), "sessions": {"speech_source": {"dataset": str(tmp_path / "speech"), "split": "train"}}}})
+    planned = snakemake(tmp_path, "-n", "--configfile", str(config)).stdout
+    assert str(speech) in planned.split("rule build_benchmark_corpus:")[1].split("output:")[0]

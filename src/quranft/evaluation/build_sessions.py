@@ -62,9 +62,10 @@ def session_windows(candidates: Sequence[Any], settings: Mapping[str, Any], rng:
                     count: int, wanted: int) -> list[list[Any]]:
     """Up to `wanted` runs of consecutive verses of one reciter, no row in two runs, each of a
     length drawn from min_verses to max_verses: the first `count` (the longest first, shorter where
-    the rows hold no run that long), then spares for sessions that fail. The first crosses into the next surah within its first min_verses verses (the
-    part that max_seconds never cuts) where the rows allow. `candidates` need .row, .verse and
-    .reciter (quranft.evaluation.build_corpus.Candidate)."""
+    the rows hold no run that long), then spares for sessions that fail. The first crosses into the
+    next surah within its first min_verses verses (the part that max_seconds never cuts) wherever a
+    run of its length does. `candidates` need .row, .verse and .reciter
+    (quranft.evaluation.build_corpus.Candidate)."""
     order = mushaf_order()
     by_reciter: dict[str, dict[int, Any]] = defaultdict(dict)
     for candidate in candidates:
