@@ -279,11 +279,11 @@ def export_outputs():
 # when the benchmark corpus has sessions.
 def corpus_sessions():
     """The benchmark corpus's sessions manifest and audio ([] when it has none). A corpus the
-    workflow builds is not there at parse time: its manifest stands for them, and it has sessions
-    when its build makes them."""
+    workflow builds is not there at parse time: its sessions manifest, the builder's output, stands
+    for them, and it has sessions when a source asks for them (benchmark.build.sources[].sessions)."""
     if built_corpus_manifest():
-        build = config["benchmark"]["build"]
-        return [built_corpus_manifest()] if (build.get("sessions") or {}).get("count") else []
+        asked = any(source["sessions"] for source in config["benchmark"]["build"]["sources"])
+        return [built_corpus_sessions()] if asked else []
     manifest = os.path.join(config["benchmark"]["corpus"], SESSIONS_MANIFEST)
     if not os.path.exists(manifest):
         return []

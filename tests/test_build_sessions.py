@@ -266,14 +266,21 @@ def test_a_run_with_a_row_that_failed_is_cut_there_or_gives_way_to_a_spare(tmp_p
 
 
 @pytest.mark.slow
-def test_a_local_speech_source_is_an_input_of_the_build(tmp_path):
-    """Its files are the build's inputs (editing them rebuilds the corpus), as the sources' are."""
+def test_the_workflow_judges_a_built_corpus_s_sessions_and_rebuilds_on_its_speech_source(tmp_path):
+    """A source asking for sessions: the long-form benchmark of every model reads the sessions
+    manifest the build writes; a local speech source's files are the build's inputs (editing them
+    rebuilds the corpus), as the sources' are."""
     from test_build_corpus import demo_build_settings
 
-    from conftest import demo_config_file, snakemake
+    from conftest import demo_config_file, planned_jobs, snakemake
 
     speech = speech_like(tmp_path / "speech")
-    config = demo_config_file(tmp_path, benchmark={"corpus": "results/benchmark_corpus", "build": {
-        **demo_build_settings(), "sessions": {"speech_source": {"dataset": str(tmp_path / "speech"), "split": "train"}}}})
+    settings = demo_build_settings()
+    settings["sources"][0].update(speaker_column="reciter_id", sessions=2)
+    settings["sessions"] = {"speech_source": {"dataset": str(tmp_path / "speech"), "split": "train"}}
+    config = demo_config_file(tmp_path, benchmark={"corpus": "results/benchmark_corpus", "build": settings})
     planned = snakemake(tmp_path, "-n", "--configfile", str(config)).stdout
     assert str(speech) in planned.split("rule build_benchmark_corpus:")[1].split("output:")[0]
+    assert planned_jobs(planned)["benchmark_longform"] == 7
+    longform = planned.split("rule benchmark_longform:")[1].split("output:")[0]
+    assert "results/benchmark_corpus/sessions.json" in longform
