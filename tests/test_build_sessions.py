@@ -284,3 +284,38 @@ def test_the_workflow_judges_a_built_corpus_s_sessions_and_rebuilds_on_its_speec
     assert planned_jobs(planned)["benchmark_longform"] == 7
     longform = planned.split("rule benchmark_longform:")[1].split("output:")[0]
     assert "results/benchmark_corpus/sessions.json" in longform
+
+
+@pytest.mark.slow
+def test_built_sessions_of_real_speech_run_through_the_long_form_benchmark(demo_base_export, tmp_path):
+    """The demo's validation voice (one espeak-ng voice reciting the demo's verses in order) given a
+    reciter column, built into two sessions and judged by the demo base's int8 export: every verse
+    recited is counted, the non-recitation is the session less its verses, to the millisecond."""
+    import datasets
+    from test_longform import quranft
+
+    from conftest import DEMO
+
+    voice = datasets.load_from_disk(str(DEMO / "quran_ayah_corpus"))["validation"]
+    voice.add_column("reciter", ["validation-voice"] * len(voice)).to_parquet(
+        str(tmp_path / "voice" / "data" / "train-00000-of-00001.parquet"))
+    config = validate_config({
+        "base_model": "unused.nemo", "trials": {"names": []}, "data": {"include_retasy": False},
+        "sources": {"quran_ayah_corpus": {"dataset": "unused", "splits": {"train": "train", "validation": "validation"}}},
+        "benchmark": {"corpus": str(tmp_path / "corpus"), "build": {
+            "sessions": {"min_verses": 5, "max_verses": 8, "max_seconds": 60, "between_share": 1.0},
+            "sources": [{"name": "voice", "dataset": str(tmp_path / "voice"), "split": "train",
+                         "speaker_column": "reciter", "sessions": 2}]}},
+    })
+    assert build(config, tmp_path / "corpus")["sessions"]["count"] == 2
+    result = quranft("benchmark-longform", "--model", str(demo_base_export[0] / "model.int8.onnx"), "--name", "base",
+                     "--corpus", str(tmp_path / "corpus"), "--output", str(tmp_path / "longform.json"))
+    assert result.returncode == 0, result.stderr
+    figures = json.loads((tmp_path / "longform.json").read_text(encoding="utf-8"))["formats"]["int8"]
+    sessions = load_sessions(tmp_path / "corpus")
+    assert figures["offline"]["recited"] == figures["streamed"]["recited"] == sum(len(s.verses) for s in sessions)
+    for session, row in zip(sessions, figures["sessions"]):
+        spoken = sum(end - start for _, _, start, end in session.verses)
+        assert row["offline"]["non_recitation_seconds"] == round(session.seconds - spoken, 3)
+        assert all(v["emitted_at"] >= v["end"] for v in row["streamed"]["verses"])
+    assert figures["streamed"]["retractions"] == 0
