@@ -1,18 +1,19 @@
-# Benchmark data the workflow makes itself: the verse-identification corpus, built from datasets
-# when benchmark.build is set (before the leakage guard and the benchmarks read it), and the ASR
+# Benchmark data the workflow makes itself: the verse-identification corpus and its long-form
+# sessions, built from datasets when benchmark.build is set (before the leakage guard and the benchmarks read it), and the ASR
 # test set with every model's WER and CER, when asr_benchmark is set.
 
 if config["benchmark"]["build"]:
 
     rule build_benchmark_corpus:
         input:
-            data=[path for source in config["benchmark"]["build"]["sources"] for path in local_files(source)],
+            data=[path for source in built_corpus_sources() for path in local_files(source)],
             settings=settings_file(
                 "build_benchmark_corpus",
                 benchmark={key: config["benchmark"][key] for key in ("corpus", "build")},
             ),
         output:
             manifest=built_corpus_manifest(),
+            sessions=built_corpus_sessions(),
             report=report(
                 os.path.join(config["benchmark"]["corpus"], "build_report.json"),
                 caption="../report/benchmark_corpus.rst",

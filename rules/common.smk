@@ -152,12 +152,25 @@ def built_corpus_manifest():
     return os.path.join(config["benchmark"]["corpus"], "manifest.json") if config["benchmark"]["build"] else None
 
 
+def built_corpus_sessions():
+    """The long-form sessions' manifest rule build_benchmark_corpus writes beside the clips' (empty
+    when no source asks for sessions), when benchmark.build is set (else None)."""
+    return os.path.join(config["benchmark"]["corpus"], "sessions.json") if config["benchmark"]["build"] else None
+
+
+def built_corpus_sources():
+    """The datasets a built corpus reads: its sources, and the speech between the sessions' verses."""
+    build = config["benchmark"]["build"]
+    speech = build["sessions"]["speech_source"]
+    return [*build["sources"], *([speech] if speech else [])]
+
+
 def benchmark_audio():
     """The benchmark clips' audio and its long-form sessions' (not their manifests): the leakage
     guard reads only the audio. A corpus the workflow builds is not there at parse time: its
-    manifest, the builder's output, stands for its clips."""
+    manifests, the builder's outputs, stand for its clips and sessions."""
     if built_corpus_manifest():
-        return [built_corpus_manifest()]
+        return [built_corpus_manifest(), built_corpus_sessions()]
     corpus = config["benchmark"]["corpus"]
     return [*benchmark_audio_files(corpus), *session_audio_files(corpus)]
 
@@ -266,11 +279,11 @@ def export_outputs():
 # when the benchmark corpus has sessions.
 def corpus_sessions():
     """The benchmark corpus's sessions manifest and audio ([] when it has none). A corpus the
-    workflow builds is not there at parse time: its manifest stands for them, and it has sessions
-    when its build makes them."""
+    workflow builds is not there at parse time: its sessions manifest, the builder's output, stands
+    for them, and it has sessions when a source asks for them (benchmark.build.sources[].sessions)."""
     if built_corpus_manifest():
-        build = config["benchmark"]["build"]
-        return [built_corpus_manifest()] if (build.get("sessions") or {}).get("count") else []
+        asked = any(source["sessions"] for source in config["benchmark"]["build"]["sources"])
+        return [built_corpus_sessions()] if asked else []
     manifest = os.path.join(config["benchmark"]["corpus"], SESSIONS_MANIFEST)
     if not os.path.exists(manifest):
         return []

@@ -324,9 +324,12 @@ def test_the_workflow_builds_the_corpus_before_the_leakage_guard_and_the_benchma
     for rule in ("index_benchmark", "benchmark_model"):
         block = planned.split(f"rule {rule}:")[1].split("\n\n")[0]
         assert "results/benchmark_corpus/manifest.json" in block.split("output:")[0]
+    # the sessions' manifest is the build's output and the leakage guard's input
+    assert "results/benchmark_corpus/sessions.json" in planned.split("rule index_benchmark:")[1].split("output:")[0]
     snakemake(tmp_path, "results/data/benchmark_fingerprints.npz", "-c1", "--configfile", str(config))
     samples = load_samples(tmp_path / "results" / "benchmark_corpus")
     assert len(samples) == 4 and all(s.source == "retasy" for s in samples)
+    assert json.loads((tmp_path / "results" / "benchmark_corpus" / "sessions.json").read_text()) == {"sessions": []}
     assert (tmp_path / "results" / "data" / "benchmark_fingerprints.npz").is_file()
 
 

@@ -164,6 +164,15 @@ def _check_build(build: Mapping[str, Any]) -> None:
         if not source["text_column"] and not source["ayah_column"]:
             raise ConfigError(f"config key '{where}' needs text_column, or surah_column and ayah_column, "
                               "to tell each row's verse")
+        if source["sessions"] and not source["speaker_column"]:
+            raise ConfigError(f"config key '{where}.sessions' needs '{where}.speaker_column': "
+                              "a session joins verses of one reciter")
+    sessions = build["sessions"]
+    for low, high in [("min_verses", "max_verses"), ("min_pause_seconds", "max_pause_seconds"),
+                      ("min_between_seconds", "max_between_seconds")]:
+        if sessions[low] > sessions[high]:
+            raise ConfigError(f"config key 'benchmark.build.sessions.{low}' ({sessions[low]}) must be at most "
+                              f"'benchmark.build.sessions.{high}' ({sessions[high]})")
 
 
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -214,6 +223,8 @@ def local_paths(config: Mapping[str, Any]) -> list[tuple[str, str]]:
     build = config["benchmark"]["build"]
     sources += [(f"benchmark.build.sources[{number}]", source) for number, source in
                 enumerate(build["sources"] if build else [])]
+    if build and build["sessions"]["speech_source"]:
+        sources.append(("benchmark.build.sessions.speech_source", build["sessions"]["speech_source"]))
     if config.get("demo_base", {}).get("source"):
         sources.append(("demo_base.source", config["demo_base"]["source"]))
     if config["asr_benchmark"]:

@@ -70,8 +70,9 @@ def cmd_build_corpus(args: argparse.Namespace) -> None:
         raise ConfigError("config key 'benchmark.build' is not set: nothing to build the corpus from")
     out_dir = args.output or config["benchmark"]["corpus"]
     report = build_corpus(config["benchmark"]["build"], out_dir)
-    log.info("benchmark corpus %s: %d clips, by category %s, by source %s", out_dir, report["samples"],
-             report["by_category"], report["by_source"])
+    log.info("benchmark corpus %s: %d clips, by category %s, by source %s; %d long-form sessions (%.1f minutes)",
+             out_dir, report["samples"], report["by_category"], report["by_source"], report["sessions"]["count"],
+             report["sessions"]["minutes"])
 
 
 def cmd_prepare_asr_benchmark(args: argparse.Namespace) -> None:

@@ -12,6 +12,11 @@ the order of a generator seeded with the seed, the source and the category, and 
 whose audio decodes and fits the duration limits are kept. Every clip is written as 16 kHz mono
 WAV. The folder is staged beside its final place and swapped in whole, with build_report.json
 saying what was picked and what was skipped, and why.
+
+A source may also give long-form sessions (quranft.evaluation.build_sessions): runs of consecutive
+verses of one reciter, drawn before the clips so that they get the longest runs; no row is in a
+session and a clip both, so that the clip and the long-form benchmarks judge different recordings.
+They are written to sessions.json (always, empty when none is asked for) and sessions/.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import numpy as np
 from quranft.data.audio import SAMPLE_RATE, pcm16, write_clip
 from quranft.data.benchmark_corpus import BUILD_REPORT, CORPUS_MANIFEST
 from quranft.data.sources import SourceError, decode_value, open_split
+from quranft.evaluation.build_sessions import SpeechClips, make_sessions, session_windows, write_sessions
 from quranft.evaluation.row_verses import RowVerse, VerseResolver, skipped
 from quranft.fileio import staged_dir, write_json
 from quranft.matching.verse_index import default_index
@@ -207,14 +213,19 @@ def _unique(base: str, taken: set[str]) -> str:
 
 
 def build_source(name: str, source: Mapping[str, Any], settings: Mapping[str, Any], resolver: VerseResolver,
-                 staging: Path, taken: set[str]) -> tuple[list[dict], dict]:
-    """One source's clips, written into `staging`; its manifest entries and its report."""
+                 staging: Path, taken: set[str], speech: SpeechClips) -> tuple[list[dict], dict, list[dict]]:
+    """One source's clips and sessions, written into `staging`; its manifest entries, its report and
+    its sessions' entries. The sessions' rows are drawn first (they need the longest runs), then the
+    multi-verse clips' from the rows left, then the single verses': no row is in two of them."""
     report: dict[str, Any] = {"rows_read": 0}
     opened, candidates = scan(name, source, resolver, report)
+    runs = session_windows(candidates, settings["sessions"], _rng(settings["seed"], name, "sessions"),
+                           source["sessions"], _with_spare(source["sessions"]))
+    in_sessions = {c.row for run in runs for c in run}
     multi = source["multi"]
-    windows = multi_windows(candidates, {**settings, **multi}, _rng(settings["seed"], name, "multi"),
-                            multi["count"], _with_spare(multi["count"]))
-    in_windows = {c.row for window in windows for c in window}
+    windows = multi_windows([c for c in candidates if c.row not in in_sessions], {**settings, **multi},
+                            _rng(settings["seed"], name, "multi"), multi["count"], _with_spare(multi["count"]))
+    in_windows = {c.row for window in windows for c in window} | in_sessions
     kinds = {c.row: category(c.verse, settings) for c in candidates}
     drawn = {}
     for kind in CATEGORIES:
@@ -241,6 +252,9 @@ def build_source(name: str, source: Mapping[str, Any], settings: Mapping[str, An
         write_clip(staging / f"{sample_id}.wav", pcm16(np.concatenate(parts)), SAMPLE_RATE, "wav")
         entries.append(_sample(sample_id, verses, "multi", name, _provenance(window)))
 
+    sessions, report["sessions"] = make_sessions(name, runs, audio, settings["sessions"],
+                                                 _rng(settings["seed"], name, "session_layout"), speech,
+                                                 source["sessions"], staging)
     picked = Counter(entry["category"] for entry in entries)
     wanted = {**source["singles"], "multi": multi["count"]}
     report.update(
@@ -252,7 +266,7 @@ def build_source(name: str, source: Mapping[str, Any], settings: Mapping[str, An
         short_of_wanted={kind: wanted[kind] - picked[kind] for kind in wanted if picked[kind] < wanted[kind]},
         multi_lengths=dict(sorted(Counter(str(len(w)) for w in joined).items())),
     )
-    return entries, report
+    return entries, report, sessions
 
 
 def _provenance(rows: list[Candidate]) -> dict:
@@ -265,24 +279,34 @@ def _provenance(rows: list[Candidate]) -> dict:
 
 
 def build_corpus(settings: Mapping[str, Any], out_dir: str | Path) -> dict[str, Any]:
-    """Write the corpus folder `out_dir` (manifest.json, audio, build_report.json); return the report."""
+    """Write the corpus folder `out_dir` (manifest.json and its clips, sessions.json and its
+    sessions, build_report.json); return the report."""
     out_dir = Path(out_dir)
     with staged_dir(out_dir) as staging:
         resolver = VerseResolver(default_index(), settings["min_score"])
-        samples, reports, taken = [], {}, set()
+        speech = SpeechClips(settings["sessions"]["speech_source"], settings["seed"])
+        samples, sessions, reports, taken = [], [], {}, set()
         for source in settings["sources"]:
             name = source["name"]
-            entries, reports[name] = build_source(name, source, settings, resolver, staging, taken)
+            entries, reports[name], made = build_source(name, source, settings, resolver, staging, taken, speech)
             samples += entries
-            log.info("%s: %s picked from %d rows read; skipped %s", name, reports[name]["picked"],
-                     reports[name]["rows_read"], reports[name]["skipped"])
+            sessions += made
+            log.info("%s: %s picked from %d rows read; skipped %s; %d sessions (skipped %s)", name,
+                     reports[name]["picked"], reports[name]["rows_read"], reports[name]["skipped"],
+                     len(made), reports[name]["sessions"]["skipped"])
         report = {
             "seed": settings["seed"], "samples": len(samples),
             "by_category": dict(sorted(Counter(s["category"] for s in samples).items())),
             "by_source": dict(Counter(s["source"] for s in samples)),
+            "sessions": {"count": len(sessions), "minutes": round(sum(s["seconds"] for s in sessions) / 60, 2),
+                         "by_source": dict(Counter(s["source"] for s in sessions)),
+                         "skipped": dict(sorted(sum((Counter(r["sessions"]["skipped"]) for r in reports.values()),
+                                                    Counter()).items())),
+                         "speech": speech.report()},
             "settings": {k: v for k, v in settings.items() if k != "sources"},
             "sources": reports,
         }
         write_json(staging / CORPUS_MANIFEST, {"samples": samples})
+        write_sessions(staging, sessions)
         write_json(staging / BUILD_REPORT, report)
     return report
