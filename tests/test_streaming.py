@@ -120,3 +120,16 @@ def test_the_pooled_figures_of_sessions():
     assert pooled["verse_error_rate"] == 2 / 3  # 9:9 for 1:2 (a), 1:3 missed (b)
     assert pooled["false_verses_per_minute"] == pytest.approx(1 / (8.0 / 60))
     assert pooled["boundary_error_ms"]["median"] == pytest.approx(100.0)
+
+
+def test_a_verses_edges_move_onto_the_speech_it_covers():
+    from quranft.matching.segments import VerseSpan
+    from quranft.models.streaming import on_speech
+
+    speech = [(0.2, 0.9), (1.3, 2.0), (2.5, 4.6), (6.0, 7.0)]
+    # a model's first and last tokens in the margins of non-speech around the stretch it heard
+    assert on_speech(VerseSpan(1, 1, 1.0, 5.0, 0.9), speech) == VerseSpan(1, 1, 1.3, 4.6, 0.9)
+    # edges already in speech stay where they are
+    assert on_speech(VerseSpan(1, 1, 1.5, 3.0, 0.9), speech) == VerseSpan(1, 1, 1.5, 3.0, 0.9)
+    # a span over no speech is kept (the detector heard none there: nothing to move it onto)
+    assert on_speech(VerseSpan(1, 1, 4.7, 5.9, 0.9), speech) == VerseSpan(1, 1, 4.7, 5.9, 0.9)

@@ -70,6 +70,21 @@ def blocks(stretches: list[tuple[int, int]], rate: int, seconds: float = BLOCK_S
     return groups
 
 
+def on_speech(span, speech: list[tuple[float, float]]):
+    """The span with its edges moved onto the speech it covers: a start in a pause moves to where
+    the next speech begins, an end in a pause back to where the last speech ended (intervals in the
+    span's seconds). A stretch is heard with a margin of non-speech on each side, and a model may
+    emit a verse's first and last tokens anywhere in it (the demo's models do so at the stretch's
+    very edges, 0.3 to 0.4 s outside the speech): the detector, not the model, tells when the
+    reciting starts and stops. A span that covers no speech is kept as it is."""
+    inside = [(first, last) for first, last in speech if first < span.end and last > span.start]
+    if not inside:
+        return span
+    start = span.start if inside[0][0] <= span.start else inside[0][0]
+    end = span.end if inside[-1][1] >= span.end else inside[-1][1]
+    return replace(span, start=round(start, 6), end=round(end, 6))
+
+
 def hear_recording(model: InferenceModel, find: Callable[[np.ndarray], list], vad: VoiceActivity, audio: np.ndarray,
                    windowing: Windowing = Windowing(), min_speech: float = MIN_SPEECH_SECONDS
                    ) -> tuple[list, str, float]:
@@ -87,8 +102,8 @@ def hear_recording(model: InferenceModel, find: Callable[[np.ndarray], list], va
         first, last = group[0][0], group[-1][1]
         log_probs = speech_log_probs(model, audio[first:last], [(s - first, e - first) for s, e in group], windowing)
         offset = first / rate
-        spans += [replace(span, start=round(span.start + offset, 6), end=round(span.end + offset, 6))
-                  for span in find(log_probs)]
+        spans += [on_speech(replace(span, start=round(span.start + offset, 6), end=round(span.end + offset, 6)),
+                            speech) for span in find(log_probs)]
         texts.append(model.text(log_probs))
     return spans, " ".join(text for text in texts if text), seconds
 
@@ -141,7 +156,8 @@ class VerseStream:
         region = self.audio[first:]
         log_probs = speech_log_probs(self.model, region, speech_stretches(speech, len(region), frame, rate),
                                      self.windowing)
-        spans = [span for span in self.find(log_probs) if start + span.start >= self.heard_until]
+        spans = [span for span in (on_speech(span, speech) for span in self.find(log_probs))
+                 if start + span.start >= self.heard_until]
         # Confirmed: up to the last verse that ends `hold` before now and after which the reciter
         # paused (a verse's fragment read while it is still being recited is followed by speech).
         closed = [i for i, span in enumerate(spans)
