@@ -63,7 +63,7 @@ rule benchmark_longform:
             subcategory="{model}",
         ),
     params:
-        corpus=config["benchmark"]["corpus"],
+        corpus=lambda wildcards, input: os.path.dirname(input.sessions[0]),  # the folder of sessions.json
         device=device,
         threshold=lambda wildcards, input: f"--threshold-from {input.benchmark[0]}" if input.benchmark else "",
     wildcard_constraints:
