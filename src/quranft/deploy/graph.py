@@ -44,6 +44,8 @@ import onnx
 import torch
 from torch import nn
 
+from quranft.models.transcribe import ctc_head
+
 AUDIO, AUDIO_LENGTHS = "audio", "audio_lengths"
 LOG_PROBS, FRAME_LENGTHS = "log_probs", "frame_lengths"
 FEATURES, FEATURE_LENGTHS = "features", "feature_lengths"
@@ -236,13 +238,13 @@ def write_front_end(model, path: Path) -> str:
 
 def build_graph(model, max_seconds: float, work_dir: Path, metadata: dict[str, str],
                 front_end: Path | None = None) -> onnx.ModelProto:
-    """The whole graph of a restored hybrid model (changed in place: export it last). `front_end`:
+    """The whole graph of a restored model, hybrid or CTC (changed in place: export it last). `front_end`:
     a front-end file (write_front_end) of the same preprocessor, used instead of exporting one."""
     preprocessor_cfg = model.cfg.preprocessor
     sample_rate = int(preprocessor_cfg.sample_rate)
     with export_mode(model):
         pointwise_as_matmul(model.encoder)
-        pointwise_as_matmul(model.ctc_decoder)
+        pointwise_as_matmul(ctc_head(model)[0])
         limit_positions(model.encoder, encoder_frames(model.encoder, max_seconds, float(preprocessor_cfg.window_stride)))
         if front_end is None:
             export_front_end(model.preprocessor, sample_rate, work_dir / "front_end.onnx")
@@ -250,5 +252,5 @@ def build_graph(model, max_seconds: float, work_dir: Path, metadata: dict[str, s
             shutil.copyfile(front_end, work_dir / "front_end.onnx")
         audio, lengths = example_audio(sample_rate)
         features, feature_lengths = model.preprocessor(input_signal=audio, length=lengths)
-        export_acoustic(model.encoder, model.ctc_decoder, features, feature_lengths, work_dir / "acoustic.onnx")
+        export_acoustic(model.encoder, ctc_head(model)[0], features, feature_lengths, work_dir / "acoustic.onnx")
     return join(work_dir / "front_end.onnx", work_dir / "acoustic.onnx", metadata)

@@ -1,4 +1,4 @@
-"""NeMo model surgery: the tiny demo model, CTC-only training, layer freezing, and loading.
+"""NeMo model surgery: the tiny demo model, CTC-only training, layer freezing, loading and saving.
 
 Imports NeMo (slow, about 10 s): only the training, averaging and benchmark stages use this module.
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from nemo.collections.asr.models import ASRModel, EncDecHybridRNNTCTCBPEModel
+from nemo.collections.asr.models import ASRModel, EncDecCTCModelBPE, EncDecHybridRNNTCTCBPEModel
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from quranft.errors import QuranftError
@@ -24,6 +24,10 @@ class NotAHybridModel(QuranftError, TypeError):
 
 
 BASE_CLASS = "nemo.collections.asr.models.hybrid_rnnt_ctc_bpe_models.EncDecHybridRNNTCTCBPEModel"
+CTC_CLASS = "nemo.collections.asr.models.ctc_bpe_models.EncDecCTCModelBPE"
+# The hybrid's config keys that a CTC model has not: the RNNT head's, and the CTC head's own section
+# (aux_ctc), whose decoder and decoding become the CTC model's.
+HYBRID_ONLY_KEYS = ("model_defaults", "joint", "aux_ctc", "loss", "compute_eval_loss", "nemo_version")
 
 
 def train_tokenizer(texts: Iterable[str], out_dir: str | Path, vocab_size: int) -> Path:
@@ -151,25 +155,75 @@ class CTCOnlyHybridModel(EncDecHybridRNNTCTCBPEModel):
         return {"val_loss": loss, "log": {"val_loss": loss, "val_wer": wer, "val_wer_ctc": wer}}
 
 
-def restore(path: str | Path, ctc_only: bool = False, map_location: str = "cpu") -> EncDecHybridRNNTCTCBPEModel:
-    """Open a .nemo file; `ctc_only` opens it as CTCOnlyHybridModel for CTC-only training. A file
-    that is not a complete .nemo archive, or not a hybrid model, is refused in one line."""
+def restore(path: str | Path, ctc_only: bool = False, map_location: str = "cpu"):
+    """Open a .nemo file: a hybrid RNNT/CTC model, or the CTC model a CTC-only trial saves (save's
+    `ctc_only`); `ctc_only` here opens a hybrid as CTCOnlyHybridModel, for CTC-only training. A
+    file that is not a complete .nemo archive, or of another kind of model, is refused in one line."""
     check_nemo_archive(path)
     cls = CTCOnlyHybridModel if ctc_only else ASRModel
     model = cls.restore_from(str(path), map_location=torch.device(map_location))
-    if not isinstance(model, EncDecHybridRNNTCTCBPEModel):
-        raise NotAHybridModel(f"{path}: a {type(model).__name__}, not a hybrid RNNT/CTC BPE model")
+    if not isinstance(model, (EncDecHybridRNNTCTCBPEModel, EncDecCTCModelBPE)) or (
+            ctc_only and not isinstance(model, EncDecHybridRNNTCTCBPEModel)):
+        raise NotAHybridModel(f"{path}: a {type(model).__name__}, not a hybrid RNNT/CTC BPE model"
+                              + ("" if ctc_only else " nor a CTC BPE model"))
     return model
 
 
-def save(model: EncDecHybridRNNTCTCBPEModel, path: str | Path) -> None:
-    """Save as a plain hybrid model .nemo, atomically (temporary name, then rename)."""
+def _ctc_config(model: EncDecHybridRNNTCTCBPEModel) -> DictConfig:
+    """The hybrid's config as a CTC model's: its CTC head's decoder and decoding at the top level,
+    the RNNT sections dropped (the layout of NeMo's own convert_nemo_asr_hybrid_to_ctc.py)."""
+    values = OmegaConf.to_container(model.cfg, resolve=True)
+    head = values["aux_ctc"]
+    values.update(decoder=head["decoder"], decoding=head["decoding"],
+                  ctc_reduction=head.get("ctc_reduction", "mean_batch"), target=CTC_CLASS)
+    for key in HYBRID_ONLY_KEYS:
+        values.pop(key, None)
+    return OmegaConf.create(values)
+
+
+def as_ctc_model(model: EncDecHybridRNNTCTCBPEModel, work: Path) -> EncDecCTCModelBPE:
+    """The hybrid as NeMo's CTC model: its preprocessor, encoder and CTC head (the CTC model's
+    decoder), the RNNT decoder and joint left out; `work` holds a temporary copy of the hybrid,
+    which the CTC model is restored from (that is how NeMo carries the tokenizer's files over).
+
+    Why: NeMo's hybrid model decodes with its RNNT head whenever it is restored (its __init__ sets
+    cur_decoder = "rnnt", and nothing in the saved config changes that), so a hybrid .nemo of a
+    CTC-only trial would transcribe with a head that the trial never trained nor the benchmark
+    judged. A CTC model's restore_from(...).transcribe(...) decodes with the CTC head, with the
+    decoding the benchmark uses (transcribe.use_ctc_greedy), which the saved config keeps.
+    """
+    from quranft.models.transcribe import use_ctc_greedy
+
+    hybrid = work / "hybrid.nemo"
+    with open_dict(model.cfg):
+        model.cfg.target = BASE_CLASS
+    model.save_to(str(hybrid))
+    ctc = EncDecCTCModelBPE.restore_from(str(hybrid), override_config_path=_ctc_config(model),
+                                         map_location=torch.device("cpu"), strict=False)
+    state = {key: tensor for key, tensor in model.state_dict().items()
+             if not key.startswith(("decoder.", "joint.", "ctc_decoder."))}
+    state.update({"decoder." + key: tensor for key, tensor in model.ctc_decoder.state_dict().items()})
+    ctc.load_state_dict(state, strict=True)  # every tensor of the CTC model, and nothing else
+    use_ctc_greedy(ctc)
+    return ctc
+
+
+def save(model: EncDecHybridRNNTCTCBPEModel | EncDecCTCModelBPE, path: str | Path, ctc_only: bool = False) -> None:
+    """Save as a plain NeMo .nemo, atomically (temporary name, then rename): a hybrid model as
+    EncDecHybridRNNTCTCBPEModel, or, with `ctc_only`, as NeMo's CTC model (as_ctc_model), so that
+    NeMo decodes it with the CTC head by default."""
+    import tempfile
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open_dict(model.cfg):
-        model.cfg.target = BASE_CLASS
-    model.save_to(str(tmp))
+    if ctc_only and isinstance(model, EncDecHybridRNNTCTCBPEModel):
+        with tempfile.TemporaryDirectory(prefix="ctc-model-", dir=path.parent) as work:
+            as_ctc_model(model, Path(work)).save_to(str(tmp))
+    else:
+        with open_dict(model.cfg):
+            model.cfg.target = CTC_CLASS if isinstance(model, EncDecCTCModelBPE) else BASE_CLASS
+        model.save_to(str(tmp))
     tmp.replace(path)
 
 

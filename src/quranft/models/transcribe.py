@@ -81,6 +81,17 @@ def check_not_empty(audio: np.ndarray, where: str) -> np.ndarray:
     return audio
 
 
+def is_hybrid(model) -> bool:
+    """Whether a .nemo model is a hybrid (an RNNT head beside its CTC head, `ctc_decoder`), rather
+    than NeMo's CTC model (its `decoder` the CTC head), which a CTC-only trial saves."""
+    return hasattr(model, "ctc_decoder")
+
+
+def ctc_head(model):
+    """A .nemo model's CTC head: (its decoder module, its decoding), for a hybrid or a CTC model."""
+    return (model.ctc_decoder, model.ctc_decoding) if is_hybrid(model) else (model.decoder, model.decoding)
+
+
 def use_ctc_greedy(model) -> None:
     """Decode with the CTC head, greedily (the offline inference path the benchmark measures); an
     exported model has no other head."""
@@ -89,14 +100,17 @@ def use_ctc_greedy(model) -> None:
     from omegaconf import OmegaConf
 
     decoding = OmegaConf.create({"strategy": "greedy_batch"})
-    model.change_decoding_strategy(decoding_cfg=decoding, decoder_type="ctc", verbose=False)
+    if is_hybrid(model):
+        model.change_decoding_strategy(decoding_cfg=decoding, decoder_type="ctc", verbose=False)
+    else:
+        model.change_decoding_strategy(decoding_cfg=decoding, verbose=False)
     model.eval()
 
 
 def has_rnnt_head(model) -> bool:
     """Whether the model has an RNNT decoder and joint beside its CTC head (a hybrid .nemo); an
-    export holds the CTC path only."""
-    return not isinstance(model, OnnxModel) and all(hasattr(model, name) for name in ("decoder", "joint", "decoding"))
+    export, and a CTC-only trial's .nemo, hold the CTC path only."""
+    return not isinstance(model, OnnxModel) and is_hybrid(model)
 
 
 def use_rnnt_greedy(model) -> None:
@@ -158,7 +172,11 @@ def _encode(model, samples: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.T
     for row, audio in enumerate(samples):
         batch[row, : len(audio)] = torch.from_numpy(audio)
     with denormals_flushed():
-        return model.forward(input_signal=batch.to(device), input_signal_length=lengths.to(device))
+        if is_hybrid(model):
+            return model.forward(input_signal=batch.to(device), input_signal_length=lengths.to(device))
+        # a CTC model's forward goes on through its CTC head: its own steps up to the encoder's output
+        features, feature_lengths = model.preprocessor(input_signal=batch.to(device), length=lengths.to(device))
+        return model.encoder(audio_signal=features, length=feature_lengths)
 
 
 def _encode_windowed(model, audio: np.ndarray, windowing: Windowing) -> tuple[torch.Tensor, torch.Tensor]:
@@ -177,9 +195,10 @@ def _decode_ctc(model, encoded: torch.Tensor, encoded_len: torch.Tensor, keep_lo
                 keep_encoded: bool) -> list[Transcript]:
     """A .nemo's CTC head on its encoder output: greedy transcripts, with log-probs and the encoder
     output when asked for."""
+    decoder, decoding = ctc_head(model)
     with denormals_flushed():
-        log_probs = model.ctc_decoder(encoder_output=encoded)
-    hypotheses = model.ctc_decoding.ctc_decoder_predictions_tensor(
+        log_probs = decoder(encoder_output=encoded)
+    hypotheses = decoding.ctc_decoder_predictions_tensor(
         log_probs, decoder_lengths=encoded_len, return_hypotheses=False
     )
     texts = [h.text if hasattr(h, "text") else str(h) for h in hypotheses]

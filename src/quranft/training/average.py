@@ -3,7 +3,8 @@
 Floating-point tensors are averaged (uniformly, or weighted); integer buffers such as BatchNorm's
 num_batches_tracked come from the best checkpoint. Checkpoints are read one at a time and summed
 into one accumulator, so the peak memory stays near two checkpoints whatever k is. The tokenizer
-and the model config come from the base model unchanged. A guard decodes the validation manifest
+and the model config come from the base model unchanged; a CTC-only trial's model.nemo is NeMo's
+CTC model, without the RNNT head it never trained (models.nemo_models.as_ctc_model). A guard decodes the validation manifest
 with the averaged model and with the best single checkpoint (CTC, greedy) and keeps the better.
 """
 
@@ -153,8 +154,9 @@ def _choose(mode: str, best_wer: float, averaged_wer: float) -> tuple[str, str]:
     return "best_single", f"average WER {averaged_wer:.4f} > best single {best_wer:.4f}"
 
 
-def _members(trial_dir: Path, top_k: int) -> tuple[str, list[dict[str, Any]]]:
-    """The monitored metric and the top-k checkpoints training recorded, best first."""
+def _members(trial_dir: Path, top_k: int) -> tuple[str, list[dict[str, Any]], bool]:
+    """The monitored metric, the top-k checkpoints training recorded, best first, and whether the
+    trial trained the CTC head only."""
     metadata_file = trial_dir / "training_metadata.json"
     if not metadata_file.is_file():
         raise AveragingError(f"{metadata_file}: not found (train the trial first)")
@@ -163,7 +165,8 @@ def _members(trial_dir: Path, top_k: int) -> tuple[str, list[dict[str, Any]]]:
     ranked = metadata["checkpoints"]["top_k"][:top_k]
     if not ranked:
         raise AveragingError(f"{metadata_file}: lists no checkpoints")
-    return monitor, [{"path": entry["path"], monitor: entry[monitor]} for entry in ranked]
+    members = [{"path": entry["path"], monitor: entry[monitor]} for entry in ranked]
+    return monitor, members, bool(metadata["trial_values"]["ctc_only"])
 
 
 def average_trial(trial_dir: str | Path, base_model: str | Path, top_k: int, mode: str = "better",
@@ -177,7 +180,7 @@ def average_trial(trial_dir: str | Path, base_model: str | Path, top_k: int, mod
         raise AveragingError(f"averaging mode must be one of {MODES}, got {mode!r}")
     trial_dir = Path(trial_dir)
     check_nemo_archive(base_model)
-    monitor, members = _members(trial_dir, top_k)
+    monitor, members, ctc_only = _members(trial_dir, top_k)
     paths = [Path(m["path"]) for m in members]
 
     model = nemo_models.restore(base_model, map_location=device)  # the guard decodes on `device`
@@ -212,7 +215,8 @@ def average_trial(trial_dir: str | Path, base_model: str | Path, top_k: int, mod
     result.update({"choice": choice, "reason": reason, "validation_manifest": str(validation),
                    "validation_clips": len(rows)})
     model.cfg = base_config  # the decoding switch above is for the guard only
-    nemo_models.save(model, trial_dir / "model.nemo")
+    # a CTC-only trial's file is NeMo's CTC model, which NeMo decodes with the head the trial trained
+    nemo_models.save(model, trial_dir / "model.nemo", ctc_only=ctc_only)
     write_json(trial_dir / "averaging.json", result)
     log.info("%s: kept %s (%s)", trial_dir.name, choice, reason)
     return result
