@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
+import soundfile
 import torch
 import yaml
 
+from conftest import DEMO
 from quranft.training.average import AveragingError, average_checkpoints, average_trial, guard_rows, load_state_dict
 from quranft.training.trials import load_trial
 
@@ -119,21 +122,40 @@ def test_the_guard_decodes_only_its_bounded_share_of_validation(trained, tiny_ba
     assert decoded == [expected, expected]  # the best single checkpoint, then the average
 
 
-def test_the_averaged_model_restores_and_transcribes(trained, tiny_base, demo_data_stage):
+def test_a_ctc_only_trials_model_transcribes_in_nemo_as_the_benchmark_scored(trained, tiny_base, tmp_path):
+    """NeMo's own restore_from(...).transcribe(files) of a CTC-only trial's model.nemo gives the
+    transcripts its benchmark scored: the CTC head's, greedy (a hybrid file would decode with the
+    RNNT head the trial never trained)."""
     from nemo.collections.asr.models import ASRModel
 
-    from quranft.models.transcribe import transcribe_files, use_ctc_greedy
+    from quranft.evaluation.benchmark import run_benchmark
 
     result = average_trial(trained, tiny_base, top_k=3, mode="always")
     assert result["choice"] == "averaged" and len(result["members"]) >= 2
-    model = ASRModel.restore_from(str(trained / "model.nemo"), map_location="cpu")
-    assert type(model).__name__ == "EncDecHybridRNNTCTCBPEModel"
-    use_ctc_greedy(model)
-    clip = json.loads((trained / "data" / "train.jsonl").read_text(encoding="utf-8").splitlines()[0])
-    transcript = transcribe_files(model, [str(trained / "data" / clip["audio_filepath"])])[0]
-    assert transcript.error is None and transcript.text.strip()
     written = json.loads((trained / "averaging.json").read_text(encoding="utf-8"))
     assert written["averaged"]["validation_wer"] == result["averaged"]["validation_wer"]
+    corpus = wav_corpus(tmp_path / "corpus")
+    benchmark = run_benchmark(trained / "model.nemo", corpus, tmp_path / "benchmark.json", "o", batch_size=None)
+    assert "decoders" not in benchmark  # no RNNT head to judge
+    scored = {row["file"]: row["transcript"] for row in benchmark["rows"]}
+    assert sum(bool(text.strip()) for text in scored.values()) >= 4  # the overfit model writes text
+
+    model = ASRModel.restore_from(str(trained / "model.nemo"), map_location="cpu")
+    assert type(model).__name__ == "EncDecCTCModelBPE" and not hasattr(model, "joint")
+    hypotheses = model.transcribe([str(corpus / name) for name in scored], batch_size=4, verbose=False)
+    assert [h.text for h in hypotheses] == list(scored.values())
+
+
+def wav_corpus(folder: Path) -> Path:
+    """The demo benchmark's mono WAV clips (NeMo's transcribe reads WAV, and one channel) as a corpus."""
+    manifest = json.loads((DEMO / "benchmark" / "manifest.json").read_text(encoding="utf-8"))
+    manifest["samples"] = [s for s in manifest["samples"] if s["file"].endswith(".wav")
+                           and soundfile.info(DEMO / "benchmark" / s["file"]).channels == 1]
+    folder.mkdir(parents=True)
+    for sample in manifest["samples"]:
+        shutil.copy2(DEMO / "benchmark" / sample["file"], folder / sample["file"])
+    (folder / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+    return folder
 
 
 def test_the_guard_keeps_the_best_single_checkpoint_when_the_average_is_worse(trained, tiny_base, tmp_path):
@@ -155,7 +177,8 @@ def test_the_guard_keeps_the_best_single_checkpoint_when_the_average_is_worse(tr
     from quranft.models import nemo_models
 
     kept = nemo_models.restore(trained / "model.nemo").state_dict()
-    assert all(torch.equal(kept[k], state[k]) for k in state)
+    expected = nemo_models.ctc_state_dict(state)  # a CTC-only trial's: its CTC model's weights
+    assert set(kept) == set(expected) and all(torch.equal(kept[k], expected[k]) for k in expected)
 
 
 def test_a_truncated_checkpoint_is_named_and_no_model_is_written(tmp_path, trained, tiny_base):

@@ -178,7 +178,18 @@ def _ctc_config(model: EncDecHybridRNNTCTCBPEModel) -> DictConfig:
                   ctc_reduction=head.get("ctc_reduction", "mean_batch"), target=CTC_CLASS)
     for key in HYBRID_ONLY_KEYS:
         values.pop(key, None)
+    # NeMo's transcribe reads validation_ds.use_start_end_token; a model built without validation
+    # data (the tiny models' config) has no such section, and transcribe would fail on it
+    values.setdefault("validation_ds", {"manifest_filepath": None, "use_start_end_token": False})
     return OmegaConf.create(values)
+
+
+def ctc_state_dict(hybrid: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A hybrid's weights as its CTC model's (as_ctc_model): the CTC head's `ctc_decoder.*` as
+    `decoder.*`, the RNNT decoder's and joint's left out, the rest unchanged."""
+    kept = {key: tensor for key, tensor in hybrid.items() if not key.startswith(("decoder.", "joint.", "ctc_decoder."))}
+    return {**kept, **{"decoder." + key.removeprefix("ctc_decoder."): tensor for key, tensor in hybrid.items()
+                       if key.startswith("ctc_decoder.")}}
 
 
 def as_ctc_model(model: EncDecHybridRNNTCTCBPEModel, work: Path) -> EncDecCTCModelBPE:
@@ -200,10 +211,7 @@ def as_ctc_model(model: EncDecHybridRNNTCTCBPEModel, work: Path) -> EncDecCTCMod
     model.save_to(str(hybrid))
     ctc = EncDecCTCModelBPE.restore_from(str(hybrid), override_config_path=_ctc_config(model),
                                          map_location=torch.device("cpu"), strict=False)
-    state = {key: tensor for key, tensor in model.state_dict().items()
-             if not key.startswith(("decoder.", "joint.", "ctc_decoder."))}
-    state.update({"decoder." + key: tensor for key, tensor in model.ctc_decoder.state_dict().items()})
-    ctc.load_state_dict(state, strict=True)  # every tensor of the CTC model, and nothing else
+    ctc.load_state_dict(ctc_state_dict(model.state_dict()), strict=True)  # every tensor, and nothing else
     use_ctc_greedy(ctc)
     return ctc
 

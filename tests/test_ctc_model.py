@@ -1,0 +1,68 @@
+"""Which head NeMo decodes a saved .nemo with: a CTC-only trial's file is NeMo's CTC model, a
+hybrid stays a hybrid (NeMo's default head, RNNT). The real trained trial's transcripts against
+its benchmark: tests/test_average.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import synth
+from quranft.models import nemo_models
+from quranft.models.transcribe import has_rnnt_head, transcribe_samples, use_ctc_greedy
+
+
+@pytest.fixture(scope="module")
+def saved(tiny_base, tmp_path_factory):
+    """The tiny hybrid saved both ways: (the hybrid, its hybrid file, its CTC-only file)."""
+    work = tmp_path_factory.mktemp("saved")
+    hybrid = nemo_models.restore(tiny_base)
+    nemo_models.save(hybrid, work / "hybrid.nemo")
+    nemo_models.save(hybrid, work / "ctc.nemo", ctc_only=True)
+    return hybrid, work / "hybrid.nemo", work / "ctc.nemo"
+
+
+def test_a_ctc_only_file_is_nemos_ctc_model_with_the_hybrids_ctc_path(saved):
+    from nemo.collections.asr.models import ASRModel
+
+    hybrid, _, ctc_file = saved
+    model = ASRModel.restore_from(str(ctc_file), map_location="cpu")
+    assert type(model).__name__ == "EncDecCTCModelBPE"
+    assert model.cfg.target == nemo_models.CTC_CLASS
+    assert not {"joint", "aux_ctc", "model_defaults", "loss"} & set(model.cfg)
+    assert model.cfg.decoding.strategy == "greedy_batch"  # the decoding the benchmark uses
+    state, expected = model.state_dict(), nemo_models.ctc_state_dict(hybrid.state_dict())
+    assert set(state) == set(expected) and all(torch.equal(state[k], expected[k]) for k in expected)
+    assert not any(key.startswith(("joint.", "ctc_decoder.", "decoder.prediction")) for key in state)
+    assert not has_rnnt_head(model)
+
+
+def test_a_hybrid_file_stays_a_hybrid_that_nemo_decodes_with_its_rnnt_head(saved):
+    """The base model (and a trial that trains both heads) keeps both heads; NeMo's default for a
+    restored hybrid is the RNNT head, and the benchmark names the head it decodes with itself."""
+    from nemo.collections.asr.models import ASRModel
+
+    _, hybrid_file, _ = saved
+    model = ASRModel.restore_from(str(hybrid_file), map_location="cpu")
+    assert type(model).__name__ == "EncDecHybridRNNTCTCBPEModel" and model.cur_decoder == "rnnt"
+    assert has_rnnt_head(model)
+    use_ctc_greedy(model)
+    assert model.cur_decoder == "ctc"
+
+
+def test_both_files_give_the_same_ctc_log_probs(saved):
+    hybrid_model = nemo_models.restore(saved[1])
+    ctc_model = nemo_models.restore(saved[2])
+    clips = [synth(1.3, seed=1).astype(np.float32), synth(2.1, seed=2).astype(np.float32)]
+    for model in (hybrid_model, ctc_model):
+        use_ctc_greedy(model)
+    first, second = (transcribe_samples(m, clips, keep_log_probs=True) for m in (hybrid_model, ctc_model))
+    for a, b in zip(first, second):
+        assert a.text == b.text
+        np.testing.assert_array_equal(a.log_probs, b.log_probs)
+
+
+def test_training_refuses_a_ctc_model_by_its_file(saved):
+    with pytest.raises(nemo_models.NotAHybridModel, match=r"ctc\.nemo: a EncDecCTCModelBPE, not a hybrid"):
+        nemo_models.restore(saved[2], ctc_only=True)
