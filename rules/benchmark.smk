@@ -156,6 +156,8 @@ rule model_card:
             base_model=config["base_model"],
             base_model_license=config["base_model_license"],
             sources=config["sources"],
+            # the card names the benchmark corpus, and the datasets it is built from
+            benchmark={"corpus": config["benchmark"]["corpus"], "build": config["benchmark"]["build"]},
         ),
     output:
         report(

@@ -1,11 +1,12 @@
 """results/<model>/MODEL_CARD.md: each benchmarked model's card, in the Hugging Face form.
 
 YAML front matter (language, the license inherited from the base model, the base model and the
-training datasets where they are Hub ids, a `model-index` with the benchmark's figures), then what
-the model is, what it was trained on and with which trial settings, how it scored against the
-base, and the credits (the Tanzil text's CC BY 3.0 attribution). Everything comes from the
-workflow's own files: the leaderboard, the trial's training metadata and averaging report, and the
-config sections `base_model`, `base_model_license` and `sources`.
+training datasets where they are Hub ids, a `model-index` with the benchmark's figures, its
+datasets named by Hub id or corpus name), then what the model is, what it was trained on and with
+which trial settings, how it scored against the base, how to use each file (evaluation.model_usage),
+and the credits (the Tanzil text's CC BY 3.0 attribution). Everything comes from the workflow's own
+files: the leaderboard, the trial's training metadata and averaging report, and the config sections
+`base_model`, `base_model_license`, `sources` and `benchmark` (its corpus and build sources).
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from quranft.config import dataset_path, is_hub_id
 from quranft.errors import QuranftError
 from quranft.evaluation.asr_benchmark import ALL
 from quranft.evaluation.figures import pct
+from quranft.evaluation.model_usage import benchmark_dataset, dataset_name, is_ctc_model, usage_section
 from quranft.fileio import atomic_write_text, read_json
 from quranft.quran.tanzil import ATTRIBUTION
 
 MODEL_CARD = "MODEL_CARD.md"  # in the model's folder, beside model.nemo
-TAGS = ["automatic-speech-recognition", "arabic", "quran", "FastConformer", "hybrid-rnnt-ctc", "NeMo"]
+TAGS = ["automatic-speech-recognition", "arabic", "quran", "FastConformer", "NeMo"]
 
 
 def _hub_base(base_model: str) -> str | None:
@@ -79,13 +81,13 @@ def _versus(versus: Mapping[str, Any], tests: Mapping[str, Any], family: str) ->
             f"{'significant' if versus['significant'] else 'not significant'} at {tests['alpha']}.")
 
 
-def model_index(board: Mapping[str, Any], row: Mapping[str, Any]) -> list[dict[str, Any]]:
+def model_index(board: Mapping[str, Any], row: Mapping[str, Any],
+                settings: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The benchmark's figures as Hugging Face model-index results (percentages)."""
-    matcher, corpus = board["matcher"], board["corpus"]
+    matcher = board["matcher"]
     results = [{
         "task": {"type": "automatic-speech-recognition", "name": "Quran verse identification"},
-        "dataset": {"type": corpus["path"], "name": f"verse-identification benchmark {corpus['path']} "
-                                                    f"({corpus['samples']} clips)"},
+        "dataset": benchmark_dataset(board, settings),
         "metrics": _verse_metrics(row, f"{matcher} matcher", "CTC"),
     }]
     rnnt = decoder_row(board, "rnnt", row["model"])
@@ -95,9 +97,10 @@ def model_index(board: Mapping[str, Any], row: Mapping[str, Any]) -> list[dict[s
     asr = next((r for r in (board.get("asr") or {}).get("rows", []) if r["model"] == row["model"]), None)
     if asr:
         overall = asr["summary"][ALL]
+        test_set = dataset_name(board["asr"]["test_set"]["dataset"])
         results.append({
             "task": {"type": "automatic-speech-recognition", "name": "Automatic Speech Recognition"},
-            "dataset": {"type": board["asr"]["test_set"]["dataset"], "name": board["asr"]["test_set"]["dataset"]},
+            "dataset": {"type": test_set, "name": test_set},
             "metrics": [*_metric("wer", "WER without diacritics", overall["plain"]["wer"]),
                         *_metric("cer", "CER without diacritics", overall["plain"]["cer"]),
                         *_metric("wer", "WER with diacritics", overall["diacritized"]["wer"])],
@@ -114,23 +117,27 @@ def front_matter(board: Mapping[str, Any], row: Mapping[str, Any], settings: Map
                 if name in settings["sources"] and dataset_path(settings["sources"][name]) is None]
     if datasets:
         meta["datasets"] = datasets
-    meta.update(tags=TAGS, pipeline_tag="automatic-speech-recognition",
-                **{"model-index": [{"name": row["model"], "results": model_index(board, row)}]})
+    head = "CTC" if is_ctc_model(training) else "hybrid-rnnt-ctc"
+    meta.update(tags=[*TAGS, head], pipeline_tag="automatic-speech-recognition",
+                **{"model-index": [{"name": row["model"], "results": model_index(board, row, settings)}]})
     return meta
 
 
-def _introduction(board: Mapping[str, Any], row: Mapping[str, Any], base_model: str) -> list[str]:
+def _introduction(board: Mapping[str, Any], row: Mapping[str, Any], base_model: str,
+                  training: Mapping[str, Any] | None) -> list[str]:
     size = f"{row['parameters']:,} parameters, {row['bytes'] / 1e6:.1f} MB"
     if row["model"] == "base":
         what = (f"The pretrained model `{base_model}` ({size}), untouched: the reference that every fine-tune of "
                 "this workflow is compared with.")
         title = f"# base: {base_model}, as benchmarked"
     else:
+        kind = ("CTC model (the CTC path of its hybrid RNNT/CTC base, the only head the trial trained)"
+                if is_ctc_model(training) else "hybrid RNNT/CTC model")
         what = (f"`{base_model}` fine-tuned on Quran recitation by the trial `{row['model']}` ({size}): a NeMo "
-                "FastConformer hybrid RNNT/CTC model for Arabic speech recognition.")
+                f"FastConformer {kind} for Arabic speech recognition.")
         title = f"# {row['model']}: {base_model} fine-tuned on Quran recitation"
-    return [title, "", what, "Open `model.nemo` beside this card with NeMo's `ASRModel.restore_from`; the "
-            "benchmark below transcribes with its CTC head, greedy, and matches the transcript to verses.", "",
+    return [title, "", what, "The benchmark below transcribes with its CTC head, greedy, and matches the transcript "
+            "to verses; how to run each file of it: [How to use each file](#how-to-use-each-file).", "",
             f"It ranks {row['rank']} of {len(board['rows'])} on the workflow's leaderboard (SeqAcc of the "
             f"`{board['matcher']}` matcher)."]
 
@@ -166,12 +173,12 @@ def _training(row: Mapping[str, Any], settings: Mapping[str, Any], training: Map
     return lines
 
 
-def _evaluation(board: Mapping[str, Any], row: Mapping[str, Any], base: Mapping[str, Any]) -> list[str]:
-    corpus = board["corpus"]
+def _evaluation(board: Mapping[str, Any], row: Mapping[str, Any], base: Mapping[str, Any],
+                settings: Mapping[str, Any]) -> list[str]:
     shown = [row] if row is base else [row, base]
     lines = ["", "## Evaluation", "",
-             f"Verse identification on `{corpus['path']}` ({corpus['samples']} clips), `{board['matcher']}` "
-             "matcher; transcript WER and CER without diacritics.", "", *_table(shown)]
+             f"{benchmark_dataset(board, settings)['name']}, `{board['matcher']}` matcher; transcript WER and CER "
+             "without diacritics.", "", *_table(shown)]
     if versus := row.get("versus_base"):
         lines += ["", _versus(versus, board["multiple_comparisons"], "trials")]
     categories = sorted(base["per_category"])
@@ -200,10 +207,11 @@ def model_card(board: Mapping[str, Any], model: str, settings: Mapping[str, Any]
         raise QuranftError(f"the leaderboard has no model {model!r} (it has {', '.join(sorted(rows))})")
     row, base = rows[model], rows["base"]
     header = yaml.safe_dump(front_matter(board, row, settings, training), sort_keys=False, allow_unicode=True)
-    lines = ["---", header.rstrip("\n"), "---", "", *_introduction(board, row, settings["base_model"])]
+    lines = ["---", header.rstrip("\n"), "---", "", *_introduction(board, row, settings["base_model"], training)]
     if training is not None:
         lines += _training(row, settings, training, averaging)
-    lines += _evaluation(board, row, base)
+    lines += _evaluation(board, row, base, settings)
+    lines += usage_section(board, row, training)
     lines += ["", "## License and credits", "",
               f"License: `{settings['base_model_license']}`, inherited from the base model `{settings['base_model']}` "
               "(config key `base_model_license`).",
