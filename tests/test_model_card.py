@@ -122,3 +122,21 @@ def test_a_shipped_corpus_is_named_by_its_folder_without_settings_or_path(tmp_pa
     meta, body = card(tmp_path, board_with_exports(tmp_path), "base", HUB_SETTINGS)  # no benchmark settings
     [result] = meta["model-index"][0]["results"]
     assert result["dataset"] == {"type": "corpus", "name": "Quran verse identification (corpus; 8 clips)"}
+
+
+def test_the_asr_test_set_is_named_by_its_hub_id_or_its_folders_name(tmp_path):
+    from quranft.evaluation.model_card import model_index
+
+    board = json.loads(open(board_with_exports(tmp_path), encoding="utf-8").read())
+    row = next(row for row in board["rows"] if row["model"] == "v1")
+    figures = {"plain": {"wer": 0.25, "cer": 0.1}, "diacritized": {"wer": 0.5, "cer": 0.2}}
+    downloaded = tmp_path / "downloads" / "quranic-asr-benchmark"
+    downloaded.mkdir(parents=True)
+    for dataset, named in ((str(downloaded), "quranic-asr-benchmark"),
+                           ("Quran-Lab/quranic-asr-benchmark", "Quran-Lab/quranic-asr-benchmark")):
+        board["asr"] = {"test_set": {"dataset": dataset}, "rows": [{"model": "v1", "summary": {"all": figures}}]}
+        asr = model_index(board, row, HUB_SETTINGS)[1]
+        assert asr["dataset"] == {"type": named, "name": named}
+        assert [(m["name"], m["value"]) for m in asr["metrics"]] == [
+            ("WER without diacritics", 25.0), ("CER without diacritics", 10.0), ("WER with diacritics", 50.0)]
+        assert str(tmp_path) not in yaml.safe_dump(asr)
