@@ -68,6 +68,8 @@ def test_both_files_give_the_same_ctc_log_probs(saved):
         np.testing.assert_array_equal(a.log_probs, b.log_probs)
 
 
-def test_training_refuses_a_ctc_model_by_its_file(saved):
-    with pytest.raises(nemo_models.NotAHybridModel, match=r"ctc\.nemo: a EncDecCTCModelBPE, not a hybrid"):
-        nemo_models.restore(saved[2], ctc_only=True)
+def test_training_and_averaging_refuse_a_ctc_model_as_their_base_by_its_file(saved):
+    for kind in ({"ctc_only": True}, {"hybrid": True}):
+        with pytest.raises(nemo_models.NotAHybridModel, match=r"ctc\.nemo: a EncDecCTCModelBPE, not a hybrid "
+                                                              r"RNNT/CTC BPE model$"):
+            nemo_models.restore(saved[2], **kind)

@@ -84,7 +84,8 @@ def test_a_ctc_only_trials_card_tells_how_to_run_its_nemo_its_exports_and_the_br
     assert "change_decoding_strategy" not in usage
     assert ("The exports (`export/model.onnx` (fp32, 8.5 MB), `export/model.int8.onnx` (int8, 3.9 MB)) are each one "
             "ONNX graph") in usage
-    assert "| input | `audio` | float32 | [batch, samples]: raw mono audio at 16 kHz, in [-1, 1], zero-padded |" in usage
+    assert ("| input | `audio` | float32 | [batch, samples]: raw mono audio at 16 kHz, in [-1, 1], zero-padded |"
+            in usage)
     assert "| output | `log_probs` | float32 | [batch, frames, vocabulary + 1]: log-probabilities, the blank last |" \
         in usage
     assert 'session = ort.InferenceSession("export/model.int8.onnx")' in usage

@@ -155,17 +155,18 @@ class CTCOnlyHybridModel(EncDecHybridRNNTCTCBPEModel):
         return {"val_loss": loss, "log": {"val_loss": loss, "val_wer": wer, "val_wer_ctc": wer}}
 
 
-def restore(path: str | Path, ctc_only: bool = False, map_location: str = "cpu"):
+def restore(path: str | Path, ctc_only: bool = False, map_location: str = "cpu", hybrid: bool = False):
     """Open a .nemo file: a hybrid RNNT/CTC model, or the CTC model a CTC-only trial saves (save's
-    `ctc_only`); `ctc_only` here opens a hybrid as CTCOnlyHybridModel, for CTC-only training. A
-    file that is not a complete .nemo archive, or of another kind of model, is refused in one line."""
+    `ctc_only`); only a hybrid with `hybrid` (a base model to train from, or whose checkpoints to
+    average) or `ctc_only`, which opens it as CTCOnlyHybridModel, for CTC-only training. A file
+    that is not a complete .nemo archive, or of another kind of model, is refused in one line."""
     check_nemo_archive(path)
     cls = CTCOnlyHybridModel if ctc_only else ASRModel
     model = cls.restore_from(str(path), map_location=torch.device(map_location))
-    if not isinstance(model, (EncDecHybridRNNTCTCBPEModel, EncDecCTCModelBPE)) or (
-            ctc_only and not isinstance(model, EncDecHybridRNNTCTCBPEModel)):
+    kinds = (EncDecHybridRNNTCTCBPEModel,) if hybrid or ctc_only else (EncDecHybridRNNTCTCBPEModel, EncDecCTCModelBPE)
+    if not isinstance(model, kinds):
         raise NotAHybridModel(f"{path}: a {type(model).__name__}, not a hybrid RNNT/CTC BPE model"
-                              + ("" if ctc_only else " nor a CTC BPE model"))
+                              + ("" if len(kinds) == 1 else " nor a CTC BPE model"))
     return model
 
 

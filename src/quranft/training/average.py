@@ -4,8 +4,9 @@ Floating-point tensors are averaged (uniformly, or weighted); integer buffers su
 num_batches_tracked come from the best checkpoint. Checkpoints are read one at a time and summed
 into one accumulator, so the peak memory stays near two checkpoints whatever k is. The tokenizer
 and the model config come from the base model unchanged; a CTC-only trial's model.nemo is NeMo's
-CTC model, without the RNNT head it never trained (models.nemo_models.as_ctc_model). A guard decodes the validation manifest
-with the averaged model and with the best single checkpoint (CTC, greedy) and keeps the better.
+CTC model, without the RNNT head it never trained (models.nemo_models.as_ctc_model). A guard
+decodes the validation manifest with the averaged model and with the best single checkpoint (CTC,
+greedy) and keeps the better.
 """
 
 from __future__ import annotations
@@ -183,7 +184,7 @@ def average_trial(trial_dir: str | Path, base_model: str | Path, top_k: int, mod
     monitor, members, ctc_only = _members(trial_dir, top_k)
     paths = [Path(m["path"]) for m in members]
 
-    model = nemo_models.restore(base_model, map_location=device)  # the guard decodes on `device`
+    model = nemo_models.restore(base_model, map_location=device, hybrid=True)  # the guard decodes on `device`
     reference = {key: tensor.detach().clone() for key, tensor in model.state_dict().items()}
     base_config = copy.deepcopy(model.cfg)
     use_ctc_greedy(model)

@@ -114,7 +114,7 @@ def _map_text(trial: Trial, rows: dict[str, list[dict]], can_encode) -> tuple[di
 def restore_base(trial: Trial, base_model: Path):
     """The base model, restored for the trial's loss; refused when it has fewer layers than the
     trial freezes."""
-    model = nemo_models.restore(base_model, ctc_only=trial.values["ctc_only"])
+    model = nemo_models.restore(base_model, ctc_only=trial.values["ctc_only"], hybrid=True)
     layers = len(model.encoder.layers)
     if trial.values["freeze_encoder_layers"] > layers:
         raise TrainingError(
