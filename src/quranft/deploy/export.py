@@ -35,7 +35,7 @@ from quranft.matching.ctc_matcher import CTCMatcher
 from quranft.matching.text_matcher import TextMatcher
 from quranft.matching.verse_index import default_index
 from quranft.models import nemo_models, onnx_model
-from quranft.models.transcribe import frame_samples, use_ctc_greedy
+from quranft.models.transcribe import ctc_head, frame_samples, use_ctc_greedy
 from quranft.data.vad import VoiceActivity
 from quranft.models.windowed import Windowing
 from quranft.provenance import cpu_name, provenance
@@ -54,11 +54,11 @@ def file_name(fmt: str) -> str:
 
 def graph_metadata(model, tokenizer: SentencePieceTokenizer, max_seconds: float, source: Path) -> dict[str, str]:
     """What the file carries for a runtime (models.onnx_model reads it) and for provenance."""
-    blank = model.ctc_decoder.num_classes_with_blank - 1
+    blank = ctc_head(model)[0].num_classes_with_blank - 1
     if tokenizer.vocab_size != blank:
         raise ValueError(f"{source}: the tokenizer has {tokenizer.vocab_size} pieces, the CTC head {blank} classes "
                          "besides the blank")
-    exported = sum(p.numel() for m in (model.preprocessor, model.encoder, model.ctc_decoder) for p in m.parameters())
+    exported = sum(p.numel() for m in (model.preprocessor, model.encoder, ctc_head(model)[0]) for p in m.parameters())
     return {onnx_model.TOKENIZER: base64.b64encode(tokenizer.model_bytes).decode("ascii"),
             onnx_model.BLANK: str(blank), onnx_model.SAMPLE_RATE_KEY: str(int(model.cfg.preprocessor.sample_rate)),
             onnx_model.MAX_SECONDS: f"{max_seconds:g}", onnx_model.PARAMETERS: str(exported),
