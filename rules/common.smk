@@ -10,12 +10,13 @@ sys.path.insert(0, SRC)
 # Jobs (local, or submitted to Slurm, which exports the environment) import quranft from src/ too.
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p))
 
-from quranft.config import check_local_paths, is_hub_id, validate_config
+from quranft.config import ConfigError, check_local_paths, is_hub_id, validate_config
 from quranft.data.benchmark_corpus import audio_files as benchmark_audio_files, check_build_target, synthetic_corpus_warning
 from quranft.data.sessions import session_audio_files
 from quranft.data.sources import local_files
-from quranft.evaluation.code_versions import ASR_BENCHMARK, BENCHMARK, module_hashes
+from quranft.evaluation.code_versions import ASR_BENCHMARK, BENCHMARK, BROWSER_CHECK, module_hashes
 from quranft.fileio import holds_json, read_json, write_canonical_json
+from quranft.models.browser import chromium_available
 from quranft.models.onnx_model import EXPORT_FILES
 from quranft.training.curves import METRICS_CSV
 from quranft.training.trials import candidate_scores_file, data_stage_caps, load_trial
@@ -92,6 +93,10 @@ def code_record(name, module):
 # The verse benchmark's code record, read by the .nemo benchmarks and the exports' benchmarks alike
 # (hashed once a parse).
 BENCHMARK_CODE = code_record("benchmark_code", BENCHMARK)
+# The browser check's (rules/export.smk): the benchmark's closure and the check's own code.
+BROWSER_CODE = code_record("browser_code", BROWSER_CHECK)
+# The reference page's files, which the browser check runs (an edit re-runs the checks).
+WEB_PAGE = ("index.html", "app.js", "audio.js", "cache.js", "model.js", "package-lock.json")
 
 
 def record_settings():
@@ -256,5 +261,26 @@ def export_file(fmt):
     return EXPORT_FILES[fmt]
 
 
+def browser_models():
+    """The models whose exports the browser check runs (rules/export.smk), export.browser_models
+    (every model when null), where export.browser is on (auto: where Chromium and its driver are
+    installed)."""
+    setting = config["export"]["browser"]
+    if setting is False or (setting == "auto" and not chromium_available()):
+        return []
+    chosen = config["export"]["browser_models"]
+    if chosen is None:
+        return MODELS
+    unknown = sorted(set(chosen) - set(MODELS))
+    if unknown:
+        raise ConfigError(f"export.browser_models: {', '.join(unknown)} is not a model of this run ({', '.join(MODELS)})")
+    return [model for model in MODELS if model in chosen]
+
+
+BROWSER_MODELS = browser_models()
+
+
 def export_outputs():
-    return [f"results/{model}/export/benchmark.{fmt}.json" for model in MODELS for fmt in EXPORT_FORMATS]
+    return [f"results/{model}/export/benchmark.{fmt}.json" for model in MODELS for fmt in EXPORT_FORMATS] + [
+        f"results/{model}/export/browser.json" for model in BROWSER_MODELS
+    ]

@@ -33,8 +33,11 @@ SHIP = {"leaderboard": 1, "best_model": 1, "model_card": 7}
 # A new model.nemo is exported again and its exports benchmarked (fp32 and int8, by one job per
 # model); every model's export is redone when the validation clips its parity is measured on
 # change. The base model's front end, which every export reuses, follows the base model alone.
-EXPORT_TRIALS = {"export_model": 6, "benchmark_export": 6}
-EXPORT_ALL = {"export_model": 7, "benchmark_export": 7}
+# The browser check runs for v2's export alone in the demo (config/demo.yaml), and again whenever
+# v2's export, the benchmark corpus, the benchmark's settings or the validation clips change.
+BROWSER = {"browser_check": 1}
+EXPORT_TRIALS = {"export_model": 6, "benchmark_export": 6, **BROWSER}
+EXPORT_ALL = {"export_model": 7, "benchmark_export": 7, **BROWSER}
 
 
 def test_nothing_touched_nothing_runs(up_to_date):
@@ -56,7 +59,7 @@ def test_touching_the_benchmark_manifest_reruns_the_benchmarks_and_nothing_upstr
     workdir, config, corpus = up_to_date
     os.utime(corpus / "benchmark" / "manifest.json")
     # Every benchmark and nothing else: V4 to V6 are chosen by validation WER, not on this corpus.
-    assert plan(workdir, config) == {"benchmark_model": 7, "benchmark_export": 7, **SHIP, "all": 1}
+    assert plan(workdir, config) == {"benchmark_model": 7, "benchmark_export": 7, **BROWSER, **SHIP, "all": 1}
 
 
 def test_touching_a_benchmark_clip_also_redoes_the_leakage_guard(up_to_date):
@@ -121,17 +124,17 @@ EDITS = {
     "benchmark.batch_size": (lambda v, t: v["benchmark"].update(batch_size=3),
                              {"benchmark_model": 7, **SHIP, "all": 1}),
     "benchmark.matchers": (lambda v, t: v["benchmark"].update(matchers=["text", "ctc"], primary_matcher="text"),
-                           {"benchmark_model": 7, "benchmark_export": 7, **SHIP, "all": 1}),
+                           {"benchmark_model": 7, "benchmark_export": 7, **BROWSER, **SHIP, "all": 1}),
     # the .nemo benchmarks only: an export has no RNNT head, its benchmark does not read the key
     "benchmark.decoders": (lambda v, t: v["benchmark"].update(decoders=["ctc", "rnnt"]),
                            {"benchmark_model": 7, **SHIP, "all": 1}),
     "benchmark.corpus": (_other_corpus, {"index_benchmark": 1, **DATA_DOWN, "benchmark_model": 7,
                                          "benchmark_export": 7}),
     # the exports and their benchmarks only (and what reads them); best.json lists the new format
-    "export.formats": (lambda v, t: v.update(export={"formats": ["fp32", "int8", "int4"]}),
-                       {"export_model": 7, "benchmark_export": 7, **SHIP, "all": 1}),
-    "export.max_seconds": (lambda v, t: v.update(export={"max_seconds": 30}),
-                           {"export_model": 7, "benchmark_export": 7, **SHIP, "all": 1}),
+    "export.formats": (lambda v, t: v["export"].update(formats=["fp32", "int8", "int4"]),
+                       {**EXPORT_ALL, **SHIP, "all": 1}),
+    "export.max_seconds": (lambda v, t: v["export"].update(max_seconds=30),
+                           {**EXPORT_ALL, **SHIP, "all": 1}),
 }
 
 
@@ -156,6 +159,9 @@ def copied_workflow(tmp_path):
     shutil.copy2(REPO / "Snakefile", workflow / "Snakefile")
     for name in ("rules", "src", "config", "profiles"):
         shutil.copytree(REPO / name, workflow / name, copy_function=shutil.copy2)
+    # the reference page, an input of the browser check (its node_modules are not)
+    shutil.copytree(REPO / "web", workflow / "web", copy_function=shutil.copy2,
+                    ignore=shutil.ignore_patterns("node_modules"))
     return workflow
 
 
@@ -182,7 +188,7 @@ def test_an_edit_of_the_scoring_code_rescores_only_when_it_changes_what_the_code
                     encoding="utf-8")
     assert planned() == {}
     code.write_text(text.replace(constant, constant.replace("BPEModel", "Model")), encoding="utf-8")
-    assert planned() == {"benchmark_model": 7, "benchmark_export": 7, **SHIP, "all": 1}
+    assert planned() == {"benchmark_model": 7, "benchmark_export": 7, **BROWSER, **SHIP, "all": 1}
 
 
 def test_a_dry_run_after_an_edit_plans_exactly_what_the_run_does(tmp_path, tiny_base):

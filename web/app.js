@@ -13,6 +13,10 @@ function show(id, text) {
 }
 
 async function open(bytes, name, source, started) {
+  if (model !== null) {
+    await model.session.release(); // one model at a time: a real-size one holds a few hundred MB
+    model = null;
+  }
   model = await Model.create(bytes, name);
   const loadMs = performance.now() - started;
   show("model-status", `${name}: ${model.format}, loaded from the ${source} in ${loadMs.toFixed(0)} ms`);

@@ -1,21 +1,15 @@
-// A recording as the model takes it: 16 kHz mono float32. Any format the browser decodes; the
-// browser's OfflineAudioContext resamples and mixes the channels down.
+// A recording as the model takes it: 16 kHz mono float32. Any format the browser decodes, decoded
+// straight to `sampleRate` (an OfflineAudioContext's decodeAudioData resamples to its own rate),
+// its channels mixed down by rendering them into one.
 export async function decodeRecording(arrayBuffer, sampleRate) {
-  const context = new AudioContext();
-  let decoded;
-  try {
-    decoded = await context.decodeAudioData(arrayBuffer);
-  } finally {
-    context.close();
-  }
-  if (decoded.sampleRate === sampleRate && decoded.numberOfChannels === 1) return decoded.getChannelData(0);
-  const length = Math.ceil(decoded.duration * sampleRate);
-  const offline = new OfflineAudioContext(1, length, sampleRate);
-  const source = offline.createBufferSource();
+  const decoded = await new OfflineAudioContext(1, 1, sampleRate).decodeAudioData(arrayBuffer);
+  if (decoded.numberOfChannels === 1) return decoded.getChannelData(0);
+  const mixer = new OfflineAudioContext(1, decoded.length, sampleRate);
+  const source = mixer.createBufferSource();
   source.buffer = decoded;
-  source.connect(offline.destination);
+  source.connect(mixer.destination);
   source.start();
-  return (await offline.startRendering()).getChannelData(0);
+  return (await mixer.startRendering()).getChannelData(0);
 }
 
 // Records from the microphone until `stop()` is called; resolves to the recording's bytes.

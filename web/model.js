@@ -118,7 +118,12 @@ function base64Bytes(base64) {
 export class Model {
   // `bytes`: the whole .onnx file (Uint8Array)
   static async create(bytes, name) {
-    const metadata = onnxMetadata(bytes);
+    let metadata;
+    try {
+      metadata = onnxMetadata(bytes);
+    } catch (error) {
+      throw new Error(`${name}: not an ONNX file (${error.message})`);
+    }
     for (const key of [TOKENIZER, BLANK, SAMPLE_RATE, MAX_SECONDS]) {
       if (!(key in metadata)) throw new Error(`${name}: not a quranft export (no ${key} in its metadata)`);
     }

@@ -7,8 +7,8 @@ returned (models.browser.BrowserModel) and scored as the benchmark scores an exp
 (evaluation.benchmark's identify, transcribe_corpus and score_rows: the same voice-activity
 verdict, the export's own confidence threshold, the same matchers), so that SeqAcc, recall and
 precision are the browser's. Beside them, the same clips by onnxruntime in Python: for fp32 the
-greedy transcripts that are identical and the largest log-prob difference, which must be at most
-FP32_MAX_DIFFERENCE (else the check fails and writes nothing); for the quantized formats the share
+greedy transcripts, which must all be identical, and the largest log-prob difference, which must
+be at most FP32_MAX_DIFFERENCE (else the check fails and writes nothing); for the quantized formats the share
 of identical transcripts (their integer kernels differ between WASM and native x86). Latency is
 the graph's run time in the page per clip (median, p90), warm: after the benchmark's one warm-up
 clip. Each sample's primary-matcher SeqAcc hit and transcript are kept, so that a paired
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -148,10 +149,12 @@ def check_format(model: BrowserModel, corpus, primary: str, matchers: tuple[str,
 def run_browser_check(models: list[str | Path], corpus_dir: str | Path, out_json: str | Path, model_name: str,
                       matchers: tuple[str, ...] = MATCHERS, primary: str = "ctc",
                       validation: str | Path | None = None, threshold_clips: int = DEFAULT_CLIPS,
-                      web_dir: str | Path = WEB_DIR, windowing: Windowing = Windowing()) -> dict[str, Any]:
-    """Run each exported file of `models` (one export folder) in the browser on the benchmark corpus;
-    write `out_json` atomically and return it. Raises BrowserCheckError, writing nothing, when the
-    fp32 graph's log-probs in the browser are more than FP32_MAX_DIFFERENCE from Python's."""
+                      web_dir: str | Path = WEB_DIR, windowing: Windowing = Windowing(),
+                      browser: Browser | None = None) -> dict[str, Any]:
+    """Run each exported file of `models` (one export folder) in the browser (a new one, or
+    `browser`, open on that folder) on the benchmark corpus; write `out_json` atomically and return
+    it. Raises BrowserCheckError, writing nothing, when a greedy transcript of the fp32 graph in the
+    browser differs from Python's or its log-probs are more than FP32_MAX_DIFFERENCE from them."""
     paths = [Path(model) for model in models]
     for path in paths:
         if not path.is_file():
@@ -159,11 +162,14 @@ def run_browser_check(models: list[str | Path], corpus_dir: str | Path, out_json
     folders = {path.parent.resolve() for path in paths}
     if len(folders) != 1:
         raise BrowserCheckError(f"the exported files must be of one export folder; got {sorted(map(str, folders))}")
+    folder = folders.pop()
+    if browser is not None and (browser.models_dir is None or browser.models_dir.resolve() != folder):
+        raise BrowserCheckError(f"the browser serves {browser.models_dir}, not the exports' folder {folder}")
     corpus = load_corpus(corpus_dir)
     vad = VoiceActivity(threads=torch.get_num_threads())
     started = time.perf_counter()
     formats = {}
-    with Browser(folders.pop(), web_dir) as browser:
+    with nullcontext(browser) if browser is not None else Browser(folder, web_dir) as browser:
         versions = browser.versions()
         for path in paths:
             model = BrowserModel(path, browser)

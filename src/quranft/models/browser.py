@@ -87,7 +87,7 @@ def _encode(array: np.ndarray) -> str:
 
 
 def _decode(text: str, shape: tuple[int, int]) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(text), dtype="<f4").reshape(shape)
+    return np.frombuffer(bytearray(base64.b64decode(text)), dtype="<f4").reshape(shape)  # writable, as onnxruntime's
 
 
 @dataclass
