@@ -10,7 +10,7 @@ sys.path.insert(0, SRC)
 # Jobs (local, or submitted to Slurm, which exports the environment) import quranft from src/ too.
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p))
 
-from quranft.config import ConfigError, check_local_paths, is_hub_id, validate_config
+from quranft.config import check_local_paths, is_hub_id, validate_config
 from quranft.data.benchmark_corpus import audio_files as benchmark_audio_files, check_build_target, synthetic_corpus_warning
 from quranft.data.sessions import session_audio_files
 from quranft.data.sources import local_files
@@ -268,13 +268,8 @@ def browser_models():
     setting = config["export"]["browser"]
     if setting is False or (setting == "auto" and not chromium_available()):
         return []
-    chosen = config["export"]["browser_models"]
-    if chosen is None:
-        return MODELS
-    unknown = sorted(set(chosen) - set(MODELS))
-    if unknown:
-        raise ConfigError(f"export.browser_models: {', '.join(unknown)} is not a model of this run ({', '.join(MODELS)})")
-    return [model for model in MODELS if model in chosen]
+    chosen = config["export"]["browser_models"]  # validate_config: each a model of this run
+    return MODELS if chosen is None else [model for model in MODELS if model in chosen]
 
 
 BROWSER_MODELS = browser_models()

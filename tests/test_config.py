@@ -56,6 +56,10 @@ MISTAKES = {
         lambda c: c["benchmark"].update(decoders=["rnnt"]),
         "config key 'benchmark.decoders' must include 'ctc', got ['rnnt']",
     ),
+    "browser check for no model": (
+        lambda c: c.setdefault("export", {}).update(browser_models=["v2", "v9"]),
+        "config key 'export.browser_models' names v9, which is not a model of this run",
+    ),
     "retasy blended but absent": (
         lambda c: c["sources"].pop("retasy"),
         "config key 'sources.retasy' is missing, but 'data.include_retasy' is true",

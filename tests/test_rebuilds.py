@@ -135,6 +135,9 @@ EDITS = {
                        {**EXPORT_ALL, **SHIP, "all": 1}),
     "export.max_seconds": (lambda v, t: v["export"].update(max_seconds=30),
                            {**EXPORT_ALL, **SHIP, "all": 1}),
+    # one more model's browser check; no export again
+    "export.browser_models": (lambda v, t: v["export"].update(browser_models=["base", "v2"]),
+                              {"browser_check": 1, "all": 1}),
 }
 
 
