@@ -37,6 +37,7 @@ rule all:
         model_outputs(),
         benchmark_outputs(),
         export_outputs(),
+        browser_outputs(),
         validation_curves_output(),
         ship_outputs(),
     default_target: True

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ from quranft.fileio import sha256_file, write_json
 from quranft.matching.ctc_matcher import CTCMatcher
 from quranft.matching.scoring import score_rows
 from quranft.matching.threshold import DEFAULT_CLIPS
-from quranft.models.browser import WEB_DIR, Browser, BrowserModel
+from quranft.models.browser import WEB_DIR, Browser, BrowserModel, PageRun
 from quranft.models.transcribe import model_windowing
 from quranft.models.windowed import Windowing
 from quranft.provenance import cpu_name, provenance
@@ -67,30 +68,46 @@ class BrowserCheckError(QuranftError, ValueError):
     """An export that the browser runs otherwise than Python does (fp32), or inputs that do not fit."""
 
 
-def _parity(model: BrowserModel, rows: list[dict[str, Any]], log_probs: dict[str, np.ndarray],
-            audios: dict[str, np.ndarray], windowing: Windowing) -> tuple[dict[str, Any], dict[str, dict]]:
-    """The browser's log-probs and transcripts against onnxruntime's in Python, clip by clip."""
-    compared, identical, largest, differing, over_probe = 0, 0, 0.0, [], 0
-    python_texts = {}
-    for row in rows:
-        if row["id"] not in log_probs:
-            continue
-        reference = model.python_log_probs(audios[row["id"]], windowing)
-        browser = log_probs[row["id"]]
-        difference = float(np.abs(browser - reference).max()) if browser.shape == reference.shape else float("inf")
-        python_texts[row["id"]] = model.text(reference)
-        compared += 1
-        identical += python_texts[row["id"]] == row["transcript"]
-        largest = max(largest, difference)
-        over_probe += difference > PROBE_DIFFERENCE
-        if difference > FP32_MAX_DIFFERENCE or python_texts[row["id"]] != row["transcript"]:
-            differing.append((row["id"], difference))
-    record = {"clips": compared, "identical_transcripts": identical,
-              "identical_share": identical / compared if compared else None,
-              "max_abs_log_prob_difference": largest, "clips_over_1e-4": over_probe,
-              # over FP32_MAX_DIFFERENCE, or another greedy transcript (what fails an fp32 graph)
-              "clips_differing": [{"id": sample, "difference": d} for sample, d in differing]}
-    return record, python_texts
+@dataclass
+class ClipRun:
+    """One clip in the page: the graph's calls (a call a window), and against onnxruntime in Python
+    on the same audio and windows, its greedy transcript and the largest log-prob difference."""
+    runs: list[PageRun]
+    python_text: str | None = None
+    difference: float | None = None
+
+    @property
+    def page_text(self) -> str | None:
+        """The page's own greedy decoding, where it saw the clip whole (a window's is not the clip's)."""
+        return self.runs[0].text if len(self.runs) == 1 else None
+
+
+def _parity(rows: list[dict[str, Any]], clips: dict[str, ClipRun]) -> dict[str, Any]:
+    """The browser's log-probs and transcripts against onnxruntime's in Python, over the clips."""
+    compared = [(row, clips[row["id"]]) for row in rows if clips[row["id"]].python_text is not None]
+    identical = sum(clip.python_text == row["transcript"] for row, clip in compared)
+    # over FP32_MAX_DIFFERENCE, or another greedy transcript: what fails an fp32 graph
+    differing = [{"id": row["id"], "difference": clip.difference} for row, clip in compared
+                 if clip.difference > FP32_MAX_DIFFERENCE or clip.python_text != row["transcript"]]
+    whole = [(row, clip.page_text) for row, clip in compared if clip.page_text is not None]
+    return {"clips": len(compared), "identical_transcripts": identical,
+            "identical_share": identical / len(compared) if compared else None,
+            "max_abs_log_prob_difference": max((clip.difference for _, clip in compared), default=None),
+            "clips_over_1e-4": sum(clip.difference > PROBE_DIFFERENCE for _, clip in compared),
+            "clips_differing": differing,
+            "page_decoding": {"clips": len(whole), "identical": sum(text == row["transcript"] for row, text in whole)}}
+
+
+def _latency(rows: list[dict[str, Any]], clips: dict[str, ClipRun], warm: dict[str, Any]) -> dict[str, Any]:
+    """The graph's run time in the page per clip (its windows' together), over the clips it ran."""
+    timed = [(sum(run.ms for run in clips[row["id"]].runs), row["duration"]) for row in rows
+             if row["transcript"] is not None]
+    latencies = [ms for ms, _ in timed]
+    audio_seconds = sum(seconds for _, seconds in timed)
+    return {"what": "the graph's run in the page per clip (session.run), warm",
+            "clips": len(latencies), "median_ms": percentile(latencies, 50), "p90_ms": percentile(latencies, 90),
+            "mean_ms": float(np.mean(latencies)) if latencies else None, "audio_seconds": round(audio_seconds, 3),
+            "real_time_factor": sum(latencies) / 1000 / audio_seconds if audio_seconds else None, "warm_up": warm}
 
 
 def check_format(model: BrowserModel, corpus, primary: str, matchers: tuple[str, ...], validation, threshold_clips,
@@ -100,48 +117,34 @@ def check_format(model: BrowserModel, corpus, primary: str, matchers: tuple[str,
     ctc_matcher = CTCMatcher(model.tokenizer, blank=model.blank)
     windowing = model_windowing(model, windowing)
     rejection = model_rejection(model, validation, threshold_clips, primary, corpus, ctc_matcher, vad, windowing)
-    audios: dict[Path, np.ndarray] = {}
-    page_texts: dict[Path, str | None] = {}
-    runs_by_clip: dict[Path, list] = {}
+    clips: dict[Path, ClipRun] = {}
 
     def identify_clip(path: Path) -> Attempt:
         before = len(model.runs)
         attempt = identify(path, model, primary, corpus.index, corpus.text_matcher, ctc_matcher, False, windowing, vad)
-        runs_by_clip[path] = model.runs[before:]
-        if attempt.audio is not None:
-            audios[path] = attempt.audio
-            # the page's own greedy decoding, where it saw the clip whole (a window's text is not the clip's)
-            page_texts[path] = runs_by_clip[path][0].text if len(runs_by_clip[path]) == 1 else None
+        clips[path] = clip = ClipRun(model.runs[before:])
+        if attempt.transcript is not None:
+            browser = attempt.transcript.log_probs
+            reference = model.python_log_probs(attempt.audio, windowing)
+            clip.python_text = model.text(reference)
+            clip.difference = (float(np.abs(browser - reference).max()) if browser.shape == reference.shape
+                               else float("inf"))
         return attempt
 
     warm = warm_up([(s.id, corpus.path / s.file) for s in corpus.samples if (corpus.path / s.file).is_file()],
                    identify_clip)
     rows, log_probs, _ = transcribe_corpus(corpus.samples, corpus.path, identify_clip, f"browser {model.format}")
     summaries = score_rows(rows, matchers, corpus.index, corpus.text_matcher, ctc_matcher, log_probs, rejection)
-    by_id = {row["id"]: corpus.path / row["file"] for row in rows}
-    parity, python_texts = _parity(model, rows, log_probs, {i: audios[p] for i, p in by_id.items() if p in audios},
-                                   windowing)
-    whole = [(row, page_texts[by_id[row["id"]]]) for row in rows
-             if row["id"] in log_probs and page_texts.get(by_id[row["id"]]) is not None]
-    parity["page_decoding"] = {"clips": len(whole), "identical": sum(text == row["transcript"] for row, text in whole)}
-    timed = [(sum(run.ms for run in runs_by_clip[by_id[row["id"]]]), row["duration"]) for row in rows
-             if row["id"] in log_probs]
-    latencies = [ms for ms, _ in timed]
-    audio_seconds = sum(seconds for _, seconds in timed)
+    by_id = {row["id"]: clips[corpus.path / row["file"]] for row in rows}
     return {
         "file": model.path.name, "bytes": model.path.stat().st_size, "sha256": sha256_file(model.path),
         "load": {"ms": round(load["loadMs"], 1), "source": load["source"]},
         "rejection": rejection.as_dict(),
         "summary": summaries,
-        "parity": parity,
-        "latency": {"what": "the graph's run in the page per clip (session.run), warm",
-                    "clips": len(latencies), "median_ms": percentile(latencies, 50), "p90_ms": percentile(latencies, 90),
-                    "mean_ms": float(np.mean(latencies)) if latencies else None,
-                    "audio_seconds": round(audio_seconds, 3),
-                    "real_time_factor": sum(latencies) / 1000 / audio_seconds if audio_seconds else None,
-                    "warm_up": warm},
+        "parity": _parity(rows, by_id),
+        "latency": _latency(rows, by_id, warm),
         "rows": {row["id"]: {"sequence_accuracy": row["matchers"][primary]["sequence_accuracy"],
-                             "transcript": row["transcript"], "python_transcript": python_texts.get(row["id"]),
+                             "transcript": row["transcript"], "python_transcript": by_id[row["id"]].python_text,
                              "seconds": row["duration"], "error": row["error"]} for row in rows},
     }
 

@@ -36,6 +36,7 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--disable-dev-shm-usage")
 SCRIPT_TIMEOUT_SECONDS = 600  # one call of the page: a real-size model's load or a long clip
+PAGE_START_SECONDS = 30  # the page's modules (onnxruntime-web among them) loaded from localhost
 
 
 class BrowserError(QuranftError, RuntimeError):
@@ -108,16 +109,16 @@ class Browser:
         if not (self.web_dir / "index.html").is_file() or not (self.web_dir / ORT_DIST).is_dir():
             raise BrowserError(f"{self.web_dir}: no page, or no onnxruntime-web in {ORT_DIST} (run `npm ci` there; "
                                "scripts/setup_env.sh does)")
-        self.requests: list[tuple[str, str]] = []
-        handler = functools.partial(_Handler, web_dir=self.web_dir, models_dir=self.models_dir, requests=self.requests)
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.profile = tempfile.mkdtemp(prefix="quranft-chromium-")
-        self.driver = None
+        self.requests: list[tuple[str, str]] = []  # (method, path) of each request the server answered
+        self.server = self.driver = self.profile = None
 
     def __enter__(self) -> Browser:
         browser, driver = find_chromium()
+        handler = functools.partial(_Handler, web_dir=self.web_dir, models_dir=self.models_dir, requests=self.requests)
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.profile = tempfile.mkdtemp(prefix="quranft-chromium-")
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
 
@@ -137,15 +138,25 @@ class Browser:
     def open_page(self) -> None:
         """(Re)open the page, as a new visit does: what it keeps is only what IndexedDB holds."""
         self.driver.get(f"{self.url}/index.html")
-        self.call("await new Promise(r => { const wait = () => window.quranft ? r() : setTimeout(wait, 20); wait(); })")
+        self.call(f"""const started = Date.now();
+            await new Promise((resolve, reject) => {{
+              const wait = () => window.quranft ? resolve()
+                : Date.now() - started > {PAGE_START_SECONDS * 1000} ? reject(new Error("the page's modules did not load"))
+                : setTimeout(wait, 20);
+              wait();
+            }});""")
 
     def __exit__(self, *exc) -> None:
         if self.driver is not None:
             self.driver.quit()
             self.driver = None
-        self.server.shutdown()
-        self.server.server_close()
-        shutil.rmtree(self.profile, ignore_errors=True)
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+        if self.profile is not None:
+            shutil.rmtree(self.profile, ignore_errors=True)
+            self.profile = None
 
     def call(self, body: str, *args):
         """Run `body` as an async function's body in the page (arguments as `arguments`); its result,
