@@ -14,7 +14,7 @@ from quranft.config import check_local_paths, is_hub_id, validate_config
 from quranft.data.benchmark_corpus import audio_files as benchmark_audio_files, check_build_target, synthetic_corpus_warning
 from quranft.data.sessions import session_audio_files
 from quranft.data.sources import local_files
-from quranft.evaluation.code_versions import ASR_BENCHMARK, BENCHMARK, BROWSER_CHECK, module_hashes
+from quranft.evaluation.code_versions import ASR_BENCHMARK, BENCHMARK, module_hashes
 from quranft.fileio import holds_json, read_json, write_canonical_json
 from quranft.models.browser import chromium_available
 from quranft.models.onnx_model import EXPORT_FILES
@@ -94,7 +94,7 @@ def code_record(name, module):
 # (hashed once a parse).
 BENCHMARK_CODE = code_record("benchmark_code", BENCHMARK)
 # The browser check's (rules/export.smk): the benchmark's closure and the check's own code.
-BROWSER_CODE = code_record("browser_code", BROWSER_CHECK)
+BROWSER_CODE = code_record("browser_code", "quranft.evaluation.browser_check")
 # The reference page's files, which the browser check runs (an edit re-runs the checks).
 WEB_PAGE = ("index.html", "app.js", "audio.js", "cache.js", "model.js", "package-lock.json")
 

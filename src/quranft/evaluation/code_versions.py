@@ -35,8 +35,8 @@ SCORING = "quranft.matching.scoring"
 # audio decoding and (ASR) the normalisations.
 BENCHMARK = "quranft.evaluation.benchmark"
 ASR_BENCHMARK = "quranft.evaluation.asr_benchmark"
-# The browser check: the benchmark's closure, the page driver and the check's own comparisons.
-BROWSER_CHECK = "quranft.evaluation.browser_check"
+# The long-form benchmark: sessions heard whole and streamed, and their scoring.
+LONGFORM = "quranft.evaluation.longform"
 
 
 def _path(module: str) -> Path | None:
