@@ -38,6 +38,7 @@ rule all:
         benchmark_outputs(),
         export_outputs(),
         longform_outputs(),
+        browser_outputs(),
         validation_curves_output(),
         ship_outputs(),
     default_target: True

@@ -16,6 +16,7 @@ from quranft.data.sessions import SESSIONS_MANIFEST, session_audio_files
 from quranft.data.sources import local_files
 from quranft.evaluation.code_versions import ASR_BENCHMARK, BENCHMARK, LONGFORM, module_hashes
 from quranft.fileio import holds_json, read_json, write_canonical_json
+from quranft.models.browser import chromium_available
 from quranft.models.onnx_model import EXPORT_FILES
 from quranft.training.curves import METRICS_CSV
 from quranft.training.trials import candidate_scores_file, data_stage_caps, load_trial
@@ -94,6 +95,10 @@ def code_record(name, module):
 BENCHMARK_CODE = code_record("benchmark_code", BENCHMARK)
 # The long-form benchmark's: editing its scoring or streaming re-runs the long-form jobs only.
 LONGFORM_CODE = code_record("longform_code", LONGFORM)
+# The browser check's (rules/export.smk): the benchmark's closure and the check's own code.
+BROWSER_CODE = code_record("browser_code", "quranft.evaluation.browser_check")
+# The reference page's files, which the browser check runs (an edit re-runs the checks).
+WEB_PAGE = ("index.html", "app.js", "audio.js", "cache.js", "model.js", "package-lock.json")
 
 
 def record_settings():
@@ -271,6 +276,20 @@ def export_file(fmt):
     return EXPORT_FILES[fmt]
 
 
+def browser_models():
+    """The models whose exports the browser check runs (rules/export.smk), export.browser_models
+    (every model when null), where export.browser is on (auto: where Chromium and its driver are
+    installed)."""
+    setting = config["export"]["browser"]
+    if setting is False or (setting == "auto" and not chromium_available()):
+        return []
+    chosen = config["export"]["browser_models"]  # validate_config: each a model of this run
+    return MODELS if chosen is None else [model for model in MODELS if model in chosen]
+
+
+BROWSER_MODELS = browser_models()
+
+
 def export_outputs():
     return [f"results/{model}/export/benchmark.{fmt}.json" for model in MODELS for fmt in EXPORT_FORMATS]
 
@@ -303,3 +322,8 @@ def longform_files(wildcards):
 
 def longform_outputs():
     return [f"results/{model}/longform.json" for model in MODELS] if corpus_sessions() else []
+
+
+def browser_outputs():
+    """The browser checks' files (rules/export.smk), one per model of BROWSER_MODELS."""
+    return [f"results/{model}/export/browser.json" for model in BROWSER_MODELS]

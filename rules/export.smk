@@ -30,7 +30,11 @@ rule export_model:
         front_end=FRONT_END,
         # parity with the .nemo is measured on the first export.parity_clips validation clips
         parity=VALIDATION_MANIFEST,
-        settings=settings_file("export_model", export=config["export"]),
+        # not the browser check's keys, which decide which checks run, not what an export is
+        settings=settings_file(
+            "export_model",
+            export={key: value for key, value in config["export"].items() if not key.startswith("browser")},
+        ),
     output:
         graphs=[f"results/{{model}}/export/{export_file(fmt)}" for fmt in EXPORT_FORMATS],
         tokenizer="results/{model}/export/tokenizer.model",
@@ -61,14 +65,18 @@ rule export_model:
 # formats in turn (one process, one verse index). An export holds the CTC head only, and an app
 # identifies one recording at a time: editing benchmark.decoders or benchmark.batch_size does not
 # re-run these benchmarks, which have no batch-throughput pass.
+# The settings an export's benchmark and its browser check read.
+EXPORT_BENCHMARK_SETTINGS = settings_file(
+    "benchmark_export", benchmark={**config["benchmark"], "decoders": ["ctc"], "batch_size": None}
+)
+
+
 rule benchmark_export:
     input:
         models=[f"results/{{model}}/export/{export_file(fmt)}" for fmt in EXPORT_FORMATS],
         corpus=benchmark_corpus_files(),
         code=BENCHMARK_CODE,
-        settings=settings_file(
-            "benchmark_export", benchmark={**config["benchmark"], "decoders": ["ctc"], "batch_size": None}
-        ),
+        settings=EXPORT_BENCHMARK_SETTINGS,
         validation=VALIDATION_MANIFEST,
     output:
         [f"results/{{model}}/export/benchmark.{fmt}.json" for fmt in EXPORT_FORMATS],
@@ -88,3 +96,38 @@ rule benchmark_export:
     shell:
         "python -m quranft benchmark --settings {input.settings:q} --model {input.models:q}"
         " --name {wildcards.model} --output {output:q} --validation-manifest {input.validation:q} > {log:q} 2>&1"
+
+
+# Each export run where the app runs it: onnxruntime-web (WASM, one thread) in headless Chromium,
+# driven through the reference page (web/), the benchmark corpus's log-probs computed there and
+# scored by the benchmark's own matchers, beside onnxruntime's in Python (export.browser,
+# export.browser_models). One browser, one core: Chromium's WASM runs on one thread.
+rule browser_check:
+    input:
+        models=[f"results/{{model}}/export/{export_file(fmt)}" for fmt in EXPORT_FORMATS],
+        corpus=benchmark_corpus_files(),
+        code=BROWSER_CODE,
+        page=[f"{workflow.basedir}/web/{name}" for name in WEB_PAGE],
+        settings=EXPORT_BENCHMARK_SETTINGS,
+        validation=VALIDATION_MANIFEST,
+    output:
+        "results/{model}/export/browser.json",
+    params:
+        web_dir=lambda wildcards, input: os.path.dirname(input.page[0]),
+    wildcard_constraints:
+        model=MODEL_PATTERN,
+    threads: 1
+    resources:
+        gpu=0,
+        mem_mb=4000,
+        runtime=60,
+    log:
+        "logs/export/browser_{model}.log",
+    benchmark:
+        "benchmarks/export/browser_{model}.tsv"
+    conda:
+        "../envs/quranft.yaml"
+    shell:
+        "python -m quranft browser-check --settings {input.settings:q} --model {input.models:q}"
+        " --name {wildcards.model} --output {output:q} --validation-manifest {input.validation:q}"
+        " --web-dir {params.web_dir:q} > {log:q} 2>&1"

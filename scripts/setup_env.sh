@@ -2,8 +2,11 @@
 # Creates (or reuses) the project's virtual environment in .venv and installs the pinned dependencies.
 # torch goes in first, alone, so that the CPU wheel is used and pip never resolves the CUDA builds.
 # Re-running is cheap: a stamp file records the pyproject.toml the environment was built from.
+# The reference page's onnxruntime-web (web/node_modules) comes with it (scripts/setup_web.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+scripts/setup_web.sh
 
 python=${PYTHON:-python3.11}
 venv=.venv

@@ -390,6 +390,8 @@ def test_edits_of_the_build_and_the_asr_benchmark_replan_what_they_determine(tmp
     shutil.copy2(REPO / "Snakefile", workflow / "Snakefile")
     for name in ("rules", "src", "config", "profiles"):
         shutil.copytree(REPO / name, workflow / name, copy_function=shutil.copy2)
+    shutil.copytree(REPO / "web", workflow / "web", copy_function=shutil.copy2,
+                    ignore=shutil.ignore_patterns("node_modules"))  # the browser check's page, an input
     modules = closure(ASR_BENCHMARK)
     assert {"evaluation/asr_benchmark.py", "quran/arabic.py", "models/transcribe.py", "data/audio.py"} <= set(modules)
     for module in ("evaluation/asr_benchmark.py", "quran/arabic.py"):

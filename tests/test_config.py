@@ -60,6 +60,10 @@ MISTAKES = {
         lambda c: c["longform"].update(formats=["nemo", "int4"]),
         "config key 'longform.formats' names int4, which 'export.formats' (fp32, int8) does not export",
     ),
+    "browser check for no model": (
+        lambda c: c.setdefault("export", {}).update(browser_models=["v2", "v9"]),
+        "config key 'export.browser_models' names v9, which is not a model of this run",
+    ),
     "retasy blended but absent": (
         lambda c: c["sources"].pop("retasy"),
         "config key 'sources.retasy' is missing, but 'data.include_retasy' is true",

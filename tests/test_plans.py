@@ -65,7 +65,7 @@ def test_a_preview_of_an_edit_then_the_unedited_plan_plans_nothing(finished):
     always = edited(config, "always.yaml", lambda v: v.setdefault("averaging", {}).update(mode="always"))
     assert plan(workdir, "--configfile", str(always)) == {"average_checkpoints": 6, "benchmark_model": 6,
                                                           "export_model": 6, "benchmark_export": 6,
-                                                          "benchmark_longform": 6,
+                                                          "benchmark_longform": 6, "browser_check": 1,
                                                           "leaderboard": 1, "best_model": 1, "model_card": 7,
                                                           "all": 1}
     assert plan(workdir, "--configfile", str(always)) != {}  # a second preview plans it again
@@ -83,7 +83,7 @@ def test_after_a_run_of_the_edited_config_the_unedited_one_plans_the_edited_stag
     assert plan(workdir, "--configfile", str(config)) == {
         "base_model": 1, "train_trial": 6, "resolve_trial": 3, "average_checkpoints": 6, "validation_curves": 1,
         "benchmark_model": 7, "export_front_end": 1, "export_model": 7, "benchmark_export": 7, "benchmark_longform": 7,
-        "leaderboard": 1, "best_model": 1,
+        "browser_check": 1, "leaderboard": 1, "best_model": 1,
         "model_card": 7, "all": 1}
 
 

@@ -34,9 +34,12 @@ SHIP = {"leaderboard": 1, "best_model": 1, "model_card": 7}
 # model); every model's export is redone when the validation clips its parity is measured on
 # change. The base model's front end, which every export reuses, follows the base model alone.
 # The demo judges continuous recitation on each model's int8 export (longform.formats): a new
-# export is judged again; a new .nemo benchmark is not (the .nemo's threshold is not read).
-EXPORT_TRIALS = {"export_model": 6, "benchmark_export": 6, "benchmark_longform": 6}
-EXPORT_ALL = {"export_model": 7, "benchmark_export": 7, "benchmark_longform": 7}
+# export is judged again; a new .nemo benchmark is not (the .nemo's threshold is not read). The
+# browser check runs for v2's export alone in the demo (config/demo.yaml), and again whenever v2's
+# export, the benchmark corpus, the benchmark's settings or the validation clips change.
+BROWSER = {"browser_check": 1}
+EXPORT_TRIALS = {"export_model": 6, "benchmark_export": 6, "benchmark_longform": 6, **BROWSER}
+EXPORT_ALL = {"export_model": 7, "benchmark_export": 7, "benchmark_longform": 7, **BROWSER}
 
 
 def test_nothing_touched_nothing_runs(up_to_date):
@@ -58,7 +61,7 @@ def test_touching_the_benchmark_manifest_reruns_the_benchmarks_and_nothing_upstr
     workdir, config, corpus = up_to_date
     os.utime(corpus / "benchmark" / "manifest.json")
     # Every benchmark and nothing else: V4 to V6 are chosen by validation WER, not on this corpus.
-    assert plan(workdir, config) == {"benchmark_model": 7, "benchmark_export": 7, **SHIP, "all": 1}
+    assert plan(workdir, config) == {"benchmark_model": 7, "benchmark_export": 7, **BROWSER, **SHIP, "all": 1}
 
 
 def test_touching_a_benchmark_clip_also_redoes_the_leakage_guard(up_to_date):
@@ -123,17 +126,20 @@ EDITS = {
     "benchmark.batch_size": (lambda v, t: v["benchmark"].update(batch_size=3),
                              {"benchmark_model": 7, **SHIP, "all": 1}),
     "benchmark.matchers": (lambda v, t: v["benchmark"].update(matchers=["text", "ctc"], primary_matcher="text"),
-                           {"benchmark_model": 7, "benchmark_export": 7, **SHIP, "all": 1}),
+                           {"benchmark_model": 7, "benchmark_export": 7, **BROWSER, **SHIP, "all": 1}),
     # the .nemo benchmarks only: an export has no RNNT head, its benchmark does not read the key
     "benchmark.decoders": (lambda v, t: v["benchmark"].update(decoders=["ctc", "rnnt"]),
                            {"benchmark_model": 7, **SHIP, "all": 1}),
     "benchmark.corpus": (_other_corpus, {"index_benchmark": 1, **DATA_DOWN, "benchmark_model": 7,
                                          **EXPORT_ALL}),
     # the exports and their benchmarks only (and what reads them); best.json lists the new format
-    "export.formats": (lambda v, t: v.update(export={"formats": ["fp32", "int8", "int4"]}),
+    "export.formats": (lambda v, t: v["export"].update(formats=["fp32", "int8", "int4"]),
                        {**EXPORT_ALL, **SHIP, "all": 1}),
-    "export.max_seconds": (lambda v, t: v.update(export={"max_seconds": 30}),
+    "export.max_seconds": (lambda v, t: v["export"].update(max_seconds=30),
                            {**EXPORT_ALL, **SHIP, "all": 1}),
+    # one more model's browser check; no export again
+    "export.browser_models": (lambda v, t: v["export"].update(browser_models=["base", "v2"]),
+                              {"browser_check": 1, "all": 1}),
     # a long-form setting: the long-form jobs only (and what reads them)
     "longform.chunk_seconds": (lambda v, t: v["longform"].update(chunk_seconds=0.25),
                                {"benchmark_longform": 7, **SHIP, "all": 1}),
@@ -162,6 +168,9 @@ def copied_workflow(tmp_path):
     shutil.copy2(REPO / "Snakefile", workflow / "Snakefile")
     for name in ("rules", "src", "config", "profiles"):
         shutil.copytree(REPO / name, workflow / name, copy_function=shutil.copy2)
+    # the reference page, an input of the browser check (its node_modules are not)
+    shutil.copytree(REPO / "web", workflow / "web", copy_function=shutil.copy2,
+                    ignore=shutil.ignore_patterns("node_modules"))
     return workflow
 
 
@@ -190,7 +199,7 @@ def test_an_edit_of_the_scoring_code_rescores_only_when_it_changes_what_the_code
     assert planned() == {}
     code.write_text(text.replace(constant, constant.replace("BPEModel", "Model")), encoding="utf-8")
     # the long-form benchmark loads models through it too
-    assert planned() == {"benchmark_model": 7, "benchmark_export": 7, "benchmark_longform": 7, **SHIP, "all": 1}
+    assert planned() == {"benchmark_model": 7, "benchmark_export": 7, "benchmark_longform": 7, **BROWSER, **SHIP, "all": 1}
     code.write_text(text, encoding="utf-8")
     # the long-form scoring decides the long-form figures alone: its jobs only, no clip benchmark
     scoring = workflow / "src" / "quranft" / "evaluation" / "longform_scoring.py"

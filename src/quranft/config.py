@@ -140,6 +140,11 @@ def _check_relations(config: Mapping[str, Any]) -> None:
     if unexported:
         raise ConfigError(f"config key 'longform.formats' names {', '.join(unexported)}, which 'export.formats' "
                           f"({', '.join(config['export']['formats'])}) does not export")
+    models = ["base", *config["trials"]["names"]]
+    unknown = sorted(set(config["export"]["browser_models"] or ()) - set(models))
+    if unknown:
+        raise ConfigError(f"config key 'export.browser_models' names {', '.join(unknown)}, which is not a model of "
+                          f"this run (the base or a trial of trials.names: {', '.join(models)})")
 
 
 def _check_build(build: Mapping[str, Any]) -> None:

@@ -35,6 +35,19 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
         log_figures(args.name, settings["primary_matcher"], result)
 
 
+def cmd_browser_check(args: argparse.Namespace) -> None:
+    """An export's files run in headless Chromium (onnxruntime-web, WASM, one thread), scored by the
+    benchmark's matchers, into one browser.json."""
+    from quranft.evaluation.browser_check import run_browser_check
+    from quranft.matching.threshold import DEFAULT_CLIPS
+    from quranft.models.browser import WEB_DIR
+
+    settings = config_of(args)["benchmark"]
+    run_browser_check(args.model, settings["corpus"], args.output, args.name, tuple(settings["matchers"]),
+                      settings["primary_matcher"], args.validation_manifest,
+                      settings.get("threshold_clips", DEFAULT_CLIPS), args.web_dir or WEB_DIR)
+
+
 def log_figures(name: str, primary: str, result: dict) -> None:
     summary = result["summary"][primary]
     negatives = summary["negatives"]
@@ -166,6 +179,17 @@ def add_commands(commands) -> None:
                                                      "threshold is chosen on its clips (else the default stands)")
     bench.add_argument("--device", default="cpu", help="cpu or cuda")
     bench.set_defaults(run=cmd_benchmark)
+
+    browser = commands.add_parser("browser-check", help="an export's files run in headless Chromium by onnxruntime-web "
+                                                        "(WASM, one thread), scored by the benchmark's matchers")
+    add_config_options(browser)
+    browser.add_argument("--model", required=True, nargs="+", help="the exported .onnx files (of one export folder)")
+    browser.add_argument("--name", required=True, help="the model's name in the results (base, v1, ...)")
+    browser.add_argument("--output", required=True, help="browser.json to write")
+    browser.add_argument("--validation-manifest", help="for an export without its own confidence threshold: the "
+                                                       "validation clips to choose it on (else the default stands)")
+    browser.add_argument("--web-dir", help="the reference page's folder (default: the repository's web/)")
+    browser.set_defaults(run=cmd_browser_check)
 
     asr = commands.add_parser("asr-benchmark", help="WER and CER of one model on the prepared ASR test set")
     add_config_options(asr)
