@@ -290,8 +290,8 @@ def demo_base_export(tmp_path_factory) -> tuple[Path, Path]:
 # hands each worker a file at a time in this order (--no-loadscope-reorder), so that the two
 # workers end together instead of one waiting on the Slurm run at the end.
 LONGEST_FIRST = ["test_slurm.py", "test_train_resume.py", "test_demo_shift.py", "test_train.py", "test_real_size.py",
-                 "test_rebuilds.py", "test_plans.py", "test_identify.py", "test_build_corpus.py", "test_demo_corpus.py",
-                 "test_average.py"]
+                 "test_rebuilds.py", "test_plans.py", "test_identify.py", "test_build_corpus.py", "test_browser.py",
+                 "test_longform.py", "test_demo_corpus.py", "test_average.py", "test_build_sessions.py"]
 
 
 def pytest_collection_modifyitems(config, items):
