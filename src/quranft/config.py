@@ -29,6 +29,15 @@ def load_schema(resource: str = SCHEMA_RESOURCE) -> dict[str, Any]:
     return yaml.safe_load(text)
 
 
+def schema_default(*keys: str) -> Any:
+    """The schema's default of a config key, given as its path (schema_default("export",
+    "max_seqacc_loss")): a command's default where it is run without the workflow's config."""
+    node: Mapping[str, Any] = load_schema()
+    for key in keys:
+        node = node["properties"][key]
+    return node["default"]
+
+
 def _key(path) -> str:
     parts = [str(p) for p in path]
     return ".".join(parts) if parts else "(top level)"

@@ -6,6 +6,12 @@ compared with the base. Among the trials that do, the best in the leaderboard's 
 then recall, then precision, then name) is chosen; with none, the pretrained base is kept, and
 the reason says so. `results/best.json` adds the chosen model's files: its `.nemo`, its model card
 and its exports (results/<model>/export/, one file per configured format).
+
+Which of its files to ship (`export`): the smallest export that is fit, whose SeqAcc loss against
+the .nemo is bounded below export.max_seqacc_loss on the benchmark (evaluation.deployable), with
+the reason in words and, for each format that is not fit, its bound against the margin. When none
+is fit, the .nemo is named (the model the figures are of) and the reason says whether the corpus
+could have shown any export fit at all.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from quranft.errors import QuranftError
+from quranft.evaluation.deployable import points
 from quranft.evaluation.figures import pct
 from quranft.evaluation.longform_board import continuous_recitation
 from quranft.evaluation.model_card import MODEL_CARD
@@ -84,6 +91,55 @@ def choose(board: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _format_record(row: Mapping[str, Any]) -> dict[str, Any]:
+    record = row["bound"]
+    return {"file": row["file"], "bytes": row["bytes"], "sequence_accuracy": row["sequence_accuracy"],
+            "loss": record["loss"], "bound": record["bound"], "fit": record["fit"],
+            "over_margin": max(0.0, record["bound"] - record["margin"]),
+            "regressed": len(record["regressed"]), "recovered": len(record["recovered"])}
+
+
+def _not_fit(formats: Mapping[str, Mapping[str, Any]], margin: float) -> str:
+    return "; ".join(f"{fmt} is not fit: bound {points(r['bound'])} points, {points(r['over_margin'])} over the "
+                     f"margin of {points(margin)} ({r['regressed']} regressed, {r['recovered']} recovered)"
+                     for fmt, r in formats.items() if not r["fit"])
+
+
+def ship_export(board: Mapping[str, Any], model: str, formats: Iterable[str]) -> dict[str, Any]:
+    """Which of `model`'s files to ship, of its exports in `formats` held to the leaderboard's
+    bound: {"format" (None: the .nemo), "reason", "max_seqacc_loss", "formats": {format: its
+    bound, fit or not, by how much over the margin}}."""
+    section = board.get("deployable") or {}
+    rows = {row["format"]: row for row in section.get("rows", []) if row["model"] == model and "bound" in row}
+    judged = {fmt: _format_record(rows[fmt]) for fmt in formats if fmt in rows}
+    if not judged:
+        return {"format": None, "max_seqacc_loss": section.get("max_seqacc_loss"), "formats": {},
+                "reason": f"no export of {model} was benchmarked: ship its .nemo"}
+    margin = section["max_seqacc_loss"]
+    fit = sorted((r["bytes"], fmt) for fmt, r in judged.items() if r["fit"])
+    not_fit = _not_fit(judged, margin)
+    if fit:
+        chosen = fit[0][1]
+        record = judged[chosen]
+        larger = [fmt for _, fmt in fit[1:]]
+        reason = (f"the smallest fit export ({record['bytes'] / 1e6:.1f} MB): its SeqAcc loss against the "
+                  f".nemo is at most {points(record['bound'])} points (upper end of the 95% interval; "
+                  f"{record['regressed']} regressed, {record['recovered']} recovered), below the margin of "
+                  f"{points(margin)}")
+        if larger:
+            reason += f"; {', '.join(larger)} fit too, larger"
+        return {"format": chosen, "max_seqacc_loss": margin, "formats": judged,
+                "reason": reason + (f"; {not_fit}" if not_fit else "")}
+    row = next(iter(rows.values()))["bound"]
+    corpus = (f"the corpus cannot show any: with all {row['samples']} recitations agreeing, the bound is "
+              f"{points(row['least_bound'])} points; it takes {row['samples_needed']} recitations"
+              if not row["resolvable"] else "")
+    reason = (f"no export is fit ({not_fit})" + (f"; {corpus}" if corpus else "") +
+              ". Ship the .nemo, the model these figures are of; an app that needs ONNX: the fp32 export, whose "
+              "transcripts and log-probs are checked against the .nemo's clip by clip at export (export.json)")
+    return {"format": None, "max_seqacc_loss": margin, "formats": judged, "reason": reason}
+
+
 def export_files(model_file: str | Path, formats: Iterable[str]) -> dict[str, str]:
     """Where the exports of the model whose `.nemo` is `model_file` are, by format."""
     unknown = sorted(set(formats) - set(EXPORT_FILES))
@@ -96,13 +152,18 @@ def write_best(leaderboard_json: str | Path, model_files: Mapping[str, str | Pat
                out_json: str | Path) -> dict[str, Any]:
     """best.json: the choice, its reason, and the chosen model's files (`model_files`: the
     `.nemo` of each model, by name)."""
-    best = choose(read_json(leaderboard_json))
+    board = read_json(leaderboard_json)
+    best = choose(board)
     if best["model"] not in model_files:
         raise QuranftError(f"{leaderboard_json}: the model to ship, {best['model']}, is not among the models given "
                            f"({', '.join(sorted(model_files))})")
     nemo = Path(model_files[best["model"]])
+    formats = list(formats)
     best["files"] = {"nemo": nemo.as_posix(), "model_card": (nemo.parent / MODEL_CARD).as_posix(),
                      "exports": export_files(nemo, formats)}
+    export = ship_export(board, best["model"], formats)
+    best["export"] = export
+    best["ship"] = best["files"]["exports"][export["format"]] if export["format"] else nemo.as_posix()
     best["leaderboard"] = Path(leaderboard_json).as_posix()
     write_json(out_json, best)
     return best

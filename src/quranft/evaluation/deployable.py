@@ -2,8 +2,14 @@
 
 For every model and format (.nemo, onnx fp32, int8, int4): the file's size, latency median / p95
 (path to verses, one clip at a time, on the benchmark's threads), the primary matcher's SeqAcc and
-recall, and how many samples' SeqAcc differ from the same model's .nemo, with the exact McNemar
-test against it (raw p: each export is compared with its own .nemo only, not chosen among others).
+recall, and the export's bound: the upper end of the 95% confidence interval of its SeqAcc loss
+against the same model's .nemo, paired on the corpus's samples (Tango's score interval,
+evaluation.statistics.non_inferiority), and whether it is fit to ship, that is whether the bound is
+below the margin `max_seqacc_loss` (config export.max_seqacc_loss). A McNemar p, a test of
+difference, would not do: no difference found on 87 clips is no evidence that there is none, and
+the bound says how large a loss the corpus still allows. A corpus too small to show the margin at
+all (every sample agreeing still leaves a bound of z^2 / (n + z^2)) is said so, with the samples
+it would take.
 
 An export's benchmark must be of the same corpus and matcher version as the .nemo's; anything else
 is refused, naming the file.
@@ -16,7 +22,7 @@ from typing import Any
 
 from quranft.errors import QuranftError
 from quranft.evaluation.figures import pct
-from quranft.evaluation.statistics import compare
+from quranft.evaluation.statistics import non_inferiority
 
 FORMATS = ("fp32", "int8", "int4")
 
@@ -25,8 +31,23 @@ class DeployableError(QuranftError, ValueError):
     """An export's benchmark that cannot be set beside its .nemo's; the message names the file."""
 
 
-def _scores(benchmark: Mapping[str, Any], matcher: str) -> dict[str, dict[str, float]]:
-    return {row["id"]: row["matchers"][matcher] for row in benchmark["rows"] if row["expected"]}
+def seqacc_hits(benchmark: Mapping[str, Any], matcher: str) -> dict[str, int]:
+    """Each recitation's SeqAcc hit (0 or 1) by sample id; the negatives (no verse expected) are
+    not among them, as they are not in SeqAcc."""
+    return {row["id"]: int(row["matchers"][matcher]["sequence_accuracy"] == 1) for row in benchmark["rows"]
+            if row["expected"]}
+
+
+def bound(reference: Mapping[str, int], other: Mapping[str, int], max_seqacc_loss: float) -> dict[str, Any]:
+    """The non-inferiority record (statistics.non_inferiority) of `other`'s hits against
+    `reference`'s, the same sample ids, with the ids of the samples it regressed and recovered."""
+    if set(reference) != set(other):
+        raise ValueError("the two benchmarks were not run on the same samples")
+    ids = sorted(reference)
+    record = non_inferiority([reference[i] for i in ids], [other[i] for i in ids], max_seqacc_loss)
+    record.update(regressed=[i for i in ids if reference[i] and not other[i]],
+                  recovered=[i for i in ids if other[i] and not reference[i]])
+    return record
 
 
 def _row(model: str, fmt: str, benchmark: Mapping[str, Any], matcher: str) -> dict[str, Any]:
@@ -49,25 +70,23 @@ def _check(nemo: Mapping[str, Any], export: Mapping[str, Any], matcher: str, fil
 
 
 def deployable_section(benchmarks: Mapping[str, Mapping[str, Any]],
-                       exports: Mapping[str, Mapping[str, Mapping[str, Any]]], matcher: str,
+                       exports: Mapping[str, Mapping[str, Mapping[str, Any]]], matcher: str, max_seqacc_loss: float,
                        files: Mapping[tuple[str, str], str] | None = None) -> dict[str, Any]:
     """{"rows": [...]} for the models in `benchmarks` ({model: .nemo benchmark}) and their
-    `exports` ({model: {format: export benchmark}}), models in the order given."""
+    `exports` ({model: {format: export benchmark}}), models in the order given; each export's row
+    has its `bound` (bound()) against `max_seqacc_loss`."""
     rows = []
     for model, nemo in benchmarks.items():
         rows.append(_row(model, "nemo", nemo, matcher))
-        base_scores = _scores(nemo, matcher)
+        hits = seqacc_hits(nemo, matcher)
         for fmt in [f for f in FORMATS if f in exports.get(model, {})]:
             export = exports[model][fmt]
             file = (files or {}).get((model, fmt), f"the {fmt} export's benchmark of {model}")
             _check(nemo, export, matcher, file)
             row = _row(model, fmt, export, matcher)
-            comparison = compare(base_scores, _scores(export, matcher))
-            row.update(differ=len(comparison["regressed"]) + len(comparison["recovered"]),
-                       regressed=comparison["regressed"], recovered=comparison["recovered"],
-                       mcnemar_p=comparison["mcnemar_p"])
+            row["bound"] = bound(hits, seqacc_hits(export, matcher), max_seqacc_loss)
             rows.append(row)
-    return {"matcher": matcher, "rows": rows}
+    return {"matcher": matcher, "max_seqacc_loss": max_seqacc_loss, "rows": rows}
 
 
 def false_accepts(row: Mapping[str, Any]) -> str:
@@ -80,6 +99,28 @@ def _seconds(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
+def points(value: float) -> str:
+    """A share as percentage points with one decimal: 0.0423 -> "4.2"."""
+    return f"{100 * value:.1f}"
+
+
+def bound_cell(record: Mapping[str, Any]) -> str:
+    """An export's bound, fit or not, and its regressed / recovered samples: "4.2 (no; 0 / 0)"."""
+    return (f"{points(record['bound'])} ({'yes' if record['fit'] else 'no'}; {len(record['regressed'])} / "
+            f"{len(record['recovered'])})")
+
+
+def _unresolvable(section: Mapping[str, Any]) -> list[str]:
+    records = [row["bound"] for row in section["rows"] if "bound" in row and not row["bound"]["resolvable"]]
+    if not records:
+        return []
+    least = min(records, key=lambda r: r["least_bound"])
+    return [f"No export can be shown fit on this corpus: with all {least['samples']} recitations agreeing with "
+            f"the `.nemo`, the bound is still {points(least['least_bound'])} points, not below the margin of "
+            f"{points(section['max_seqacc_loss'])}; it takes at least {least['samples_needed']} recitations "
+            "(export.max_seqacc_loss, docs/benchmark.md).", ""]
+
+
 def deployable_markdown(section: Mapping[str, Any]) -> list[str]:
     """The table, one row per model and format."""
     if not any(row["format"] != "nemo" for row in section["rows"]):
@@ -87,14 +128,17 @@ def deployable_markdown(section: Mapping[str, Any]) -> list[str]:
     lines = ["", "## Deployable", "",
              f"Each model as trained (`.nemo`, PyTorch) and as exported (ONNX on onnxruntime, raw audio in), on the "
              f"same corpus and matcher (`{section['matcher']}`); latency per clip from its path to its verses. "
-             "*differ*: samples whose SeqAcc is not the `.nemo`'s (McNemar p against it); *false accepts*: "
-             "negatives named a verse, at the format's own confidence threshold.", "",
+             "*bound*: the upper end of the 95% confidence interval of the export's SeqAcc loss against its `.nemo`, "
+             "in points (Tango's score interval, paired on the recitations); *fit* when it is below the margin, "
+             f"{points(section['max_seqacc_loss'])} points (export.max_seqacc_loss); then the recitations it "
+             "regressed / recovered. *false accepts*: negatives named a verse, at the format's own confidence "
+             "threshold.", "", *_unresolvable(section),
              "| model | format | size (MB) | latency median / p95 (s) | SeqAcc | recall | false accepts | "
-             "differ from .nemo |",
+             "bound (fit; regressed / recovered) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in section["rows"]:
-        differ = "—" if row["format"] == "nemo" else f"{row['differ']} (p={row['mcnemar_p']:.3g})"
+        bound_text = "—" if row["format"] == "nemo" else bound_cell(row["bound"])
         lines.append(f"| {row['model']} | {row['format']} | {row['bytes'] / 1e6:.1f} | "
                      f"{_seconds(row['latency_median'])} / {_seconds(row['latency_p95'])} | "
-                     f"{pct(row['sequence_accuracy'])} | {pct(row['recall'])} | {false_accepts(row)} | {differ} |")
+                     f"{pct(row['sequence_accuracy'])} | {pct(row['recall'])} | {false_accepts(row)} | {bound_text} |")
     return [*lines, ""]

@@ -275,12 +275,14 @@ def write_leaderboard(benchmark_files: dict[str, str | Path], out_md: str | Path
                       asr_files: Mapping[str, str | Path] | None = None,
                       validation_curves: str | Path | None = None,
                       export_files: Mapping[str, Mapping[str, str | Path]] | None = None,
-                      longform_files: Mapping[str, str | Path] | None = None) -> dict[str, Any]:
+                      longform_files: Mapping[str, str | Path] | None = None,
+                      max_seqacc_loss: float | None = None) -> dict[str, Any]:
     """Also the ASR benchmark's table when `asr_files` (results/<model>/asr_benchmark.json) are
     given, the deployable table when `export_files` ({model: {format: the export's benchmark}})
-    are, the continuous-recitation table when `longform_files` ({model: longform.json}) are, and a
-    link to the trials' joint validation WER plot (`validation_curves`, recorded
-    relative to the Markdown's folder)."""
+    are (each export held to `max_seqacc_loss`, config export.max_seqacc_loss), the
+    continuous-recitation table when `longform_files` ({model: longform.json}) are, and a link to
+    the trials' joint validation WER plot (`validation_curves`, recorded relative to the
+    Markdown's folder)."""
     benchmarks = {name: read_json(path) for name, path in benchmark_files.items()}
     board = build(benchmarks, matcher, benchmark_files,
                   {name: read_json(path) for name, path in (choice_files or {}).items()})
@@ -288,11 +290,13 @@ def write_leaderboard(benchmark_files: dict[str, str | Path], out_md: str | Path
         board["asr"] = asr_section({name: read_json(path) for name, path in asr_files.items()},
                                    {name: str(path) for name, path in asr_files.items()})
     if export_files:
+        if max_seqacc_loss is None:
+            raise ValueError("the exports' benchmarks need max_seqacc_loss, the margin each export is held to")
         board["deployable"] = deployable_section(
             {row["model"]: benchmarks[row["model"]] for row in board["rows"]},
             {model: {fmt: read_json(path) for fmt, path in formats.items()} for model, formats in export_files.items()},
-            board["matcher"], {(model, fmt): str(path) for model, formats in export_files.items()
-                               for fmt, path in formats.items()})
+            board["matcher"], max_seqacc_loss, {(model, fmt): str(path) for model, formats in export_files.items()
+                                                for fmt, path in formats.items()})
     if longform_files:
         board["longform"] = longform_section({name: read_json(path) for name, path in longform_files.items()},
                                              {name: str(path) for name, path in longform_files.items()}, board)

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from quranft.evaluation.asr_benchmark import ALL
-from quranft.evaluation.best import choose
+from quranft.evaluation.best import choose, ship_export
 from quranft.evaluation.deployable import deployable_markdown, false_accepts
 from quranft.evaluation.longform_board import longform_markdown
 from quranft.evaluation.figures import pct
@@ -44,7 +44,13 @@ def header(board: Board) -> list[str]:
 
 def model_to_ship(board: Board) -> list[str]:
     best = choose(board)
-    return ["", f"**The model to ship: {best['model']}**: {best['reason']} (`best.json` lists its files)."]
+    lines = ["", f"**The model to ship: {best['model']}**: {best['reason']} (`best.json` lists its files)."]
+    formats = [row["format"] for row in (board.get("deployable") or {}).get("rows", [])
+               if row["model"] == best["model"] and row["format"] != "nemo"]
+    if formats:
+        export = ship_export(board, best["model"], formats)
+        lines += ["", f"**The file to ship: {export['format'] or '.nemo'}**: {export['reason']}."]
+    return lines
 
 
 def ranking(board: Board) -> list[str]:
