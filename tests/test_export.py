@@ -209,3 +209,62 @@ def test_quantizing_leaves_the_root_logger_as_it_was(exported, tmp_path):
         assert root.level == logging.INFO
     finally:
         root.setLevel(level)
+
+
+BATCH = ["user_103_003.m4a", "retasy_001_002.mp3", "multi_114_001_006.wav", "negative_white_noise.mp3"]
+
+
+def run_padded(path: Path, audios: list[np.ndarray]) -> list[np.ndarray]:
+    """The graph's own run of the clips as one zero-padded batch, as a runtime would batch them."""
+    import onnxruntime as ort
+
+    lengths = np.array([len(a) for a in audios], dtype=np.int64)
+    batch = np.zeros((len(audios), lengths.max()), np.float32)
+    for row, audio in enumerate(audios):
+        batch[row, : len(audio)] = audio
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    log_probs, frames = session.run(None, {"audio": batch, "audio_lengths": lengths})
+    return [log_probs[row, : int(frames[row])] for row in range(len(audios))]
+
+
+def test_a_clips_int8_log_probs_change_with_its_batch_and_the_runtime_runs_each_clip_alone(exported):
+    """Dynamic quantization scales the activations over the whole input: in a padded batch of four
+    real clips, each clip's int8 log-probs move (and best classes change), where fp32's stay within
+    padding's rounding; OnnxModel therefore runs a quantized graph's clips one by one, each
+    exactly as alone."""
+    audios = [load_audio(DEMO / "benchmark" / name) for name in BATCH]
+    for fmt, name in (("fp32", "model.onnx"), ("int8", "model.int8.onnx")):
+        model = OnnxModel(exported / name, threads=1)
+        alone = [model.log_probs([audio])[0] for audio in audios]
+        padded = run_padded(exported / name, audios)
+        moved = [float(np.abs(a - p).max()) for a, p in zip(alone, padded)]
+        if fmt == "fp32":
+            assert max(moved) < 1e-4
+        else:
+            assert min(moved) > 0.1 and max(moved) > 1.0
+            assert sum(int((a.argmax(-1) != p.argmax(-1)).sum()) for a, p in zip(alone, padded)) > 0
+        for mine, own in zip(model.log_probs(audios), alone):
+            assert np.array_equal(mine, own) if fmt == "int8" else np.abs(mine - own).max() < 1e-4
+
+
+def test_the_benchmark_of_an_int8_export_scores_each_clip_as_it_is_alone(exported, tmp_path):
+    """The benchmark's log-probs of every clip are, to the bit, the clip's own run alone."""
+    from quranft.evaluation.benchmark import run_benchmark
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    manifest = json.loads((DEMO / "benchmark" / "manifest.json").read_text(encoding="utf-8"))
+    chosen = [s for s in manifest["samples"] if s["file"] in BATCH]
+    for sample in chosen:
+        (corpus / sample["file"]).write_bytes((DEMO / "benchmark" / sample["file"]).read_bytes())
+    (corpus / "manifest.json").write_text(json.dumps({"samples": chosen}, ensure_ascii=False), encoding="utf-8")
+    run_benchmark(exported / "model.int8.onnx", corpus, tmp_path / "int8.json", "base", batch_size=None,
+                  log_probs_path=tmp_path / "log_probs.npz")
+    scored = np.load(tmp_path / "log_probs.npz")
+    model = OnnxModel(exported / "model.int8.onnx", threads=torch.get_num_threads())
+    assert sorted(scored.files) == sorted(s["id"] for s in chosen)
+    for sample in chosen:
+        alone = model.log_probs([load_audio(corpus / sample["file"])])[0]
+        assert np.array_equal(scored[sample["id"]], alone), sample["id"]
