@@ -268,3 +268,21 @@ def test_the_benchmark_of_an_int8_export_scores_each_clip_as_it_is_alone(exporte
     for sample in chosen:
         alone = model.log_probs([load_audio(corpus / sample["file"])])[0]
         assert np.array_equal(scored[sample["id"]], alone), sample["id"]
+
+
+def test_an_export_run_on_its_own_compares_the_clips_given_and_says_which(tmp_path, caplog):
+    """`python -m quranft export` outside the workflow: parity on the --clips (audio files here;
+    by default the demo's validation clips, tests/test_parity_clips.py), recorded with their ids."""
+    from quranft.cli import main
+
+    files = [str(DEMO / "benchmark" / name) for name in ("user_103_003.m4a", "retasy_001_002.mp3")]
+    with caplog.at_level(logging.INFO, logger="quranft"):
+        assert main(["export", "--model", str(BASE), "--out-dir", str(tmp_path / "export"), "--formats", "fp32",
+                     "--clips", *files, "--threads", "2"]) == 0
+    record = json.loads((tmp_path / "export" / "export.json").read_text(encoding="utf-8"))["parity"]
+    assert (record["clips"], record["ids"], record["source"]) == (2, ["user_103_003.m4a", "retasy_001_002.mp3"],
+                                                                  "2 audio files")
+    assert record["fp32"]["identical_transcripts"] == 2 and record["fp32"]["passed"]
+    assert record["rejection"] == {}  # clips without text: no threshold chosen on them
+    assert "parity on 2 clips, 2 audio files" in caplog.text
+    assert "model.onnx, 8.5 MB, 2/2 transcripts as the .nemo's" in caplog.text

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import tempfile
+from pathlib import Path
 
 from quranft.commands.options import add_config_options, config_of
 from quranft.config import ConfigError
@@ -16,17 +18,24 @@ log = logging.getLogger("quranft")
 
 def cmd_export(args: argparse.Namespace) -> None:
     from quranft.deploy.export import DEFAULT_MAX_SECONDS, DEFAULT_PARITY_CLIPS, export_model
+    from quranft.deploy.parity import clips_manifest
 
     settings = config_of(args)["export"] if (args.settings or args.config) else {}
     formats = args.formats or settings.get("formats", ["fp32", "int8"])
-    result = export_model(args.model, args.out_dir, formats, args.parity_manifest,
-                          args.parity_clips or settings.get("parity_clips", DEFAULT_PARITY_CLIPS),
-                          args.max_seconds or settings.get("max_seconds", DEFAULT_MAX_SECONDS), args.threads,
-                          args.front_end)
+    if args.parity_manifest and args.clips:
+        raise ConfigError("export: give --parity-manifest or --clips, not both")
+    with tempfile.TemporaryDirectory(prefix="quranft-clips-") as folder:
+        manifest, source = ((Path(args.parity_manifest), f"the manifest {args.parity_manifest}") if args.parity_manifest
+                            else clips_manifest(args.clips, Path(folder)))
+        result = export_model(args.model, args.out_dir, formats, manifest,
+                              args.parity_clips or settings.get("parity_clips", DEFAULT_PARITY_CLIPS),
+                              args.max_seconds or settings.get("max_seconds", DEFAULT_MAX_SECONDS), args.threads,
+                              args.front_end, source)
+    log.info("parity on %d clips, %s", result["parity"]["clips"], result["parity"]["source"])
     for fmt, record in result["formats"].items():
-        agreement = result["parity"].get(fmt)
-        shared = f", {agreement['identical_transcripts']}/{agreement['clips']} transcripts as the .nemo's" if agreement else ""
-        log.info("%s: %s, %.1f MB%s", args.model, record["file"], record["bytes"] / 1e6, shared)
+        agreement = result["parity"][fmt]
+        log.info("%s: %s, %.1f MB, %d/%d transcripts as the .nemo's", args.model, record["file"], record["bytes"] / 1e6,
+                 agreement["identical_transcripts"], agreement["clips"])
 
 
 def cmd_export_front_end(args: argparse.Namespace) -> None:
@@ -62,8 +71,12 @@ def add_commands(commands) -> None:
     export.add_argument("--out-dir", required=True, help="folder for model.onnx, model.int8.onnx, ..., export.json")
     export.add_argument("--formats", nargs="+", choices=["fp32", "int8", "int4"],
                         help="formats to write (default: the config's export.formats, else fp32 int8)")
-    export.add_argument("--parity-manifest", help="manifest (JSONL) of the clips to measure parity on")
-    export.add_argument("--parity-clips", type=int, help="how many of its clips (default 100)")
+    export.add_argument("--parity-manifest", help="manifest (JSONL) of the clips to measure parity on (the "
+                                                  "workflow's validation manifest)")
+    export.add_argument("--clips", nargs="+", metavar="FILE",
+                        help="the clips to measure parity on: one manifest (JSONL) or audio files (default: the "
+                             "demo's validation clips, demo/quran_ayah_corpus)")
+    export.add_argument("--parity-clips", type=int, help="how many of the clips (default 100)")
     export.add_argument("--max-seconds", type=float, help="the longest clip the graph takes (default 40)")
     export.add_argument("--threads", type=int, default=0, help="onnxruntime threads for the parity check")
     export.add_argument("--front-end", help="a front end (export-front-end) to reuse when the model's preprocessor "

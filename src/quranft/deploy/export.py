@@ -138,19 +138,29 @@ def with_rejections(staging: Path, formats: Sequence[str], graphs: dict[str, Any
 def export_model(model_path: str | Path, out_dir: str | Path, formats: Sequence[str] = DEFAULT_FORMATS,
                  parity_manifest: str | Path | None = None, parity_clips: int = DEFAULT_PARITY_CLIPS,
                  max_seconds: float = DEFAULT_MAX_SECONDS, threads: int = 0,
-                 front_end: str | Path | None = None) -> dict[str, Any]:
-    """Export `model_path` into `out_dir` (see the module's docstring); returns export.json's content."""
+                 front_end: str | Path | None = None, clips_source: str | None = None) -> dict[str, Any]:
+    """Export `model_path` into `out_dir` (see the module's docstring); returns export.json's
+    content. Parity is measured on the first `parity_clips` clips of `parity_manifest`, which
+    must name some (parity.clips_manifest makes one); `clips_source` says what they are, in words,
+    in the record (default: the manifest's path)."""
     model_path, out_dir = Path(model_path), Path(out_dir)
     unknown = sorted(set(formats) - set(quantize.FORMATS))
     if unknown or not formats:
         raise ValueError(f"export formats must be among {', '.join(quantize.FORMATS)}: got {list(formats)}")
+    if parity_manifest is None:
+        raise parity.NoParityClips(f"exporting {model_path}: no clips to compare the export with the .nemo on "
+                                   "(a parity manifest; python -m quranft export: --clips)")
+    clips = parity.parity_clips(parity_manifest, parity_clips)
+    if not clips:
+        raise parity.NoParityClips(f"{parity_manifest}: no clip to compare the export of {model_path} with the .nemo "
+                                   "on (the manifest has no rows)")
     started = time.perf_counter()
     tokenizer = SentencePieceTokenizer.from_nemo(model_path)
     model = nemo_models.restore(model_path, map_location="cpu")
     use_ctc_greedy(model)
-    clips = parity.parity_clips(parity_manifest, parity_clips) if parity_manifest else []
     windowing = Windowing().at_most(max_seconds)  # the graph's windows, for a clip longer than it takes
     reference = parity.transcribe_clips(model, clips, windowing)  # before the export changes the model
+    parity.compared(clips, reference)
     metadata = graph_metadata(model, tokenizer, max_seconds, model_path)
     reused = reusable_front_end(model, front_end)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -159,7 +169,8 @@ def export_model(model_path: str | Path, out_dir: str | Path, formats: Sequence[
         seconds = _write_formats(model, metadata, formats, max_seconds, staging, reused["file"])
         graphs = {fmt: onnx_model.OnnxModel(staging / file_name(fmt), threads) for fmt in ("fp32", *formats)}
         started_parity = time.perf_counter()
-        agreement = parity.measure(reference, graphs, clips, windowing)
+        agreement = {"source": clips_source or f"the manifest {parity_manifest}",
+                     **parity.measure(reference, graphs, clips, windowing)}
         seconds["parity"] = round(time.perf_counter() - started_parity, 2)
         started_threshold = time.perf_counter()
         agreement["rejection"] = with_rejections(staging, formats, graphs, parity_manifest, parity_clips, windowing)

@@ -1,4 +1,8 @@
-"""Parity of an export with its .nemo, measured on real clips (the validation manifest's).
+"""Parity of an export with its .nemo, measured on real clips: the validation manifest's in the
+workflow; run on its own, `--clips` (a manifest or audio files), else the demo's validation clips
+(the repository's demo/quran_ayah_corpus, its validation split: the data stage makes the
+workflow's validation manifest from it in the demo, and no manifest is reachable without the
+workflow). There must be clips: parity on none is refused (NoParityClips), never reported.
 
 fp32: the largest absolute difference between the graph's log-probs and PyTorch's, and the clips
       whose greedy transcripts differ: there must be none, and the difference must stay under
@@ -9,6 +13,7 @@ int8, int4: agreement, not identity: the share of clips with the same greedy tra
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,8 +34,59 @@ MAX_FP32_DIFFERENCE = 1e-2
 BATCH_SIZE = 1
 
 
+# The clips an export run on its own is compared on when none are given (see the docstring).
+DEMO_VALIDATION = Path(__file__).resolve().parents[3] / "demo" / "quran_ayah_corpus"
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".webm")
+
+
 class ExportParityError(QuranftError, RuntimeError):
     """The fp32 graph does not compute what the .nemo computes; the message names the clips."""
+
+
+class NoParityClips(QuranftError, ValueError):
+    """No clip to compare an export with its .nemo on; the message names what is missing."""
+
+
+def clips_manifest(clips: Sequence[str | Path] | None, folder: Path) -> tuple[Path, str]:
+    """The manifest (JSONL) of the clips to compare, and what they are, in words: `clips` as one
+    manifest, or audio files listed into `folder`/clips.jsonl (no text: a threshold is not chosen
+    on them), or none given: the demo's validation clips written into `folder` with their text."""
+    if clips:
+        paths = [Path(c) for c in clips]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise NoParityClips(f"no such clip or manifest: {', '.join(missing)}")
+        if len(paths) == 1 and paths[0].suffix == ".jsonl":
+            return paths[0], f"the manifest {paths[0]}"
+        unknown = [str(p) for p in paths if p.suffix.lower() not in AUDIO_SUFFIXES]
+        if unknown:
+            raise NoParityClips(f"--clips takes one manifest (.jsonl) or audio files ({', '.join(AUDIO_SUFFIXES)}); "
+                                f"got {', '.join(unknown)}")
+        rows = [{"id": p.name, "audio_filepath": str(p.resolve())} for p in paths]
+        what = f"{len(paths)} audio files"
+    else:
+        rows = _demo_validation(folder)
+        what = f"the demo's validation clips ({DEMO_VALIDATION}, split validation)"
+    manifest = folder / "clips.jsonl"
+    manifest.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    return manifest, what
+
+
+def _demo_validation(folder: Path) -> list[dict[str, str]]:
+    """The demo's validation rows, each one's audio bytes written into `folder` as they are."""
+    from quranft.data.sources import audio_bytes, open_split
+
+    if not DEMO_VALIDATION.is_dir():
+        raise NoParityClips(f"no clips to compare the export with its .nemo on: give --clips (a manifest or audio "
+                            f"files) or --parity-manifest; the default, the demo's validation clips, is not here "
+                            f"({DEMO_VALIDATION}: not found)")
+    split = open_split({"dataset": str(DEMO_VALIDATION), "splits": {"validation": "validation"}}, "validation")
+    rows = []
+    for number, row in enumerate(split.rows):
+        name = f"demo_validation_{number:03d}.audio"
+        (folder / name).write_bytes(audio_bytes(row["audio"]))
+        rows.append({"id": name.removesuffix(".audio"), "audio_filepath": name, "text": row["text"]})
+    return rows
 
 
 def parity_clips(manifest: str | Path, count: int) -> list[tuple[str, str]]:
@@ -70,14 +126,24 @@ def transcribe_clips(model, clips: Sequence[tuple[str, str]], windowing: Windowi
                             windowing=windowing)
 
 
+def compared(clips: Sequence[tuple[str, str]], reference: Sequence[Transcript]) -> list[str]:
+    """The ids of the clips the .nemo failed on (a missing or undecodable file); raises
+    NoParityClips when that leaves none to compare."""
+    failed = [clip[0] for clip, transcript in zip(clips, reference) if transcript.error is not None]
+    if len(failed) == len(clips):
+        raise NoParityClips(f"no clip to compare the export with its .nemo on: {len(clips)} clips given, and the "
+                            f".nemo failed on every one ({', '.join(failed[:20])})")
+    return failed
+
+
 def measure(reference: Sequence[Transcript], exported: Mapping[str, Any], clips: Sequence[tuple[str, str]],
             windowing: Windowing = Windowing()) -> dict[str, Any]:
     """Each format's agreement with the .nemo's transcripts `reference` on `clips` (`windowing` as
     the reference's); raises ExportParityError when the fp32 graph's transcripts or log-probs
     differ from PyTorch's."""
     ids = [c[0] for c in clips]
-    failed = [i for i, t in zip(ids, reference) if t.error is not None]
-    results = {"clips": len(clips), "reference_failed": failed}
+    failed = compared(clips, reference)
+    results = {"clips": len(clips), "ids": ids, "reference_failed": failed}
     for fmt, model in exported.items():
         results[fmt] = agreement(ids, reference, transcribe_clips(model, clips, windowing))
     fp32 = results.get("fp32")
