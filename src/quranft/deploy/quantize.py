@@ -32,11 +32,21 @@ def settings(fmt: str) -> dict[str, Any] | None:
     return {"fp32": None, "int8": INT8, "int4": INT4}[fmt]
 
 
-def quantize_int8(source: Path, target: Path) -> None:
+def kept_in_fp32(model: onnx.ModelProto, prefixes: list[str]) -> list[str]:
+    """The names of the graph's nodes under any of the name `prefixes` (a layer: "acoustic//layers.0/")."""
+    return [node.name for node in model.graph.node if any(node.name.startswith(p) for p in prefixes)]
+
+
+def quantize_int8(source: Path, target: Path, settings: dict[str, Any] = INT8) -> None:
+    """Dynamic int8 quantization as `settings` says (INT8; scripts/compare_quantization.py
+    measures others): op_types, weight_type (QInt8, QUInt8), per_channel, reduce_range, and
+    keep_fp32, the name prefixes of nodes left in fp32."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(target), op_types_to_quantize=INT8["op_types"], weight_type=QuantType.QInt8,
-                     per_channel=INT8["per_channel"], reduce_range=INT8["reduce_range"])
+    excluded = kept_in_fp32(onnx.load(str(source), load_external_data=False), settings.get("keep_fp32", []))
+    quantize_dynamic(str(source), str(target), op_types_to_quantize=settings["op_types"],
+                     weight_type=QuantType[settings["weight_type"]], per_channel=settings["per_channel"],
+                     reduce_range=settings["reduce_range"], nodes_to_exclude=excluded)
 
 
 def quantize_int4(source: Path, target: Path) -> None:
@@ -66,11 +76,15 @@ def quiet():
         root.setLevel(level)
 
 
-def quantize(fmt: str, fp32: Path, target: Path, metadata: dict[str, str]) -> None:
+def quantize(fmt: str, fp32: Path, target: Path, metadata: dict[str, str],
+             int8: dict[str, Any] = INT8) -> None:
     """Write the `fmt` copy of the fp32 graph at `target`, carrying `metadata` (the quantizers
-    drop or keep the source's unevenly)."""
+    drop or keep the source's unevenly); an int8 copy made as `int8` says (quantize_int8)."""
     with quiet():
-        {"int8": quantize_int8, "int4": quantize_int4}[fmt](fp32, target)
+        if fmt == "int8":
+            quantize_int8(fp32, target, int8)
+        else:
+            quantize_int4(fp32, target)
     model = onnx.load(str(target))
     del model.metadata_props[:]
     for key, value in sorted(metadata.items()):
