@@ -82,8 +82,12 @@ class OnnxModel:
         clip's int8 log-probs moved by up to 1.7 in a padded batch of four demo clips, and 23 of
         their frames took another best class (the demo base's export; tests/test_export.py):
         alone, a clip gets what an app that identifies one recording gets."""
-        if self.format != "fp32" and len(audios) > 1:
-            return [self.log_probs([audio])[0] for audio in audios]
+        if self.format != "fp32":
+            return [self._run([audio])[0] for audio in audios]
+        return self._run(audios)
+
+    def _run(self, audios: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The clips as one zero-padded batch through the graph."""
         lengths = np.array([len(audio) for audio in audios], dtype=np.int64)
         longest = int(lengths.max())
         if longest > self.max_seconds * self.sample_rate:
