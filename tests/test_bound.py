@@ -187,3 +187,21 @@ def test_without_benchmarked_exports_best_json_names_the_nemo(tmp_path):
     assert best["export"] == {"format": None, "max_seqacc_loss": None, "formats": {},
                               "reason": "no export of v1 was benchmarked: ship its .nemo"}
     assert best["ship"] == "results/v1/model.nemo"
+
+
+def browser_json(right: set[str], corpus: str = "c0rpus") -> dict:
+    """A browser check's JSON (rule browser_check; the parts the bound reads) of v1's int8 export."""
+    return {"model": "v1", "corpus": {"sha256": corpus}, "matchers": {"primary": "ctc"},
+            "formats": {"int8": {"rows": {s: {"sequence_accuracy": float(s in right)} for s in sorted(ALL_RIGHT)}}}}
+
+
+def test_the_browsers_figures_are_held_to_the_same_bound():
+    from quranft.evaluation.deployable import DeployableError, browser_bound
+
+    nemo = with_file("v1", ALL_RIGHT)
+    record = browser_bound(nemo, browser_json(ALL_RIGHT - {"s3"}), "int8", "ctc", 0.4)
+    assert record["bound"] == pytest.approx(ONE_REGRESSED, abs=1e-7) and not record["fit"]
+    assert record["regressed"] == ["s3"] and record["recovered"] == []
+    assert browser_bound(nemo, browser_json(ALL_RIGHT), "int8", "ctc", 0.4)["bound"] == EIGHT
+    with pytest.raises(DeployableError, match="the browser check of v1: run on another corpus"):
+        browser_bound(nemo, browser_json(ALL_RIGHT, corpus="other"), "int8", "ctc", 0.4)

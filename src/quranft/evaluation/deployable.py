@@ -50,6 +50,22 @@ def bound(reference: Mapping[str, int], other: Mapping[str, int], max_seqacc_los
     return record
 
 
+def browser_bound(nemo: Mapping[str, Any], browser: Mapping[str, Any], fmt: str, matcher: str,
+                  max_seqacc_loss: float) -> dict[str, Any]:
+    """The bound of an export as the browser runs it (browser.json, rule browser_check: its
+    format `fmt`, scored by the primary matcher) against the .nemo's benchmark: what ships judged
+    in the runtime it ships to. The browser check must be of the .nemo's corpus and matcher."""
+    if browser["corpus"]["sha256"] != nemo["corpus"]["sha256"]:
+        raise DeployableError(f"the browser check of {browser['model']}: run on another corpus than its .nemo's "
+                              "benchmark; re-run it")
+    if browser["matchers"]["primary"] != matcher:
+        raise DeployableError(f"the browser check of {browser['model']}: scored by the {browser['matchers']['primary']} "
+                              f"matcher, the leaderboard by {matcher}")
+    hits = seqacc_hits(nemo, matcher)
+    rows = browser["formats"][fmt]["rows"]
+    return bound(hits, {i: int(rows[i]["sequence_accuracy"] == 1) for i in hits if i in rows}, max_seqacc_loss)
+
+
 def _row(model: str, fmt: str, benchmark: Mapping[str, Any], matcher: str) -> dict[str, Any]:
     summary = benchmark["summary"][matcher]
     return {"model": model, "format": fmt, "file": benchmark["model"]["file"], "bytes": benchmark["model"]["bytes"],
