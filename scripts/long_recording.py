@@ -8,7 +8,8 @@ the sample, and how well `identify`'s verses match it.
 `make` joins the corpus's single-verse clips (its `multi` clips and negatives left out) in mushaf
 order, again and again until the length is reached, with pauses of 0.8 to 2.5 s of faint noise
 between them (seeded), and writes the WAV (16 kHz mono) and beside it <out>.json: each verse's
-surah, ayah, start and end (seconds, the clip's own edges) and its clip.
+surah, ayah, start and end (seconds: where the clip's recitation is, its leading and trailing
+silence trimmed) and its clip with the clip's own edges.
 
 `score` reads identify's --json output for that file and counts, per true verse, whether a found
 verse of the same number overlaps it (each found verse matched once, in order), and the boundary
@@ -24,6 +25,7 @@ import statistics
 import sys
 from pathlib import Path
 
+import librosa
 import numpy as np
 import soundfile as sf
 
@@ -32,6 +34,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 RATE = 16000
 SEED = 20261206
+TRIM_DB = 20
 
 
 def single_verse_clips(corpus: Path, ids: list[str] | None = None) -> list[tuple[str, tuple[int, int], Path]]:
@@ -51,6 +54,12 @@ def make(corpus: Path, minutes: float, out: Path, seed: int = SEED, ids: list[st
 
     clips = single_verse_clips(corpus, ids)
     audio = {clip_id: load_audio(path) for clip_id, _, path in clips}
+    # Where each clip's recitation is: its leading and trailing silence, room tail and noise
+    # trimmed (librosa, 20 dB under the clip's peak, 8 ms hops), so that a verse's true interval is
+    # when it is recited, as a long-form session's is, not the clip file's edges.
+    recited = {clip_id: tuple(int(i) for i in librosa.effects.trim(clip, top_db=TRIM_DB, frame_length=512,
+                                                                   hop_length=128)[1])
+               for clip_id, clip in audio.items()}
     rng = np.random.default_rng(seed)
     pieces, truth, at = [], [], 0
     while at < minutes * 60 * RATE:
@@ -59,8 +68,10 @@ def make(corpus: Path, minutes: float, out: Path, seed: int = SEED, ids: list[st
             pieces.append((0.002 * rng.standard_normal(pause)).astype(np.float32))
             at += pause
             clip = audio[clip_id]
-            truth.append({"surah": surah, "ayah": ayah, "start": round(at / RATE, 4),
-                          "end": round((at + len(clip)) / RATE, 4), "clip": clip_id})
+            first, last = recited[clip_id]
+            truth.append({"surah": surah, "ayah": ayah, "start": round((at + first) / RATE, 4),
+                          "end": round((at + last) / RATE, 4), "clip": clip_id,
+                          "clip_start": round(at / RATE, 4), "clip_end": round((at + len(clip)) / RATE, 4)})
             pieces.append(clip)
             at += len(clip)
             if at >= minutes * 60 * RATE:

@@ -176,7 +176,7 @@ LONG_CLIPS = ["retasy_001_002", "user_103_003", "retasy_108_002", "everyayah_112
 def test_a_ten_minute_recording_of_demo_clips_is_identified_verse_by_verse_with_its_times(demo_base_export,
                                                                                            tmp_path):
     """The nine clips over and over, 0.8 to 2.5 s of faint noise between them, for 10.2 minutes
-    (101 verses, each one's start and end known to the sample), through the int8 export: the verses
+    (101 verses, each one's start and end where its clip's recitation is), through the int8 export: the verses
     it finds are the recording's, in their places. The tiny demo base hears a verse in a long
     recording less surely than alone (76 of 101 found, 5 of 82 wrong, on this 2-core machine), so
     the test holds it to recall 0.7 and precision 0.9, and each boundary found to 0.5 s."""
