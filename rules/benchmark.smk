@@ -94,6 +94,7 @@ rule leaderboard:
         curves=validation_curves_output(),
         exports=export_outputs(),
         longform=longform_outputs(),
+        browser=browser_outputs(),
         # the margin each export's SeqAcc loss against its .nemo is bounded by (the Deployable table)
         settings=settings_file("leaderboard", export={"max_seqacc_loss": config["export"]["max_seqacc_loss"]}),
     output:
@@ -113,6 +114,7 @@ rule leaderboard:
             f"{Path(path).parent.parent.name}:{Path(path).name.split('.')[1]}={path}" for path in input.exports
         ),
         longform=lambda wildcards, input: " ".join(f"{Path(path).parent.name}={path}" for path in input.longform),
+        browser=lambda wildcards, input: " ".join(f"{Path(path).parent.parent.name}={path}" for path in input.browser),
         max_seqacc_loss=config["export"]["max_seqacc_loss"],
     log:
         "logs/benchmark/leaderboard.log",
@@ -123,7 +125,8 @@ rule leaderboard:
         "python -m quranft leaderboard --benchmarks {params.benchmarks} --choices {params.choices} --asr {params.asr}"
         " --markdown {output.markdown:q}"
         " --json {output.json:q} --png {output.png:q} {params.curves} --exports {params.exports}"
-        " --longform {params.longform} --max-seqacc-loss {params.max_seqacc_loss} > {log:q} 2>&1"
+        " --longform {params.longform} --max-seqacc-loss {params.max_seqacc_loss} --browser {params.browser}"
+        " > {log:q} 2>&1"
 
 
 # The best trial that beats the base significantly (after Holm), else the base, with the reason

@@ -102,9 +102,11 @@ def with_file(name: str, right: set[str], fmt: str = "nemo", size: int = 1_000_0
     return record
 
 
-def write_results(tmp_path, exports: dict[str, set[str]], margin: float) -> tuple[dict, dict]:
+def write_results(tmp_path, exports: dict[str, set[str]], margin: float, browser: dict | None = None
+                  ) -> tuple[dict, dict]:
     """The leaderboard (base right on none, v1 on all 8, v1's exports as `exports` says: {format:
-    samples right}) and best.json, through the CLI as the workflow runs them."""
+    samples right}; v1's browser check `browser` when given) and best.json, through the CLI as the
+    workflow runs them."""
     results = tmp_path / "results"
     files, export_args = [], []
     for name, right in (("base", set()), ("v1", ALL_RIGHT)):
@@ -119,8 +121,14 @@ def write_results(tmp_path, exports: dict[str, set[str]], margin: float) -> tupl
         path.write_text(json.dumps(with_file("v1", right, fmt, sizes[fmt])), encoding="utf-8")
         export_args.append(f"v1:{fmt}={path}")
     board = results / "leaderboard"
+    browser_args = []
+    if browser is not None:
+        path = results / "v1" / "export" / "browser.json"
+        path.write_text(json.dumps(browser), encoding="utf-8")
+        browser_args = ["--browser", f"v1={path}"]
     assert main(["leaderboard", "--benchmarks", *files, "--markdown", f"{board}.md", "--json", f"{board}.json",
-                 "--png", f"{board}.png", "--exports", *export_args, "--max-seqacc-loss", str(margin)]) == 0
+                 "--png", f"{board}.png", "--exports", *export_args, "--max-seqacc-loss", str(margin),
+                 *browser_args]) == 0
     best = results / "best.json"
     assert main(["best-model", "--leaderboard", f"{board}.json", "--models", "base=results/base/model.nemo",
                  "v1=results/v1/model.nemo", "--export-formats", *exports, "--output", str(best)]) == 0
@@ -191,8 +199,13 @@ def test_without_benchmarked_exports_best_json_names_the_nemo(tmp_path):
 
 def browser_json(right: set[str], corpus: str = "c0rpus") -> dict:
     """A browser check's JSON (rule browser_check; the parts the bound reads) of v1's int8 export."""
+    share = len(right) / len(ALL_RIGHT)
     return {"model": "v1", "corpus": {"sha256": corpus}, "matchers": {"primary": "ctc"},
-            "formats": {"int8": {"rows": {s: {"sequence_accuracy": float(s in right)} for s in sorted(ALL_RIGHT)}}}}
+            "runtime": {"chromium": "156", "onnxruntime_web": "1.30.0", "backend": "wasm", "threads": 1},
+            "formats": {"int8": {"rows": {s: {"sequence_accuracy": float(s in right)} for s in sorted(ALL_RIGHT)},
+                                 "summary": {"ctc": {"sequence_accuracy": share, "recall": share}},
+                                 "latency": {"median_ms": 61.0, "p90_ms": 99.4}, "load": {"ms": 700.0},
+                                 "parity": {"identical_share": 0.875}}}}
 
 
 def test_the_browsers_figures_are_held_to_the_same_bound():
@@ -205,3 +218,20 @@ def test_the_browsers_figures_are_held_to_the_same_bound():
     assert browser_bound(nemo, browser_json(ALL_RIGHT), "int8", "ctc", 0.4)["bound"] == EIGHT
     with pytest.raises(DeployableError, match="the browser check of v1: run on another corpus"):
         browser_bound(nemo, browser_json(ALL_RIGHT, corpus="other"), "int8", "ctc", 0.4)
+
+
+def test_a_format_fit_in_python_but_not_in_the_browser_is_not_shipped(tmp_path):
+    """What ships is judged in the runtime it ships to: int8 agrees with the .nemo in onnxruntime,
+    but in the browser it loses s3; best.json names fp32 and says why int8 is not fit."""
+    board, best = write_results(tmp_path, {"fp32": ALL_RIGHT, "int8": ALL_RIGHT}, margin=0.4,
+                                browser=browser_json(ALL_RIGHT - {"s3"}))
+    int8 = next(row for row in board["deployable"]["rows"] if row["model"] == "v1" and row["format"] == "int8")
+    assert int8["bound"]["fit"] and not int8["browser"]["bound"]["fit"] and not int8["fit"]
+    assert (int8["browser"]["latency_median_ms"], int8["browser"]["sequence_accuracy"]) == (61.0, 0.875)
+    assert best["export"]["format"] == "fp32"
+    assert best["export"]["formats"]["int8"]["browser_bound"] == pytest.approx(ONE_REGRESSED, abs=1e-7)
+    assert best["export"]["reason"].endswith(
+        "; int8 is not fit: in the browser, bound 47.1 points, 7.1 over the margin of 40.0 (1 regressed, 0 recovered)")
+    markdown = (tmp_path / "results" / "leaderboard.md").read_text(encoding="utf-8")
+    assert "| v1 | int8 | 4.0 | 0.010 / 0.020 | 100.0% | 100.0% | — | 32.4 (yes; 0 / 0) | 61 / 99 | 87.5% | " \
+           "47.1 (no; 1 / 0) |" in markdown

@@ -87,7 +87,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
 
     board = write_leaderboard(named(args.benchmarks), args.markdown, args.json, args.png, args.matcher,
                               named(args.choices), named(args.asr), args.validation_curves,
-                              _exports(args.exports), named(args.longform), args.max_seqacc_loss)
+                              _exports(args.exports), named(args.longform), args.max_seqacc_loss,
+                              named(args.browser))
     log.info("leaderboard of %d models (%s matcher) -> %s", len(board["rows"]), board["matcher"], args.markdown)
 
 
@@ -244,6 +245,8 @@ def add_commands(commands) -> None:
                        help="benchmarks of the exports (results/<model>/export/benchmark.<format>.json)")
     board.add_argument("--longform", nargs="*", default=[], metavar="NAME=FILE",
                        help="each model's continuous-recitation benchmark (results/<model>/longform.json)")
+    board.add_argument("--browser", nargs="*", default=[], metavar="NAME=FILE",
+                       help="each model's browser check (results/<model>/export/browser.json)")
     board.add_argument("--max-seqacc-loss", type=float, default=schema_default("export", "max_seqacc_loss"),
                        help="the margin of an export's SeqAcc loss against its .nemo, a share "
                             "(config export.max_seqacc_loss; default %(default)s)")

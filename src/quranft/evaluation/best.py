@@ -92,15 +92,26 @@ def choose(board: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _format_record(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A format's bound (and its browser bound, where its browser check ran): fit when both are;
+    the recitations regressed and recovered where the bound is the larger."""
     record = row["bound"]
+    browser = (row.get("browser") or {}).get("bound")
+    worst = max([record, browser] if browser else [record], key=lambda r: r["bound"])
     return {"file": row["file"], "bytes": row["bytes"], "sequence_accuracy": row["sequence_accuracy"],
-            "loss": record["loss"], "bound": record["bound"], "fit": record["fit"],
-            "over_margin": max(0.0, record["bound"] - record["margin"]),
-            "regressed": len(record["regressed"]), "recovered": len(record["recovered"])}
+            "loss": record["loss"], "bound": record["bound"], "fit": record["fit"] and (browser is None or browser["fit"]),
+            "browser_bound": None if browser is None else browser["bound"],
+            "browser_sequence_accuracy": None if browser is None else row["browser"]["sequence_accuracy"],
+            "over_margin": max(0.0, worst["bound"] - record["margin"]),
+            "regressed": len(worst["regressed"]), "recovered": len(worst["recovered"])}
 
 
 def _not_fit(formats: Mapping[str, Mapping[str, Any]], margin: float) -> str:
-    return "; ".join(f"{fmt} is not fit: bound {points(r['bound'])} points, {points(r['over_margin'])} over the "
+    def where(r: Mapping[str, Any]) -> str:
+        if r["browser_bound"] is not None and r["browser_bound"] > r["bound"]:
+            return f"in the browser, bound {points(r['browser_bound'])} points"
+        return f"bound {points(r['bound'])} points"
+
+    return "; ".join(f"{fmt} is not fit: {where(r)}, {points(r['over_margin'])} over the "
                      f"margin of {points(margin)} ({r['regressed']} regressed, {r['recovered']} recovered)"
                      for fmt, r in formats.items() if not r["fit"])
 
@@ -122,10 +133,12 @@ def ship_export(board: Mapping[str, Any], model: str, formats: Iterable[str]) ->
         chosen = fit[0][1]
         record = judged[chosen]
         larger = [fmt for _, fmt in fit[1:]]
+        in_browser = ("" if record["browser_bound"] is None else
+                      f", and as the browser runs it at most {points(record['browser_bound'])} points")
         reason = (f"the smallest fit export ({record['bytes'] / 1e6:.1f} MB): its SeqAcc loss against the "
                   f".nemo is at most {points(record['bound'])} points (upper end of the 95% interval; "
-                  f"{record['regressed']} regressed, {record['recovered']} recovered), below the margin of "
-                  f"{points(margin)}")
+                  f"{record['regressed']} regressed, {record['recovered']} recovered){in_browser}, below the "
+                  f"margin of {points(margin)}")
         if larger:
             reason += f"; {', '.join(larger)} fit too, larger"
         return {"format": chosen, "max_seqacc_loss": margin, "formats": judged,

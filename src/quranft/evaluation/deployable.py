@@ -85,12 +85,29 @@ def _check(nemo: Mapping[str, Any], export: Mapping[str, Any], matcher: str, fil
                               ".nemo; re-run it")
 
 
+def browser_figures(nemo: Mapping[str, Any], browser: Mapping[str, Any], fmt: str, matcher: str,
+                    max_seqacc_loss: float) -> dict[str, Any]:
+    """An export's figures as the browser computed them (browser.json): latency, load time, SeqAcc
+    and recall by the benchmark's matchers, the share of transcripts as Python's, and its bound."""
+    record = browser["formats"][fmt]
+    summary = record["summary"][matcher]
+    return {"latency_median_ms": record["latency"]["median_ms"], "latency_p90_ms": record["latency"]["p90_ms"],
+            "load_ms": record["load"]["ms"], "sequence_accuracy": summary["sequence_accuracy"],
+            "recall": summary["recall"], "identical_share": record["parity"]["identical_share"],
+            "runtime": {key: browser["runtime"].get(key) for key in ("chromium", "onnxruntime_web", "backend",
+                                                                      "threads")},
+            "bound": browser_bound(nemo, browser, fmt, matcher, max_seqacc_loss)}
+
+
 def deployable_section(benchmarks: Mapping[str, Mapping[str, Any]],
                        exports: Mapping[str, Mapping[str, Mapping[str, Any]]], matcher: str, max_seqacc_loss: float,
-                       files: Mapping[tuple[str, str], str] | None = None) -> dict[str, Any]:
+                       files: Mapping[tuple[str, str], str] | None = None,
+                       browser: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """{"rows": [...]} for the models in `benchmarks` ({model: .nemo benchmark}) and their
     `exports` ({model: {format: export benchmark}}), models in the order given; each export's row
-    has its `bound` (bound()) against `max_seqacc_loss`."""
+    has its `bound` (bound()) against `max_seqacc_loss`, and where the model's browser check
+    (`browser`: {model: browser.json}) ran the format, its `browser` figures with their own bound:
+    the row is `fit` when both bounds are."""
     rows = []
     for model, nemo in benchmarks.items():
         rows.append(_row(model, "nemo", nemo, matcher))
@@ -101,6 +118,10 @@ def deployable_section(benchmarks: Mapping[str, Mapping[str, Any]],
             _check(nemo, export, matcher, file)
             row = _row(model, fmt, export, matcher)
             row["bound"] = bound(hits, seqacc_hits(export, matcher), max_seqacc_loss)
+            checked = (browser or {}).get(model)
+            if checked and fmt in checked["formats"]:
+                row["browser"] = browser_figures(nemo, checked, fmt, matcher, max_seqacc_loss)
+            row["fit"] = row["bound"]["fit"] and row.get("browser", {}).get("bound", {}).get("fit", True)
             rows.append(row)
     return {"matcher": matcher, "max_seqacc_loss": max_seqacc_loss, "rows": rows}
 
@@ -149,12 +170,20 @@ def deployable_markdown(section: Mapping[str, Any]) -> list[str]:
              f"{points(section['max_seqacc_loss'])} points (export.max_seqacc_loss); then the recitations it "
              "regressed / recovered. *false accepts*: negatives named a verse, at the format's own confidence "
              "threshold.", "", *_unresolvable(section),
+             "*browser*: the same file run by onnxruntime-web (WASM, one thread) in headless Chromium on the same "
+             "clips (rule browser_check, export.browser_models): the graph's latency per clip, median / p90, its "
+             "SeqAcc by the same matcher, and its own bound against the `.nemo`; a format is fit to ship when "
+             "both bounds are.", "",
              "| model | format | size (MB) | latency median / p95 (s) | SeqAcc | recall | false accepts | "
-             "bound (fit; regressed / recovered) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "bound (fit; regressed / recovered) | browser latency (ms) | browser SeqAcc | browser bound |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in section["rows"]:
         bound_text = "—" if row["format"] == "nemo" else bound_cell(row["bound"])
+        checked = row.get("browser")
+        in_browser = (f"{checked['latency_median_ms']:.0f} / {checked['latency_p90_ms']:.0f} | "
+                      f"{pct(checked['sequence_accuracy'])} | {bound_cell(checked['bound'])}") if checked else "— | — | —"
         lines.append(f"| {row['model']} | {row['format']} | {row['bytes'] / 1e6:.1f} | "
                      f"{_seconds(row['latency_median'])} / {_seconds(row['latency_p95'])} | "
-                     f"{pct(row['sequence_accuracy'])} | {pct(row['recall'])} | {false_accepts(row)} | {bound_text} |")
+                     f"{pct(row['sequence_accuracy'])} | {pct(row['recall'])} | {false_accepts(row)} | {bound_text} | "
+                     f"{in_browser} |")
     return [*lines, ""]

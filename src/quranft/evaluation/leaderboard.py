@@ -276,10 +276,12 @@ def write_leaderboard(benchmark_files: dict[str, str | Path], out_md: str | Path
                       validation_curves: str | Path | None = None,
                       export_files: Mapping[str, Mapping[str, str | Path]] | None = None,
                       longform_files: Mapping[str, str | Path] | None = None,
-                      max_seqacc_loss: float | None = None) -> dict[str, Any]:
+                      max_seqacc_loss: float | None = None,
+                      browser_files: Mapping[str, str | Path] | None = None) -> dict[str, Any]:
     """Also the ASR benchmark's table when `asr_files` (results/<model>/asr_benchmark.json) are
     given, the deployable table when `export_files` ({model: {format: the export's benchmark}})
-    are (each export held to `max_seqacc_loss`, config export.max_seqacc_loss), the
+    are (each export held to `max_seqacc_loss`, config export.max_seqacc_loss; its browser check's
+    figures beside it where `browser_files`, {model: browser.json}, has the model), the
     continuous-recitation table when `longform_files` ({model: longform.json}) are, and a link to
     the trials' joint validation WER plot (`validation_curves`, recorded relative to the
     Markdown's folder)."""
@@ -296,7 +298,8 @@ def write_leaderboard(benchmark_files: dict[str, str | Path], out_md: str | Path
             {row["model"]: benchmarks[row["model"]] for row in board["rows"]},
             {model: {fmt: read_json(path) for fmt, path in formats.items()} for model, formats in export_files.items()},
             board["matcher"], max_seqacc_loss, {(model, fmt): str(path) for model, formats in export_files.items()
-                                                for fmt, path in formats.items()})
+                                                for fmt, path in formats.items()},
+            {model: read_json(path) for model, path in (browser_files or {}).items()})
     if longform_files:
         board["longform"] = longform_section({name: read_json(path) for name, path in longform_files.items()},
                                              {name: str(path) for name, path in longform_files.items()}, board)
