@@ -137,9 +137,9 @@ EDITS = {
                        {**EXPORT_ALL, **SHIP, "all": 1}),
     "export.max_seconds": (lambda v, t: v["export"].update(max_seconds=30),
                            {**EXPORT_ALL, **SHIP, "all": 1}),
-    # one more model's browser check; no export again
+    # one more model's browser check, which the leaderboard reads; no export again
     "export.browser_models": (lambda v, t: v["export"].update(browser_models=["base", "v2"]),
-                              {"browser_check": 1, "all": 1}),
+                              {"browser_check": 1, **SHIP, "all": 1}),
     # a long-form setting: the long-form jobs only (and what reads them)
     "longform.chunk_seconds": (lambda v, t: v["longform"].update(chunk_seconds=0.25),
                                {"benchmark_longform": 7, **SHIP, "all": 1}),
