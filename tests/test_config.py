@@ -135,3 +135,20 @@ def test_building_over_a_corpus_the_builder_did_not_make_is_refused_before_anyth
     check_build_target(corpus)  # a corpus the builder made is built again
     with pytest.raises(CorpusError):
         check_build_target(REPO / "demo" / "benchmark")
+
+
+class UniqueKeys(yaml.SafeLoader):
+    """A YAML loader that refuses a key given twice in one mapping (YAML's loaders keep the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
+        repeated = sorted({key for key in keys if keys.count(key) > 1})
+        if repeated:
+            raise yaml.constructor.ConstructorError(None, None, f"keys given twice: {repeated}", node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "demo.yaml", "demo_built.yaml", "rehearsal.yaml"])
+def test_no_config_file_gives_a_key_twice(name):
+    """A section given twice silently loses the first (the demo's export.max_seqacc_loss once did)."""
+    yaml.load((REPO / "config" / name).read_text(encoding="utf-8"), Loader=UniqueKeys)
