@@ -92,8 +92,7 @@ def choose(board: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _format_record(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A format's bound (and its browser bound, where its browser check ran): fit when both are;
-    the recitations regressed and recovered where the bound is the larger."""
+    """A format's bound (and its browser bound, where its browser check ran): fit when both are."""
     record = row["bound"]
     browser = (row.get("browser") or {}).get("bound")
     worst = max([record, browser] if browser else [record], key=lambda r: r["bound"])
@@ -102,18 +101,21 @@ def _format_record(row: Mapping[str, Any]) -> dict[str, Any]:
             "browser_bound": None if browser is None else browser["bound"],
             "browser_sequence_accuracy": None if browser is None else row["browser"]["sequence_accuracy"],
             "over_margin": max(0.0, worst["bound"] - record["margin"]),
-            "regressed": len(worst["regressed"]), "recovered": len(worst["recovered"])}
+            "regressed": len(record["regressed"]), "recovered": len(record["recovered"]),
+            "browser_regressed": None if browser is None else len(browser["regressed"]),
+            "browser_recovered": None if browser is None else len(browser["recovered"])}
 
 
 def _not_fit(formats: Mapping[str, Mapping[str, Any]], margin: float) -> str:
     def where(r: Mapping[str, Any]) -> str:
         if r["browser_bound"] is not None and r["browser_bound"] > r["bound"]:
-            return f"in the browser, bound {points(r['browser_bound'])} points"
-        return f"bound {points(r['bound'])} points"
+            return (f"in the browser, bound {points(r['browser_bound'])} points, {points(r['over_margin'])} over the "
+                    f"margin of {points(margin)} ({r['browser_regressed']} regressed, {r['browser_recovered']} "
+                    "recovered)")
+        return (f"bound {points(r['bound'])} points, {points(r['over_margin'])} over the margin of {points(margin)} "
+                f"({r['regressed']} regressed, {r['recovered']} recovered)")
 
-    return "; ".join(f"{fmt} is not fit: {where(r)}, {points(r['over_margin'])} over the "
-                     f"margin of {points(margin)} ({r['regressed']} regressed, {r['recovered']} recovered)"
-                     for fmt, r in formats.items() if not r["fit"])
+    return "; ".join(f"{fmt} is not fit: {where(r)}" for fmt, r in formats.items() if not r["fit"])
 
 
 def ship_export(board: Mapping[str, Any], model: str, formats: Iterable[str]) -> dict[str, Any]:
