@@ -371,7 +371,8 @@ def test_edits_of_the_build_and_the_asr_benchmark_replan_what_they_determine(tmp
     assert plan_after(lambda v: v["asr_benchmark"].update(max_rows=4)) == {
         "prepare_asr_benchmark": 1, "index_benchmark": 1, "prepare_quran_ayah_corpus": 1, "prepare_retasy": 1,
         "data_report": 1, "train_trial": 6, "resolve_trial": 3, "average_checkpoints": 6, "validation_curves": 1,
-        "benchmark_model": 7, "asr_benchmark_model": 7, "export_model": 7, "benchmark_export": 7, **ship, "all": 1}
+        "benchmark_model": 7, "asr_benchmark_model": 7, "export_model": 7, "benchmark_export": 7, "browser_check": 1,
+        **ship, "all": 1}
     built = plan_after(lambda v: v["benchmark"]["build"].update(seed=1))
     assert built["build_benchmark_corpus"] == 1 and built["index_benchmark"] == 1
     assert built["benchmark_model"] == 7 and built["train_trial"] == 6 and "asr_benchmark_model" in built

@@ -193,7 +193,8 @@ def test_editing_one_trial_file_replans_that_trial_only(finished):
     # v2 itself, v3 (extends v2), v4 to v6 (their parent is the best of v1 to v3), the trials' joint
     # validation plot, their exports, the leaderboard, the model to ship and every model's card
     assert jobs == {"train_trial": 5, "average_checkpoints": 5, "benchmark_model": 5, "resolve_trial": 3,
-                    "export_model": 5, "benchmark_export": 5, "benchmark_longform": 5, "validation_curves": 1, "leaderboard": 1,
+                    "export_model": 5, "benchmark_export": 5, "benchmark_longform": 5, "browser_check": 1,
+                    "validation_curves": 1, "leaderboard": 1,
                     "best_model": 1, "model_card": 7, "all": 1}
     assert "output: results/v2/training_metadata.json" in result.stdout
     assert "output: results/v1/training_metadata.json" not in result.stdout
