@@ -137,14 +137,15 @@ def demo_config_file(workdir: Path, **overrides) -> Path:
     return path
 
 
-def small_corpus(folder: Path, count: int = 8) -> Path:
-    """The demo benchmark corpus's first `count` clips, as a corpus of its own in `folder`: for the
-    tests that run a workflow through its benchmarks to check how it runs, not what it scores."""
+def small_corpus(folder: Path, count: int = 8, files: set[str] | None = None) -> Path:
+    """The demo benchmark corpus's first `count` clips (or those of `files`), as a corpus of its own
+    in `folder`: for the tests that run a workflow or a benchmark through a few of its clips."""
     import json
     import shutil
 
     manifest = json.loads((DEMO / "benchmark" / "manifest.json").read_text(encoding="utf-8"))
-    manifest["samples"] = manifest["samples"][:count]
+    samples = manifest["samples"]
+    manifest["samples"] = [s for s in samples if s["file"] in files] if files is not None else samples[:count]
     folder.mkdir(parents=True)
     for sample in manifest["samples"]:
         shutil.copy2(DEMO / "benchmark" / sample["file"], folder / sample["file"])

@@ -14,7 +14,7 @@ import onnx
 import pytest
 import torch
 
-from conftest import DEMO
+from conftest import DEMO, small_corpus
 from quranft.data.audio import load_audio
 from quranft.deploy import graph, parity
 from quranft.deploy.export import export_model
@@ -253,13 +253,8 @@ def test_the_benchmark_of_an_int8_export_scores_each_clip_as_it_is_alone(exporte
     """The benchmark's log-probs of every clip are, to the bit, the clip's own run alone."""
     from quranft.evaluation.benchmark import run_benchmark
 
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    manifest = json.loads((DEMO / "benchmark" / "manifest.json").read_text(encoding="utf-8"))
-    chosen = [s for s in manifest["samples"] if s["file"] in BATCH]
-    for sample in chosen:
-        (corpus / sample["file"]).write_bytes((DEMO / "benchmark" / sample["file"]).read_bytes())
-    (corpus / "manifest.json").write_text(json.dumps({"samples": chosen}, ensure_ascii=False), encoding="utf-8")
+    corpus = small_corpus(tmp_path / "corpus", files=set(BATCH))
+    chosen = json.loads((corpus / "manifest.json").read_text(encoding="utf-8"))["samples"]
     run_benchmark(exported / "model.int8.onnx", corpus, tmp_path / "int8.json", "base", batch_size=None,
                   log_probs_path=tmp_path / "log_probs.npz")
     scored = np.load(tmp_path / "log_probs.npz")

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import DEMO, REPO
+from conftest import DEMO, REPO, small_corpus
 
 pytestmark = pytest.mark.slow
 
@@ -121,13 +121,7 @@ def test_an_export_is_benchmarked_by_the_same_protocol_as_its_nemo(demo_base_exp
     from quranft.evaluation.benchmark import run_benchmark
     from quranft.evaluation.deployable import deployable_section
 
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    manifest = json.loads((DEMO / "benchmark" / "manifest.json").read_text(encoding="utf-8"))
-    chosen = [s for s in manifest["samples"] if s["file"] in BENCHMARKED]
-    for sample in chosen:
-        (corpus / sample["file"]).write_bytes((DEMO / "benchmark" / sample["file"]).read_bytes())
-    (corpus / "manifest.json").write_text(json.dumps({"samples": chosen}, ensure_ascii=False), encoding="utf-8")
+    corpus = small_corpus(tmp_path / "corpus", files=set(BENCHMARKED))
     nemo = run_benchmark(DEMO / "base_model.nemo", corpus, tmp_path / "nemo.json", "base")
     onnx = run_benchmark(demo_base_export[0] / "model.onnx", corpus, tmp_path / "onnx.json", "base")
     assert onnx["model"]["format"] == "onnx-fp32" and nemo["model"]["format"] == "nemo"
