@@ -127,7 +127,8 @@ def _identify(row: Mapping[str, Any], exports: list[Mapping[str, Any]]) -> list[
         lines += ["", "### In the browser", "",
                   "`web/` in this repository is a static page that runs an export in onnxruntime-web (WASM, one "
                   "thread): it resamples a recording to 16 kHz, runs the graph and decodes greedily with the "
-                  "tokenizer's pieces. Serve the repository root and open the page with the export's URL:", "",
+                  "tokenizer's pieces. Install its onnxruntime-web once (`scripts/setup_web.sh`: `npm ci` into "
+                  "web/node_modules), serve the repository root and open the page with the export's URL:", "",
                   "```text", "python -m http.server 8000",
                   f"{BROWSER_PAGE}?model=/{shown}", "```"]
     return lines
