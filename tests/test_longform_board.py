@@ -126,3 +126,23 @@ def test_the_table_in_the_leaderboard_and_the_figures_in_best_json():
     assert best["continuous_recitation"]["figures"]["int8"]["offline"]["f1"] == 1.0
     assert best["continuous_recitation"]["note"] == ("the continuous-recitation ranking agrees: v1 has the highest "
                                                      "verse F1 offline and streamed")
+
+
+def test_an_export_is_held_to_the_bound_against_its_nemo_on_the_verses_it_found():
+    """Where the .nemo is judged too, each export's loss of verses found is bounded as on the clips
+    (4 of 7 verses lost: not fit at any margin the clips would allow); best.json's choice follows."""
+    from quranft.evaluation.best import _with_longform
+
+    nemo, int8 = result({"s1": "1111", "s2": "111"}), result({"s1": "1100", "s2": "100"})
+    rows = [{"model": "v1", "sequence_accuracy": 0.6, "rank": 1}, {"model": "base", "sequence_accuracy": 0.3, "rank": 2}]
+    made = {"rows": rows, "multiple_comparisons": {"alpha": 0.05}}
+    made["longform"] = longform_section({"v1": {"formats": {"nemo": nemo, "int8": int8}},
+                                         "base": {"formats": {"nemo": nemo, "int8": nemo}}},
+                                        {"v1": "v1.json", "base": "base.json"}, made, max_seqacc_loss=0.05)
+    lost = next(row for row in made["longform"]["rows"] if row["model"] == "v1" and row["format"] == "int8")
+    assert (lost["versus_nemo"]["reference_only"], lost["versus_nemo"]["other_only"]) == (4, 0)
+    assert not lost["versus_nemo"]["fit"] and lost["versus_nemo"]["loss"] == pytest.approx(4 / 7)
+    assert "versus_nemo" not in next(row for row in made["longform"]["rows"] if row["format"] == "nemo")
+    judged = {"int8": {"fit": True, "bound": 0.03, "browser_bound": None}}
+    _with_longform(judged, made, "v1")
+    assert not judged["int8"]["fit"] and judged["int8"]["longform_bound"] == lost["versus_nemo"]["bound"]

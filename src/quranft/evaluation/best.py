@@ -106,8 +106,25 @@ def _format_record(row: Mapping[str, Any]) -> dict[str, Any]:
             "browser_recovered": None if browser is None else len(browser["recovered"])}
 
 
+def _with_longform(judged: dict[str, dict[str, Any]], board: Mapping[str, Any], model: str) -> None:
+    """Each judged format's long-form bound (its verses found against its .nemo's, offline and
+    streamed: the larger), where the long-form benchmark judged both: a format not fit there is
+    not fit."""
+    for row in (board.get("longform") or {}).get("rows", []):
+        if row["model"] == model and row["format"] in judged and "versus_nemo" in row:
+            record = judged[row["format"]]
+            bound = row["versus_nemo"]
+            if record.get("longform_bound") is None or bound["bound"] > record["longform_bound"]:
+                record["longform_bound"] = bound["bound"]
+            record["fit"] = record["fit"] and bound["fit"]
+
+
 def _not_fit(formats: Mapping[str, Mapping[str, Any]], margin: float) -> str:
     def where(r: Mapping[str, Any]) -> str:
+        if r.get("longform_bound") is not None and r["longform_bound"] >= margin and r["bound"] < margin and \
+                (r["browser_bound"] is None or r["browser_bound"] < margin):
+            return (f"on continuous recitation, bound {points(r['longform_bound'])} points of the verses its .nemo "
+                    f"found, over the margin of {points(margin)}")
         if r["browser_bound"] is not None and r["browser_bound"] > r["bound"]:
             return (f"in the browser, bound {points(r['browser_bound'])} points, {points(r['over_margin'])} over the "
                     f"margin of {points(margin)} ({r['browser_regressed']} regressed, {r['browser_recovered']} "
@@ -125,6 +142,7 @@ def ship_export(board: Mapping[str, Any], model: str, formats: Iterable[str]) ->
     section = board.get("deployable") or {}
     rows = {row["format"]: row for row in section.get("rows", []) if row["model"] == model and "bound" in row}
     judged = {fmt: _format_record(rows[fmt]) for fmt in formats if fmt in rows}
+    _with_longform(judged, board, model)
     if not judged:
         return {"format": None, "max_seqacc_loss": section.get("max_seqacc_loss"), "formats": {},
                 "reason": f"no export of {model} was benchmarked: ship its .nemo"}

@@ -302,7 +302,8 @@ def write_leaderboard(benchmark_files: dict[str, str | Path], out_md: str | Path
             {model: read_json(path) for model, path in (browser_files or {}).items()})
     if longform_files:
         board["longform"] = longform_section({name: read_json(path) for name, path in longform_files.items()},
-                                             {name: str(path) for name, path in longform_files.items()}, board)
+                                             {name: str(path) for name, path in longform_files.items()}, board,
+                                             max_seqacc_loss)
     if validation_curves:
         board["validation_curves"] = Path(os.path.relpath(validation_curves, Path(out_md).parent)).as_posix()
     write_json(out_json, board)

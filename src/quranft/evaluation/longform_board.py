@@ -35,7 +35,7 @@ from typing import Any
 
 from quranft.errors import QuranftError
 from quranft.evaluation.figures import pct
-from quranft.evaluation.statistics import holm_adjust, mcnemar_exact
+from quranft.evaluation.statistics import holm_adjust, mcnemar_exact, non_inferiority
 
 MODES = ("offline", "streamed")
 FIGURES = ("f1", "recall", "precision", "verse_error_rate", "boundary_error_ms", "false_verses_per_minute",
@@ -93,7 +93,8 @@ def _figures(result: Mapping[str, Any], mode: str) -> dict[str, Any]:
     return row
 
 
-def _rows(results: Mapping[str, Mapping[str, Any]], order: Sequence[str], alpha: float) -> list[dict[str, Any]]:
+def _rows(results: Mapping[str, Mapping[str, Any]], order: Sequence[str], alpha: float,
+          margin: float | None = None) -> list[dict[str, Any]]:
     rows = []
     formats = [fmt for fmt in ("nemo", "fp32", "int8", "int4") if any(fmt in r["formats"] for r in results.values())]
     for fmt in formats:
@@ -107,6 +108,10 @@ def _rows(results: Mapping[str, Mapping[str, Any]], order: Sequence[str], alpha:
                 base = results.get("base", {}).get("formats", {}).get(fmt)
                 if model != "base" and base is not None:
                     row["versus_base"] = paired(base, result, mode)
+                nemo = results[model]["formats"].get("nemo")
+                if fmt != "nemo" and nemo is not None and margin is not None:
+                    # the export held to the same bound as on the clips, on the verses its .nemo found
+                    row["versus_nemo"] = non_inferiority(hits(nemo, mode), hits(result, mode), margin)
                 group.append(row)
             compared = [row for row in group if "versus_base" in row]
             for row, p in zip(compared, holm_adjust([row["versus_base"]["mcnemar_p"] for row in compared])):
@@ -146,16 +151,18 @@ def clip_scores(board: Mapping[str, Any], fmt: str) -> tuple[str, dict[str, floa
 
 
 def longform_section(results: Mapping[str, Mapping[str, Any]], files: Mapping[str, str],
-                     board: Mapping[str, Any]) -> dict[str, Any]:
+                     board: Mapping[str, Any], max_seqacc_loss: float | None = None) -> dict[str, Any]:
     """{"rows", "agreement", "test", "sessions", ...} for the long-form results by model
-    ({model: longform.json}), the models in the clip leaderboard's order (`board`)."""
+    ({model: longform.json}), the models in the clip leaderboard's order (`board`); where a
+    model's .nemo was judged too, each export's row has `versus_nemo`: its loss of verses found
+    against the .nemo's bounded as on the clips (statistics.non_inferiority, `max_seqacc_loss`)."""
     check_comparable(results, files)
     order = [row["model"] for row in board["rows"] if row["model"] in results]
     first = next(iter(next(iter(results.values()))["formats"].values()))
     primary = next(fmt for fmt in ("nemo", "fp32", "int8", "int4")
                    if any(fmt in results[m]["formats"] for m in order))
     alpha = board["multiple_comparisons"]["alpha"]
-    return {"rows": _rows(results, order, alpha),
+    return {"rows": _rows(results, order, alpha, max_seqacc_loss),
             "agreement": [agreement(results, clip_scores(board, primary), primary, mode) for mode in MODES],
             "sessions": first["corpus"]["sessions"], "recited": first["offline"]["recited"],
             "audio_seconds": first["corpus"]["audio_seconds"],
@@ -176,13 +183,16 @@ def _number(value: float | None, digits: int = 2) -> str:
 
 
 def _versus(row: Mapping[str, Any]) -> str:
-    versus = row.get("versus_base")
-    if not versus:
-        return "—"
-    mark = " *" if versus["significant"] else ""
-    return (f"{100 * versus['f1_delta']:+.1f} pts; +{versus['recovered']} / −{versus['regressed']} verses; "
-            f"sessions {versus['sessions_better']}↑ {versus['sessions_worse']}↓; "
-            f"p={versus['mcnemar_p']:.3g}, Holm {versus['mcnemar_p_holm']:.3g}{mark}")
+    versus, nemo = row.get("versus_base"), row.get("versus_nemo")
+    said = []
+    if versus:
+        mark = " *" if versus["significant"] else ""
+        said.append(f"{100 * versus['f1_delta']:+.1f} pts; +{versus['recovered']} / −{versus['regressed']} verses; "
+                    f"sessions {versus['sessions_better']}↑ {versus['sessions_worse']}↓; "
+                    f"p={versus['mcnemar_p']:.3g}, Holm {versus['mcnemar_p_holm']:.3g}{mark}")
+    if nemo:
+        said.append(f"against its .nemo: bound {100 * nemo['bound']:.1f} pts ({'fit' if nemo['fit'] else 'not fit'})")
+    return "; ".join(said) or "—"
 
 
 def _agreement(entry: Mapping[str, Any]) -> str:
@@ -208,7 +218,8 @@ def longform_markdown(section: Mapping[str, Any]) -> list[str]:
              "in no recited verse, per minute of non-recitation; delay: emission after the verse's end, median / "
              "p90 (s); RTF: processing over audio seconds. *vs base*: same file and mode, F1 difference, verses "
              f"recovered / regressed, sessions better / worse, {section['test']['name']} "
-             f"(* below {section['test']['alpha']}).", "",
+             f"(* below {section['test']['alpha']}); an export whose .nemo was judged too: its loss of the verses "
+             "the .nemo found, bounded as on the clips (export.max_seqacc_loss).", "",
              "| model | file | mode | F1 | recall | precision | VER | boundaries (ms) | false/min | delay (s) | "
              "retractions | RTF | vs base |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
