@@ -194,3 +194,18 @@ def test_a_recitation_the_model_partly_misheard_is_found_with_less_confidence():
     spans = segmenter().find(soft)
     assert [span.verse for span in spans] == verses
     assert all(0.7 < span.confidence < 0.99 for span in spans)
+
+
+def test_the_verse_after_the_last_one_heard_is_placed_even_where_the_text_matcher_names_nothing(monkeypatch):
+    """A stream tells the segmenter the last verse it emitted (`after`): the next verse is placed
+    by its tokens' fit wherever the text matcher proposes it or not (a garbled transcript names
+    nothing), held to the same confidence; without `after`, nothing is found."""
+    log_probs, runs = recite([(109, 3)])
+    seg = segmenter()
+    monkeypatch.setattr(seg, "candidate_verses", lambda text: [])  # a transcript the matcher cannot name
+    assert seg.find(log_probs) == []
+    [span] = seg.find(log_probs, after=(109, 2))
+    assert (span.verse, round(span.start / 0.08), round(span.end / 0.08)) == ((109, 3), *runs[0])
+    # the next verse of the surah, of the next surah after a surah's last, Al-Fatiha's 2 after the basmala
+    assert [seg.next_verses(v) for v in ((109, 2), (109, 6), (1, 1), (114, 6))] == [[(109, 3)], [(110, 1)],
+                                                                                  [(1, 2)], []]

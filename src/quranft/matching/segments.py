@@ -132,14 +132,17 @@ def follows(before: Verse, after: Verse, index: VerseIndex) -> bool:
     return after == (surah, ayah + 1) or last and (after == (surah + 1, 1) or after == BASMALA)
 
 
-def choose(candidates: list[Candidate], order_bonus: float, index: VerseIndex) -> list[Candidate]:
+def choose(candidates: list[Candidate], order_bonus: float, index: VerseIndex,
+           after: Verse | None = None) -> list[Candidate]:
     """The non-overlapping sequence with the most evidence, `order_bonus` added for each verse that
-    follows the one before it (dynamic programming over the candidates by end frame)."""
+    follows the one before it, the first one too when it follows `after` (dynamic programming over
+    the candidates by end frame)."""
     ordered = sorted(candidates, key=lambda c: (c.placed.end, c.placed.start, c.verse))
     best: list[float] = []
     previous: list[int | None] = []
     for i, candidate in enumerate(ordered):
-        score, back = candidate.placed.evidence, None
+        opening = order_bonus if after is not None and follows(after, candidate.verse, index) else 0.0
+        score, back = candidate.placed.evidence + opening, None
         for j in range(i):
             if ordered[j].placed.end <= candidate.placed.start:
                 bonus = order_bonus if follows(ordered[j].verse, candidate.verse, index) else 0.0
@@ -272,28 +275,46 @@ class VerseSegmenter:
             self._searched[key] = found
         return self._searched[key]
 
-    def candidates(self, log_probs: np.ndarray) -> list[Candidate]:
-        """Every candidate verse placed near each window where the text matcher proposes it; a verse
-        is searched for only over the frames of a window that no earlier window searched it over."""
+    def next_verses(self, verse: Verse) -> list[Verse]:
+        """The verse a recitation goes on with after `verse`: the next of its surah, or the next
+        surah's first (follows)."""
+        surah, ayah = verse
+        if verse == BASMALA:
+            return [(1, 2)]
+        if ayah < self.index.ayahs[surah]:
+            return [(surah, ayah + 1)]
+        return [(surah + 1, 1)] if surah + 1 in self.index.ayahs else []
+
+    def candidates(self, log_probs: np.ndarray, expected: Sequence[Verse] = ()) -> list[Candidate]:
+        """Every candidate verse placed near each window where the text matcher proposes it, and the
+        `expected` verses near every window; a verse is searched for only over the frames of a
+        window that no earlier window searched it over."""
         found: list[Candidate] = []
         searched_until: dict[Verse, int] = {}
         self._searched = {}
         words = greedy_words(log_probs, self.blank, self.tokenizer)
         for window in windows(words, self.window_words, self.window_step):
-            for verse in self.candidate_verses(self.tokenizer.ids_to_text(window.ids)):
+            proposed = self.candidate_verses(self.tokenizer.ids_to_text(window.ids))
+            for verse in [*proposed, *(v for v in expected if v not in proposed)]:
                 unsearched = Window(window.ids, max(window.first, searched_until.get(verse, 0)), window.last)
                 if unsearched.first < unsearched.last:
                     found += [Candidate(verse, placed) for placed in self.place(log_probs, verse, unsearched)]
                     searched_until[verse] = window.last
         return list(dict.fromkeys(found))
 
-    def find(self, log_probs: np.ndarray) -> list[VerseSpan]:
-        """The verses recited, in order, each with its start, end (seconds) and confidence."""
+    def find(self, log_probs: np.ndarray, after: Verse | None = None) -> list[VerseSpan]:
+        """The verses recited, in order, each with its start, end (seconds) and confidence. `after`:
+        the verse recited just before these log-probs (a stream's last verse emitted): the verse
+        that follows it is placed too, wherever the text matcher proposes it or not (a verse its
+        own garbled transcript does not name is still found by its tokens' fit, held to the same
+        `min_confidence`), and gets `order_bonus` when chosen first."""
         log_probs = np.asarray(log_probs, dtype=np.float32)
         if log_probs.ndim != 2 or log_probs.shape[1] <= self.blank:
             raise ValueError(f"log-probs of shape {log_probs.shape}: expected (frames, classes) with the blank, "
                              f"{self.blank}, among the classes")
-        chosen = without_basmalas(choose(self.candidates(log_probs), self.order_bonus, self.index))
+        expected = self.next_verses(after) if after is not None else []
+        chosen = without_basmalas(choose(self.candidates(log_probs, expected), self.order_bonus, self.index,
+                                         after))
         return [VerseSpan(*c.verse, round(c.placed.start * self.frame_seconds, 6),
                           round(c.placed.end * self.frame_seconds, 6), round(c.placed.confidence, 6))
                 for c in chosen]

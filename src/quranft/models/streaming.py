@@ -6,7 +6,9 @@ which the reciter has been silent `hold_seconds` after speech not yet heard so (
 verse be confirmed), and at least every 2 s while speech goes on, the stretch since the end of the
 last verse emitted (at most `max_seconds`) is heard again as
 `identify` hears a recording (each stretch of speech on its own: models.loading.speech_log_probs)
-and the verse segmenter (`find`, matching.segments, given by the caller) reads its verses. A verse
+and the verse segmenter (`find`, matching.segments, given by the caller) reads its verses, told
+the last verse emitted (`after`: the verse that follows it is looked for too, as the app expects
+the reciter to go on). A verse
 is emitted once it is confirmed: it ends at least `hold_seconds` before the audio received so far,
 the reciter paused within 0.5 s after it (a fragment read while a verse is still being recited is
 followed by speech), and it starts after the last verse emitted; a verse that runs into the next
@@ -156,8 +158,9 @@ class VerseStream:
         region = self.audio[first:]
         log_probs = speech_log_probs(self.model, region, speech_stretches(speech, len(region), frame, rate),
                                      self.windowing)
-        spans = [span for span in (on_speech(span, speech) for span in self.find(log_probs))
-                 if start + span.start >= self.heard_until]
+        last = (self.emitted[-1].surah, self.emitted[-1].ayah) if self.emitted else None
+        found = self.find(log_probs, after=last) if last is not None else self.find(log_probs)
+        spans = [span for span in (on_speech(span, speech) for span in found) if start + span.start >= self.heard_until]
         # Confirmed: up to the last verse that ends `hold` before now and after which the reciter
         # paused (a verse's fragment read while it is still being recited is followed by speech).
         closed = [i for i, span in enumerate(spans)
