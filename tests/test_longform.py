@@ -84,3 +84,28 @@ def test_the_stage_runs_in_snakemake_on_a_models_export_and_a_setting_reruns_it(
     assert figures["corpus"]["ids"] == ["session_01"] and figures["settings"]["chunk_seconds"] == 0.5
     assert figures["offline"]["recited"] == 12 and figures["streamed"]["retractions"] == 0
     assert planned_jobs(snakemake(workdir, target, "-n", "--configfile", str(config)).stdout) == {}
+
+
+def test_identify_streams_a_session_from_a_file_and_from_pcm_on_standard_input_alike(demo_base_export, tmp_path):
+    """`identify --stream` prints each verse once confirmed, in order, never before its end; a
+    microphone's raw 16 kHz 16-bit PCM piped in gives the same lines as the file it was read from."""
+    import soundfile as sf
+
+    from quranft.data.audio import load_audio
+
+    audio = load_audio(DEMO / "benchmark" / "sessions" / "session_01.mp3")
+    wav = tmp_path / "session.wav"
+    sf.write(wav, audio, 16000, subtype="PCM_16")
+    pcm = sf.read(wav, dtype="int16")[0].astype("<i2").tobytes()
+    model = str(demo_base_export[0] / "model.int8.onnx")
+    from_file = quranft("identify", "--stream", "--no-wait", "--format", "jsonl", "--model", model, str(wav))
+    assert from_file.returncode == 0, from_file.stderr
+    piped = subprocess.run([sys.executable, "-m", "quranft", "identify", "--stream", "--format", "jsonl", "--model",
+                            model, "-"], input=pcm, capture_output=True, cwd=REPO, timeout=600,
+                           env=dict(os.environ, PYTHONPATH=str(REPO / "src")))
+    assert piped.returncode == 0, piped.stderr.decode()
+    verses = [json.loads(line) for line in from_file.stdout.splitlines()]
+    assert verses and piped.stdout.decode().splitlines() == from_file.stdout.splitlines()
+    assert all(v["emitted_at"] >= v["end"] for v in verses)
+    assert [v["start"] for v in verses] == sorted(v["start"] for v in verses)
+    assert all(set(v) >= {"surah", "ayah", "start", "end", "confidence", "label", "surah_name"} for v in verses)
