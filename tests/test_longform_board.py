@@ -146,3 +146,15 @@ def test_an_export_is_held_to_the_bound_against_its_nemo_on_the_verses_it_found(
     judged = {"int8": {"fit": True, "bound": 0.03, "browser_bound": None}}
     _with_longform(judged, made, "v1")
     assert not judged["int8"]["fit"] and judged["int8"]["longform_bound"] == lost["versus_nemo"]["bound"]
+
+
+def test_a_verse_a_later_emission_overlaps_is_a_retraction():
+    """Counted from the emissions (verse, interval, when emitted): 1:2 shown at 5 s, then 1:3 over
+    the same audio at 7 s, is one verse the app would take back; verses apart in time are none."""
+    from quranft.evaluation.longform_scoring import retractions
+
+    emitted = [Timed(1, 1, 0.0, 2.0), Timed(1, 2, 3.0, 4.0), Timed(1, 3, 3.5, 5.0), Timed(1, 4, 6.0, 7.0)]
+    assert retractions(emitted, [3.0, 5.0, 7.0, 8.5]) == 1
+    assert retractions(emitted[:2] + emitted[3:], [3.0, 5.0, 8.5]) == 0
+    # the same verse emitted twice over one stretch of audio: the first is taken back
+    assert retractions([Timed(1, 1, 0.0, 2.0), Timed(1, 1, 0.5, 2.5)], [3.0, 4.0]) == 1

@@ -5,8 +5,9 @@ Offline, a session is heard as `identify` hears a recording (models.streaming.he
 streamed, it arrives in chunks (`chunk_seconds`, 0.5 s by default) as fast as the model keeps up,
 and each verse is emitted once confirmed and never taken back (models.streaming.VerseStream). Each
 has its real-time factor (processing seconds over audio seconds); streamed, each verse found also
-has its emission delay after its true end (median, p90), and the retractions are counted: 0 by
-construction, the stream never withdraws a verse. The peak memory is the process's, after the
+has its emission delay after its true end (median, p90), and the retractions are counted from the
+emissions (longform_scoring.retractions: a verse a later emission overlaps); this stream makes
+none by construction, and the count says so of every run rather than assuming it. The peak memory is the process's, after the
 model's sessions (resource.getrusage). The confidence threshold is the model's own: an export's,
 in its metadata; a .nemo's, chosen on the validation clips by its benchmark (`threshold`).
 """
@@ -27,7 +28,7 @@ from quranft.data.audio import SAMPLE_RATE, load_audio
 from quranft.data.sessions import SESSIONS_MANIFEST, Session, SessionsError, load_sessions
 from quranft.evaluation.code_versions import LONGFORM, scorer_version
 from quranft.data.vad import VoiceActivity
-from quranft.evaluation.longform_scoring import Timed, match, score_session, summarize
+from quranft.evaluation.longform_scoring import Timed, match, retractions, score_session, summarize
 from quranft.fileio import write_json
 from quranft.matching.rejection import DEFAULT_THRESHOLD
 from quranft.matching.segments import VerseSegmenter
@@ -111,7 +112,8 @@ def run_longform(model_path: str | Path, corpus_dir: str | Path, out_json: str |
                      "offline": {**score_session(truth, found, session.seconds), "verses": [asdict(v) for v in found]},
                      "streamed": {**score_session(truth, emitted, session.seconds),
                                   "verses": [asdict(v) | {"emitted_at": t} for v, t in zip(emitted, at)],
-                                  "delays": [round(d, 3) for d in session_delays], "retractions": 0}})
+                                  "delays": [round(d, 3) for d in session_delays],
+                                  "retractions": retractions(emitted, at)}})
     result = {
         "model": {"name": model_name, "file": str(model_path), "format": format_name(model_path)},
         "corpus": {**corpus_record(corpus_dir, judged), "audio_seconds": round(audio_seconds, 3)},
@@ -124,7 +126,7 @@ def run_longform(model_path: str | Path, corpus_dir: str | Path, out_json: str |
                      "real_time_factor": took["streamed"] / audio_seconds,
                      "emission_delay": {"median": statistics.median(all_delays) if all_delays else None,
                                         "p90": float(np.percentile(all_delays, 90)) if all_delays else None},
-                     "retractions": 0},
+                     "retractions": sum(row["streamed"]["retractions"] for row in rows)},
         "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "machine": cpu_name(), "threads": threads,
         "sessions": rows,

@@ -13,6 +13,7 @@ Per session, with the recited verses R (in order, each with its interval) and th
   milliseconds, pooled; median and p90.
 - False verses per minute of non-recitation: found verses that overlap no recited verse, over the
   minutes of the session outside every recited verse (pauses, silence, noise, other speech).
+- Retractions (streamed): emitted verses that a verse emitted later overlaps (`retractions`).
 
 The corpus figures pool the sessions (recall and precision over all verses, the boundaries over all
 matched ones), and keep each session's own, with which of its recited verses were found (`hits`, in
@@ -83,6 +84,14 @@ def score_session(recited: Sequence[Timed], found: Sequence[Timed], seconds: flo
     return {"recited": len(recited), "found": len(found), "matched": len(pairs), "edits": edits, "hits": hits,
             "false_verses": len(false), "non_recitation_seconds": round(non_recitation_seconds(recited, seconds), 3),
             "boundary_errors_ms": [round(e, 1) for e in errors], **figures(len(recited), len(found), len(pairs))}
+
+
+def retractions(emitted: Sequence[Timed], emitted_at: Sequence[float]) -> int:
+    """How many emitted verses a later emission takes back: an earlier verse whose interval a verse
+    emitted after it overlaps (withdrawn, or replaced by another reading of the same audio). An
+    app shows each verse when it is emitted; any such overlap is a verse it would have to retract."""
+    return sum(1 for i, verse in enumerate(emitted)
+               if any(emitted_at[j] > emitted_at[i] and emitted[j].overlaps(verse) for j in range(len(emitted))))
 
 
 def figures(recited: int, found: int, matched: int) -> dict:
