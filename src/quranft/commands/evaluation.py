@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from quranft.commands.options import add_config_options, check_nemo_inputs, config_of, named
+from quranft.commands.options import add_config_options, add_model_options, check_nemo_inputs, config_of, named
 from quranft.config import ConfigError, schema_default
 
 log = logging.getLogger("quranft")
@@ -168,10 +168,7 @@ def cmd_benchmark_longform(args: argparse.Namespace) -> None:
 def add_commands(commands) -> None:
     """The commands of benchmarks, the leaderboard and re-scoring."""
     bench = commands.add_parser("benchmark", help="verse-identification benchmark of a model (or of its exports)")
-    add_config_options(bench)
-    bench.add_argument("--model", required=True, nargs="+",
-                       help="the .nemo, or exported .onnx files, to benchmark (each in turn, one process)")
-    bench.add_argument("--name", required=True, help="the model's name in the results (base, v1, ...)")
+    add_model_options(bench, "the .nemo, or exported .onnx files, to benchmark (each in turn, one process)")
     bench.add_argument("--output", required=True, nargs="+", help="benchmark JSON to write, one per --model")
     bench.add_argument("--log-probs", help="also save the per-sample CTC log-probabilities here (.npz)")
     bench.add_argument("--training-metadata", help="the trial's training_metadata.json: figures split by "
@@ -183,9 +180,7 @@ def add_commands(commands) -> None:
 
     browser = commands.add_parser("browser-check", help="an export's files run in headless Chromium by onnxruntime-web "
                                                         "(WASM, one thread), scored by the benchmark's matchers")
-    add_config_options(browser)
-    browser.add_argument("--model", required=True, nargs="+", help="the exported .onnx files (of one export folder)")
-    browser.add_argument("--name", required=True, help="the model's name in the results (base, v1, ...)")
+    add_model_options(browser, "the exported .onnx files (of one export folder)")
     browser.add_argument("--output", required=True, help="browser.json to write")
     browser.add_argument("--validation-manifest", help="for an export without its own confidence threshold: the "
                                                        "validation clips to choose it on (else the default stands)")
@@ -213,9 +208,7 @@ def add_commands(commands) -> None:
 
     longform = commands.add_parser("benchmark-longform", help="continuous recitation: every long-form session of "
                                                               "the corpus heard whole and streamed")
-    add_config_options(longform)
-    longform.add_argument("--model", required=True, nargs="+", help="a model's .nemo and exported .onnx files")
-    longform.add_argument("--name", required=True, help="the model's name in the results (base, v1, ...)")
+    add_model_options(longform, "a model's .nemo and exported .onnx files")
     longform.add_argument("--corpus", required=True, help="a benchmark corpus folder with its sessions.json")
     longform.add_argument("--output", required=True, help="JSON to write (one block per format)")
     longform.add_argument("--threshold-from", help="the .nemo's benchmark JSON: its confidence threshold (an export "

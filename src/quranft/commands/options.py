@@ -26,6 +26,14 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
                        help="sections of the already validated config, as a JSON file (what the rules pass)")
 
 
+def add_model_options(parser: argparse.ArgumentParser, model_help: str) -> None:
+    """The options of a command that judges a model's files: the config, --model (one or more
+    files) and --name (the model's name in the results)."""
+    add_config_options(parser)
+    parser.add_argument("--model", required=True, nargs="+", help=model_help)
+    parser.add_argument("--name", required=True, help="the model's name in the results (base, v1, ...)")
+
+
 def named(items: list[str]) -> dict[str, str]:
     """NAME=FILE arguments by name."""
     return dict(item.split("=", 1) for item in items)

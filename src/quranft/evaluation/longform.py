@@ -115,7 +115,7 @@ def run_longform(model_path: str | Path, corpus_dir: str | Path, out_json: str |
                                   "delays": [round(d, 3) for d in session_delays],
                                   "retractions": retractions(emitted, at)}})
     result = {
-        "model": {"name": model_name, "file": str(model_path), "format": format_name(model_path)},
+        "model": {"name": model_name, "file": str(model_path), "format": format_of(model, model_path)},
         "corpus": {**corpus_record(corpus_dir, judged), "audio_seconds": round(audio_seconds, 3)},
         # the hash of all the code that decides these figures (code_versions.scorer_version)
         "scorer": {"version": scorer_version(LONGFORM)},
@@ -137,25 +137,21 @@ def run_longform(model_path: str | Path, corpus_dir: str | Path, out_json: str |
     return result
 
 
-def format_name(model_path: str | Path) -> str:
+def format_of(model: InferenceModel, model_path: str | Path) -> str:
     """"nemo", or an export's format as its metadata names it (fp32, int8, int4)."""
-    path = Path(model_path)
-    if path.suffix != ".onnx":
-        return "nemo"
-    from quranft.models.onnx_model import OnnxModel
-
-    return OnnxModel(path, threads=1).format
+    return model.model.format if Path(model_path).suffix == ".onnx" else "nemo"
 
 
 def run_longform_formats(model_paths: list[str | Path], corpus_dir: str | Path, out_json: str | Path,
                          model_name: str, **settings) -> dict[str, Any]:
     """Each of a model's files (its .nemo and exports) on the sessions, into one JSON by format."""
-    results = {}
+    results: dict[str, dict[str, Any]] = {}
     for path in model_paths:
-        fmt = format_name(path)
+        result = run_longform(path, corpus_dir, None, model_name, **settings)
+        fmt = result["model"]["format"]  # read from the model run (an export's metadata), not opened again
         if fmt in results:
             raise ValueError(f"{path}: a second {fmt} file of {model_name}; give each format once")
-        results[fmt] = run_longform(path, corpus_dir, None, model_name, **settings)
+        results[fmt] = result
     record = {"model": model_name, "corpus": str(corpus_dir), "formats": results}
     write_json(out_json, record)
     return record

@@ -34,10 +34,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from quranft.errors import QuranftError
+from quranft.evaluation.deployable import FORMATS
 from quranft.evaluation.figures import pct
 from quranft.evaluation.statistics import holm_adjust, mcnemar_exact, non_inferiority
 
 MODES = ("offline", "streamed")
+FILES = ("nemo", *FORMATS)  # a model's files, in the Deployable table's order
 FIGURES = ("f1", "recall", "precision", "verse_error_rate", "boundary_error_ms", "false_verses_per_minute",
            "real_time_factor")
 STREAMED_ONLY = ("emission_delay", "retractions")
@@ -96,7 +98,7 @@ def _figures(result: Mapping[str, Any], mode: str) -> dict[str, Any]:
 def _rows(results: Mapping[str, Mapping[str, Any]], order: Sequence[str], alpha: float,
           margin: float | None = None) -> list[dict[str, Any]]:
     rows = []
-    formats = [fmt for fmt in ("nemo", "fp32", "int8", "int4") if any(fmt in r["formats"] for r in results.values())]
+    formats = [fmt for fmt in FILES if any(fmt in r["formats"] for r in results.values())]
     for fmt in formats:
         for mode in MODES:
             group = []
@@ -159,7 +161,7 @@ def longform_section(results: Mapping[str, Mapping[str, Any]], files: Mapping[st
     check_comparable(results, files)
     order = [row["model"] for row in board["rows"] if row["model"] in results]
     first = next(iter(next(iter(results.values()))["formats"].values()))
-    primary = next(fmt for fmt in ("nemo", "fp32", "int8", "int4")
+    primary = next(fmt for fmt in FILES
                    if any(fmt in results[m]["formats"] for m in order))
     alpha = board["multiple_comparisons"]["alpha"]
     return {"rows": _rows(results, order, alpha, max_seqacc_loss),

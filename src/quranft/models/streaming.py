@@ -113,7 +113,7 @@ def hear_recording(model: InferenceModel, find: Callable[[np.ndarray], list], va
 class VerseStream:
     """Feed it audio as it arrives (`feed`), then `finish`; each returns the verses emitted then."""
 
-    def __init__(self, model: InferenceModel, find: Callable[[np.ndarray], list], vad: VoiceActivity,
+    def __init__(self, model: InferenceModel, find: Callable[..., list], vad: VoiceActivity,
                  hold_seconds: float = DEFAULT_HOLD_SECONDS, max_seconds: float = DEFAULT_MAX_SECONDS,
                  windowing: Windowing = Windowing()):
         self.model, self.find, self.windowing = model, find, windowing
@@ -159,8 +159,8 @@ class VerseStream:
         log_probs = speech_log_probs(self.model, region, speech_stretches(speech, len(region), frame, rate),
                                      self.windowing)
         last = (self.emitted[-1].surah, self.emitted[-1].ayah) if self.emitted else None
-        found = self.find(log_probs, after=last) if last is not None else self.find(log_probs)
-        spans = [span for span in (on_speech(span, speech) for span in found) if start + span.start >= self.heard_until]
+        spans = [span for span in (on_speech(span, speech) for span in self.find(log_probs, after=last))
+                 if start + span.start >= self.heard_until]
         # Confirmed: up to the last verse that ends `hold` before now and after which the reciter
         # paused (a verse's fragment read while it is still being recited is followed by speech).
         closed = [i for i, span in enumerate(spans)
