@@ -22,10 +22,10 @@ from test_train import DURATION_BATCHING, cli_config, sources, train_command, wr
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("batching", [{}, DURATION_BATCHING], ids=["fixed", "duration"])
-def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, tiny_base, demo_data_stage, batching):
-    # killed once its first checkpoint (step 5) is written, resumed to step 20
-    trials = write_trial(tmp_path / "trials", max_steps=20, val_interval=5, **batching)
+def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, tiny_base, demo_data_stage):
+    """Killed from outside once its first checkpoint (step 5) is written, resumed to step 20; a
+    duration-batched run killed and resumed: the next test."""
+    trials = write_trial(tmp_path / "trials", max_steps=20, val_interval=5)
     command = train_command(cli_config(tmp_path, trials), "t", tiny_base, demo_data_stage, tmp_path / "out")
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -74,6 +74,7 @@ def test_a_killed_duration_batched_run_resumes_its_epochs_data_order(tmp_path, t
 
     killed = train("run", "killed.jsonl", kill_at=checkpoint + 2)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert not (tmp_path / "run" / "training_metadata.json").exists()
     last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert last["global_step"] == checkpoint
     assert read_batches(tmp_path / "killed.jsonl") == uninterrupted[:checkpoint + 2]
