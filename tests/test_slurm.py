@@ -19,6 +19,9 @@ pytestmark = pytest.mark.slow
 # cluster has 2 CPUs and no GPU, so the run scales the requests down on the command line, the way
 # a user adapts the profile to a cluster without editing it.
 FIT_LOCAL = [
+    # the profile's first status check after 5 s, then 10 s more after each check that finds no job
+    # done (the plugin's back-off): this cluster's jobs take seconds, so the checks start at once
+    "--slurm-init-seconds-before-status-checks", "1",
     "--set-threads", *(f"{rule}=1" for rule in ("prepare_quran_ayah_corpus", "prepare_retasy", "train_trial",
                                                   "average_checkpoints", "benchmark_model", "export_front_end",
                                                   "export_model", "benchmark_export")),
@@ -28,10 +31,7 @@ FIT_LOCAL = [
                                            "export_model", "benchmark_export")
       for key, value in (("cpus_per_task", 1), ("mem_mb", 3000))),
     "train_trial:gpu=0",
-    # the profile's first status check after 5 s, then 10 s more after each check that finds no job
-    # done (the plugin's back-off): this cluster's jobs take seconds, so the checks start at once
-    "--slurm-init-seconds-before-status-checks", "1",
-]
+]  # last: a test adds its own resources after it
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ Kept free of heavy imports: the Snakefile calls it on every parse, dry runs incl
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections.abc import Mapping
 from importlib import resources
@@ -25,8 +26,14 @@ class ConfigError(QuranftError, ValueError):
 
 
 def load_schema(resource: str = SCHEMA_RESOURCE) -> dict[str, Any]:
-    text = resources.files("quranft").joinpath(resource).read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    """The schema, the caller's own copy (PyYAML's pure-Python parse is read once per process: a
+    parse of the Snakefile validates the config and every trial file against the schemas)."""
+    return copy.deepcopy(_parsed_schema(resource))
+
+
+@functools.lru_cache(maxsize=None)
+def _parsed_schema(resource: str) -> dict[str, Any]:
+    return yaml.safe_load(resources.files("quranft").joinpath(resource).read_text(encoding="utf-8"))
 
 
 def schema_default(*keys: str) -> Any:

@@ -101,7 +101,14 @@ def normalised_code(source: str, filename: str = "<source>") -> str:
 def module_hash(module: str) -> str:
     """sha256 (first 16 hex digits) of one module's normalised code (a path relative to the package)."""
     path = PACKAGE / module
-    return hashlib.sha256(normalised_code(path.read_text(encoding="utf-8"), str(path)).encode()).hexdigest()[:16]
+    return _normalised_hash(path.read_text(encoding="utf-8"), str(path))
+
+
+@lru_cache(maxsize=None)
+def _normalised_hash(source: str, filename: str) -> str:
+    """Once per text of a module: a parse of the Snakefile hashes each benchmark's closure, and the
+    closures share most of their modules."""
+    return hashlib.sha256(normalised_code(source, filename).encode()).hexdigest()[:16]
 
 
 def module_hashes(module: str) -> dict[str, str]:

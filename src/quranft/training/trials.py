@@ -8,6 +8,7 @@ Kept free of heavy imports: the Snakefile resolves every trial on each parse.
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 from collections.abc import Mapping
@@ -63,14 +64,23 @@ def trial_file(trials_dir: str | Path, name: str) -> Path:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise TrialError(f"{path}: trial file not found") from None
+    try:
+        loaded = _parsed(text)
     except yaml.YAMLError as error:
         raise TrialError(f"{path}: not valid YAML ({error})") from None
     if not isinstance(loaded, dict):
         raise TrialError(f"{path}: expected a mapping of trial keys")
-    return loaded
+    return copy.deepcopy(loaded)
+
+
+@functools.lru_cache(maxsize=None)
+def _parsed(text: str) -> Any:
+    """A trial file's text parsed once per process: a parse of the Snakefile resolves each trial,
+    and its `extends` chain, several times (PyYAML's parse is pure Python)."""
+    return yaml.safe_load(text)
 
 
 def _check(schema: Mapping[str, Any], values: Mapping[str, Any], where: str) -> None:
