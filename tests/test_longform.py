@@ -46,10 +46,12 @@ def test_sessions_heard_whole_as_identify_hears_them_and_streamed_without_retrac
     assert figures["corpus"]["sessions"] == 2
     assert figures["offline"]["recited"] == figures["streamed"]["recited"] == sum(len(s.verses) for s in sessions)
     assert figures["streamed"]["retractions"] == 0
-    for session, row in zip(sessions, figures["sessions"]):
-        # offline, the verses identify finds in the session's file
-        heard = quranft("identify", "--model", str(model), "--json", str(corpus / session.file))
-        found = json.loads(heard.stdout)["verses"]
+    # offline, the verses identify finds in each session's file (one process, a JSON line a file)
+    heard = quranft("identify", "--model", str(model), "--json", *(str(corpus / s.file) for s in sessions))
+    assert heard.returncode == 0, heard.stderr
+    identified = [json.loads(line)["verses"] for line in heard.stdout.splitlines()]
+    assert len(identified) == len(sessions) == 2
+    for session, row, found in zip(sessions, figures["sessions"], identified):
         assert [(v["surah"], v["ayah"], v["start"]) for v in row["offline"]["verses"]] == \
             [(v["surah"], v["ayah"], v["start"]) for v in found]
         truth = [Timed(*verse) for verse in session.verses]

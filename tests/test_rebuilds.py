@@ -215,22 +215,20 @@ def test_an_edit_of_the_scoring_code_rescores_only_when_it_changes_what_the_code
 
 
 def test_a_dry_run_after_an_edit_plans_exactly_what_the_run_does(tmp_path, tiny_base):
-    """On a real run: the base model and its benchmark (on eight clips), then edits of the
-    benchmark's and the base model's settings; each dry run's job table equals the one the real
-    run then reports."""
+    """On a real run: the base model and its benchmark (on eight clips), then an edit of the
+    benchmark's settings and of the base model; the dry run's job table equals the one the real
+    run then reports (what each edit alone plans: test_a_config_edit_replans_exactly_...)."""
     config = demo_config_file(tmp_path, base_model=str(tiny_base),
                               benchmark={"corpus": str(small_corpus(tmp_path / "corpus")), "threshold_clips": 4})
     target = "results/base/benchmark.json"
     snakemake(tmp_path, target, "-c2", "--configfile", str(config))
-    for change in (lambda v: v["benchmark"].update(batch_size=2),
-                   lambda v: v.update(base_model=str(shutil.copy2(tiny_base, tmp_path / "copy.nemo")))):
-        values = yaml.safe_load(config.read_text(encoding="utf-8"))
-        change(values)
-        config.write_text(yaml.safe_dump(values, allow_unicode=True), encoding="utf-8")
-        planned = planned_jobs(snakemake(tmp_path, target, "-n", "--configfile", str(config)).stdout)
-        run = snakemake(tmp_path, target, "-c2", "--configfile", str(config))
-        assert planned and planned == planned_jobs(run.stdout + run.stderr)
-    assert planned == {"base_model": 1, "benchmark_model": 1}
+    values = yaml.safe_load(config.read_text(encoding="utf-8"))
+    values["benchmark"]["batch_size"] = 2
+    values["base_model"] = str(shutil.copy2(tiny_base, tmp_path / "copy.nemo"))
+    config.write_text(yaml.safe_dump(values, allow_unicode=True), encoding="utf-8")
+    planned = planned_jobs(snakemake(tmp_path, target, "-n", "--configfile", str(config)).stdout)
+    run = snakemake(tmp_path, target, "-c2", "--configfile", str(config))
+    assert planned == planned_jobs(run.stdout + run.stderr) == {"base_model": 1, "benchmark_model": 1}
 
 
 @pytest.mark.parametrize("kind", ["dag", "rulegraph"])
