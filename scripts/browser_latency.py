@@ -3,20 +3,26 @@
 one thread) in headless Chromium, through the reference page (web/), beside onnxruntime in Python
 on one thread.
 
-    python scripts/browser_latency.py --model rehearsal/export/model.int8.onnx [--seconds 10] [--runs 5]
+    python scripts/browser_latency.py --model rehearsal/export/model.int8.onnx [--seconds 10] [--runs 5] [--rounds 1]
 
 The clip is the demo benchmark's first clips joined to --seconds of audio (a real recording; the
 replica's random weights make its content irrelevant to the time, not the length). For each model:
 its load time in the page (fetch, then onnxruntime-web's session; the first load also starts the
 WASM runtime), the first run (cold), then --runs warm runs (median, p90, the largest), each the
-graph's run alone (session.run, timed in the page); then the same clip by onnxruntime in Python,
-one thread, one warm-up then --runs runs. Prints a Markdown table; --json writes the figures.
+graph's run alone (session.run, timed in the page), with the CPU time Chromium's processes took
+for it; then the same clip by onnxruntime in Python, one thread, one warm-up then --runs runs.
+With --rounds R the models are measured in turn R times (A, B, A, B, ...; a fresh browser each
+time) and each figure is taken over all rounds: on a machine that others share, compare models
+only within one call, and by the CPU time first, which does not grow when other work takes the
+cores (the wall time does). Prints a Markdown table; --json writes the figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -50,6 +56,19 @@ def figures(times: list[float]) -> dict:
             "runs": len(times)}
 
 
+def chromium_cpu_seconds(browser: Browser) -> float:
+    """CPU time (user and system) of the browser's processes so far (the page's renderer, where
+    onnxruntime-web's WASM runs, among them): chromedriver's descendants."""
+    import psutil
+
+    total = 0.0
+    for process in psutil.Process(browser.driver.service.process.pid).children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
 def measure(model_path: Path, audio: np.ndarray, runs: int) -> dict:
     with tempfile.TemporaryDirectory() as folder:  # the page serves the one file, under its own name
         served = Path(folder) / model_path.name
@@ -59,8 +78,12 @@ def measure(model_path: Path, audio: np.ndarray, runs: int) -> dict:
             load = model.load()
             model.log_probs([audio])
             cold = model.runs[-1].ms
-            model.log_probs([audio] * runs)
-            browser_warm = figures([run.ms for run in model.runs[1:]])
+            cpu = []
+            for _ in range(runs):
+                started = chromium_cpu_seconds(browser)
+                model.log_probs([audio])
+                cpu.append((chromium_cpu_seconds(browser) - started) * 1000)
+            warm = [run.ms for run in model.runs[1:]]
             python = []
             model.python_log_probs(audio)  # warm-up
             for _ in range(runs):
@@ -69,8 +92,21 @@ def measure(model_path: Path, audio: np.ndarray, runs: int) -> dict:
                 python.append((time.perf_counter() - started) * 1000)
             versions = browser.versions()
     return {"model": str(model_path), "bytes": model_path.stat().st_size, "seconds": len(audio) / SAMPLE_RATE,
-            "load_ms": load["loadMs"], "first_run_ms": cold, "browser": browser_warm,
-            "python_one_thread": figures(python), "versions": versions}
+            "load_ms": load["loadMs"], "first_run_ms": cold, "warm_ms": warm, "cpu_ms": cpu, "python_ms": python,
+            "versions": versions, "load_average": os.getloadavg()}
+
+
+def pooled(rounds: list[dict]) -> dict:
+    """One model's figures over its rounds: medians of the loads and first runs, the warm runs'
+    figures over all of them; each round's own figures kept."""
+    first = rounds[0]
+    return {"model": first["model"], "bytes": first["bytes"], "seconds": first["seconds"],
+            "load_ms": statistics.median(r["load_ms"] for r in rounds),
+            "first_run_ms": statistics.median(r["first_run_ms"] for r in rounds),
+            "browser": figures([t for r in rounds for t in r["warm_ms"]]),
+            "browser_cpu": figures([t for r in rounds for t in r["cpu_ms"]]),
+            "python_one_thread": figures([t for r in rounds for t in r["python_ms"]]),
+            "versions": first["versions"], "rounds": rounds}
 
 
 def main() -> None:
@@ -78,18 +114,23 @@ def main() -> None:
     parser.add_argument("--model", nargs="+", required=True, type=Path, help="exported .onnx files")
     parser.add_argument("--seconds", type=float, default=10.0, help="the clip's length (default 10)")
     parser.add_argument("--runs", type=int, default=5, help="warm runs (default 5)")
+    parser.add_argument("--rounds", type=int, default=1, help="measure the models in turn this many times (default 1)")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
     audio = clip(args.seconds)
-    results = [measure(model, audio, args.runs) for model in args.model]
-    print("| model | size | clip | load | first run | warm median (p90, max) | onnxruntime in Python, 1 thread |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    rounds = [[measure(model, audio, args.runs) for model in args.model] for _ in range(args.rounds)]
+    results = [pooled([row[i] for row in rounds]) for i in range(len(args.model))]
+    print("| model | size | clip | load | first run | warm median (p90, max) | warm, CPU time median (p90) "
+          "| onnxruntime in Python, 1 thread |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
-        b, p = r["browser"], r["python_one_thread"]
+        b, c, p = r["browser"], r["browser_cpu"], r["python_one_thread"]
         print(f"| {r['model']} | {r['bytes'] / 1e6:.1f} MB | {r['seconds']:g} s | {r['load_ms']:.0f} ms | "
               f"{r['first_run_ms']:.0f} ms | {b['median_ms']:.0f} ms ({b['p90_ms']:.0f}, {b['max_ms']:.0f}) | "
-              f"{p['median_ms']:.0f} ms |")
-    print(f"chromium {results[0]['versions']['chromium']}, onnxruntime-web {results[0]['versions']['onnxruntime_web']}")
+              f"{c['median_ms']:.0f} ms ({c['p90_ms']:.0f}) | {p['median_ms']:.0f} ms |")
+    loads = [r["load_average"][0] for row in rounds for r in row]
+    print(f"chromium {results[0]['versions']['chromium']}, onnxruntime-web {results[0]['versions']['onnxruntime_web']}, "
+          f"{args.rounds} round(s) of {args.runs} warm runs, load average {min(loads):.1f} to {max(loads):.1f}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 
