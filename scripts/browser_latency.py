@@ -3,7 +3,7 @@
 one thread) in headless Chromium, through the reference page (web/), beside onnxruntime in Python
 on one thread.
 
-    python scripts/browser_latency.py --model rehearsal/export/model.int8.onnx [--seconds 10] [--runs 5] [--rounds 1]
+    python scripts/browser_latency.py --model rehearsal/export/model.int8.onnx [--seconds 10] [--runs 5]
 
 The clip is the demo benchmark's first clips joined to --seconds of audio (a real recording; the
 replica's random weights make its content irrelevant to the time, not the length). For each model:
@@ -11,10 +11,11 @@ its load time in the page (fetch, then onnxruntime-web's session; the first load
 WASM runtime), the first run (cold), then --runs warm runs (median, p90, the largest), each the
 graph's run alone (session.run, timed in the page), with the CPU time Chromium's processes took
 for it; then the same clip by onnxruntime in Python, one thread, one warm-up then --runs runs.
-With --rounds R the models are measured in turn R times (A, B, A, B, ...; a fresh browser each
-time) and each figure is taken over all rounds: on a machine that others share, compare models
-only within one call, and by the CPU time first, which does not grow when other work takes the
-cores (the wall time does). Prints a Markdown table; --json writes the figures.
+Several models are measured side by side: each in a browser of its own, all open together, their
+warm runs taken in turn (A, B, A, B, ...), so that whatever else the machine does weighs on each
+alike; on a machine that others share, compare models only within one call, and by the CPU time
+as well, which grows less than the wall time when other work takes the cores. Prints a Markdown
+table; --json writes the figures.
 """
 
 from __future__ import annotations
@@ -69,44 +70,46 @@ def chromium_cpu_seconds(browser: Browser) -> float:
     return total
 
 
-def measure(model_path: Path, audio: np.ndarray, runs: int) -> dict:
-    with tempfile.TemporaryDirectory() as folder:  # the page serves the one file, under its own name
-        served = Path(folder) / model_path.name
-        shutil.copy2(model_path, served)
-        with Browser(folder) as browser:
-            model = BrowserModel(served, browser)
+def measure(model_paths: list[Path], audio: np.ndarray, runs: int) -> list[dict]:
+    """Each model in a browser of its own, all open together, loaded and run once cold in turn;
+    then the warm runs round by round, one model after the other (one runs at a time), so that
+    the models share whatever else the machine does; then onnxruntime in Python likewise."""
+    with contextlib.ExitStack() as stack:
+        models = []
+        for model_path in model_paths:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))  # the page serves the one file
+            served = folder / model_path.name
+            shutil.copy2(model_path, served)
+            browser = stack.enter_context(Browser(folder))
+            models.append((model_path, BrowserModel(served, browser), browser))
+        results = []
+        for model_path, model, browser in models:
             load = model.load()
             model.log_probs([audio])
-            cold = model.runs[-1].ms
-            cpu = []
-            for _ in range(runs):
+            results.append({"model": str(model_path), "bytes": model_path.stat().st_size,
+                            "seconds": len(audio) / SAMPLE_RATE, "load_ms": load["loadMs"],
+                            "first_run_ms": model.runs[-1].ms, "warm_ms": [], "cpu_ms": [], "python_ms": [],
+                            "versions": browser.versions()})
+        for _ in range(runs):
+            for (_, model, browser), result in zip(models, results):
                 started = chromium_cpu_seconds(browser)
                 model.log_probs([audio])
-                cpu.append((chromium_cpu_seconds(browser) - started) * 1000)
-            warm = [run.ms for run in model.runs[1:]]
-            python = []
+                result["cpu_ms"].append((chromium_cpu_seconds(browser) - started) * 1000)
+                result["warm_ms"].append(model.runs[-1].ms)
+        for _, model, _ in models:
             model.python_log_probs(audio)  # warm-up
-            for _ in range(runs):
+        for _ in range(runs):
+            for (_, model, _), result in zip(models, results):
                 started = time.perf_counter()
                 model.python_log_probs(audio)
-                python.append((time.perf_counter() - started) * 1000)
-            versions = browser.versions()
-    return {"model": str(model_path), "bytes": model_path.stat().st_size, "seconds": len(audio) / SAMPLE_RATE,
-            "load_ms": load["loadMs"], "first_run_ms": cold, "warm_ms": warm, "cpu_ms": cpu, "python_ms": python,
-            "versions": versions, "load_average": os.getloadavg()}
+                result["python_ms"].append((time.perf_counter() - started) * 1000)
+    return results
 
 
-def pooled(rounds: list[dict]) -> dict:
-    """One model's figures over its rounds: medians of the loads and first runs, the warm runs'
-    figures over all of them; each round's own figures kept."""
-    first = rounds[0]
-    return {"model": first["model"], "bytes": first["bytes"], "seconds": first["seconds"],
-            "load_ms": statistics.median(r["load_ms"] for r in rounds),
-            "first_run_ms": statistics.median(r["first_run_ms"] for r in rounds),
-            "browser": figures([t for r in rounds for t in r["warm_ms"]]),
-            "browser_cpu": figures([t for r in rounds for t in r["cpu_ms"]]),
-            "python_one_thread": figures([t for r in rounds for t in r["python_ms"]]),
-            "versions": first["versions"], "rounds": rounds}
+def summary(result: dict) -> dict:
+    """A model's measurement with the figures of its warm runs, in the page and in Python."""
+    return {**result, "browser": figures(result["warm_ms"]), "browser_cpu": figures(result["cpu_ms"]),
+            "python_one_thread": figures(result["python_ms"])}
 
 
 def main() -> None:
@@ -114,12 +117,11 @@ def main() -> None:
     parser.add_argument("--model", nargs="+", required=True, type=Path, help="exported .onnx files")
     parser.add_argument("--seconds", type=float, default=10.0, help="the clip's length (default 10)")
     parser.add_argument("--runs", type=int, default=5, help="warm runs (default 5)")
-    parser.add_argument("--rounds", type=int, default=1, help="measure the models in turn this many times (default 1)")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
     audio = clip(args.seconds)
-    rounds = [[measure(model, audio, args.runs) for model in args.model] for _ in range(args.rounds)]
-    results = [pooled([row[i] for row in rounds]) for i in range(len(args.model))]
+    load_average = os.getloadavg()[0]
+    results = [summary(result) for result in measure(args.model, audio, args.runs)]
     print("| model | size | clip | load | first run | warm median (p90, max) | warm, CPU time median (p90) "
           "| onnxruntime in Python, 1 thread |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -128,9 +130,8 @@ def main() -> None:
         print(f"| {r['model']} | {r['bytes'] / 1e6:.1f} MB | {r['seconds']:g} s | {r['load_ms']:.0f} ms | "
               f"{r['first_run_ms']:.0f} ms | {b['median_ms']:.0f} ms ({b['p90_ms']:.0f}, {b['max_ms']:.0f}) | "
               f"{c['median_ms']:.0f} ms ({c['p90_ms']:.0f}) | {p['median_ms']:.0f} ms |")
-    loads = [r["load_average"][0] for row in rounds for r in row]
     print(f"chromium {results[0]['versions']['chromium']}, onnxruntime-web {results[0]['versions']['onnxruntime_web']}, "
-          f"{args.rounds} round(s) of {args.runs} warm runs, load average {min(loads):.1f} to {max(loads):.1f}")
+          f"{args.runs} warm runs each, load average {load_average:.1f} before and {os.getloadavg()[0]:.1f} after")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 
