@@ -121,7 +121,8 @@ class LeanMaskedConvs(nn.Sequential):
                 x = x * self.mask(x, lengths.long())
             x = layer(x)
             if getattr(layer, "stride", (1, 1)) != (1, 1):
-                padding = (layer._left_padding, layer._right_padding) if hasattr(layer, "_left_padding") else layer.padding
+                padding = ((layer._left_padding, layer._right_padding) if hasattr(layer, "_left_padding")
+                           else layer.padding)  # CausalConv2D's own, as MaskedConvSequential reads it
                 lengths = calculate_conv_output_size(lengths, layer.kernel_size[0], layer.stride[0], padding)
         return x * self.mask(x, lengths.long()), lengths.long()
 
