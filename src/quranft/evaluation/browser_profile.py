@@ -4,9 +4,9 @@ reference page (web/) in headless Chromium, summed by part of the model and by o
 
 onnxruntime-web writes the events to the page's console as JSON lines; the page's console is
 captured from its first script on (a script Chromium evaluates on each new document), since the
-WASM runtime binds the console when it starts. Profiling adds its own cost to each node (about
-a tenth at real size), and the page's timer is coarse (0.1 ms, jittered) where the page is not
-cross-origin isolated: read the shares, and take latency from runs without profiling.
+WASM runtime binds the console when it starts. Profiling adds its own cost to each node, and the
+page's timer is coarse (0.1 ms, jittered) where the page is not cross-origin isolated: read the
+shares, and take latency from runs without profiling (scripts/browser_latency.py).
 """
 
 from __future__ import annotations
