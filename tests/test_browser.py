@@ -127,3 +127,46 @@ def test_a_missing_export_file_is_named_before_anything_starts(tmp_path):
     with pytest.raises(BrowserCheckError, match=f"{tmp_path / 'model.onnx'}: no such file"):
         run_browser_check([tmp_path / "model.onnx"], DEMO / "benchmark", tmp_path / "browser.json", "base")
     assert not (tmp_path / "browser.json").exists()
+
+
+@pytest.mark.slow
+def test_the_pages_profile_of_an_int8_export_names_where_its_time_goes(browser):
+    """onnxruntime-web's own profile of the demo int8 export in the page: every warm run's nodes,
+    by part of the model and by operator type; the subsampling's convolutions run fused with
+    their ReLU (deploy.graph.LeanMaskedConvs) in the browser's runtime itself."""
+    from quranft.evaluation.browser_profile import profile_in_browser
+
+    model = BrowserModel(browser.models_dir / "model.int8.onnx", browser)
+    result = profile_in_browser(browser, "/models/model.int8.onnx", model, load_audio(WAV), runs=2)
+    assert result["runs"] == 2 and len(result["page_ms"]) == 3
+    assert {"front end (STFT, log-mel)", "subsampling: convolutions (fp32)", "int8 MatMuls: feed-forward",
+            "int8 MatMuls: attention projections", "attention: float MatMuls (scores, positions, values)",
+            "LayerNorm"} <= set(result["parts"])
+    assert {"DynamicQuantizeMatMul", "FusedConv", "STFT"} <= set(result["ops"]) and "Relu" not in result["ops"]
+    assert sum(result["parts"].values()) == pytest.approx(result["nodes_ms"])
+    assert sum(result["ops"].values()) == pytest.approx(result["nodes_ms"])
+
+
+def test_a_profile_is_summed_over_the_warm_runs_by_part_and_operator():
+    """Constructed events as onnxruntime-web prints them: the first run left out, the others'
+    nodes averaged per run."""
+    from quranft.evaluation.browser_profile import profile_events, summarise
+
+    def node(name, op, ts, dur):
+        return json.dumps({"cat": "Node", "name": f"{name}_kernel_time", "ts": ts, "dur": dur, "ph": "X",
+                           "args": {"op_name": op}}) + ","
+
+    lines = ["not a profile line",
+             json.dumps({"cat": "Session", "name": "model_run", "ts": 0, "dur": 5000, "ph": "X", "args": {}}) + ",",
+             node("front_end/node_STFT_1", "STFT", 10, 4000),
+             json.dumps({"cat": "Session", "name": "model_run", "ts": 10000, "dur": 3000, "ph": "X", "args": {}}) + ",",
+             node("front_end/node_STFT_1", "STFT", 10010, 1000),
+             node("acoustic//layers.3/feed_forward1/linear1/MatMul_quant", "DynamicQuantizeMatMul", 11010, 1500),
+             json.dumps({"cat": "Session", "name": "model_run", "ts": 20000, "dur": 2000, "ph": "X", "args": {}}) + ",",
+             node("front_end/node_STFT_1", "STFT", 20010, 500),
+             node("acoustic//layers.3/self_attn/linear_q/MatMul_quant", "MatMulIntegerToFloat", 20510, 1000)]
+    result = summarise(profile_events(lines))
+    assert result == {"runs": 2, "run_ms": 2.5, "nodes_ms": 2.0,
+                      "parts": {"front end (STFT, log-mel)": 0.75, "int8 MatMuls: feed-forward": 0.75,
+                                "int8 MatMuls: attention projections": 0.5},
+                      "ops": {"STFT": 0.75, "DynamicQuantizeMatMul": 0.75, "MatMulIntegerToFloat": 0.5}}

@@ -89,6 +89,51 @@ def test_the_quantized_copies_agree_with_the_nemo_within_bounds(exported):
         assert agreement["identical_transcripts"] + len(agreement["differing_clips"]) == 8
 
 
+def test_the_subsampling_masks_only_before_convolutions_that_mix_frames_and_gives_nemos_output(reference):
+    """graph.LeanMaskedConvs on the demo base's subsampling (NeMo's MaskedConvSequential), a
+    zero-padded batch of three lengths: the same output and lengths as NeMo's, to the bit, with
+    four masks instead of nine (before the three convolutions of three frames, and at the end)."""
+    import copy
+
+    subsampling = copy.deepcopy(reference.encoder.pre_encode)
+    assert type(subsampling.conv).__name__ == "MaskedConvSequential"
+    host = torch.nn.Module()
+    host.pre_encode = subsampling
+    assert graph.lean_subsampling_masks(host) and isinstance(subsampling.conv, graph.LeanMaskedConvs)
+    assert [graph.mixes_frames(layer) for layer in subsampling.conv] == [True, False, True, False, False, True,
+                                                                          False, False]
+    features = torch.randn(3, 237, reference.cfg.preprocessor.features, generator=torch.Generator().manual_seed(0))
+    lengths = torch.tensor([237, 150, 31])
+    with torch.no_grad():
+        expected, expected_lengths = reference.encoder.pre_encode(features, lengths)
+        lean, lean_lengths = subsampling(features, lengths)
+    assert torch.equal(lean, expected) and torch.equal(lean_lengths, expected_lengths)
+    assert lean_lengths.tolist() == [30, 19, 4]
+
+
+def test_the_exported_subsampling_convolutions_feed_their_relu_which_onnxruntime_fuses(exported, tmp_path):
+    """In the export, each subsampling ReLU takes its convolution's output directly (no mask in
+    between), so that onnxruntime's optimisation, the browser's as Python's, fuses the three
+    pairs (FusedConv); the masks broadcast over channels and features (no Expand to the
+    activations' shape)."""
+    import onnxruntime as ort
+
+    model = onnx.load(str(exported / "model.onnx"))
+    subsampling = [node for node in model.graph.node if "/pre_encode/" in node.name]
+    producer = {output: node for node in subsampling for output in node.output}
+    relus = [node for node in subsampling if node.op_type == "Relu"]
+    assert len(relus) == 3 and all(producer[relu.input[0]].op_type == "Conv" for relu in relus)
+    assert not [node for node in subsampling if node.op_type == "Expand"]
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.optimized_model_filepath = str(tmp_path / "optimised.onnx")
+    ort.InferenceSession(str(exported / "model.int8.onnx"), options, providers=["CPUExecutionProvider"])
+    optimised = [node for node in onnx.load(str(tmp_path / "optimised.onnx")).graph.node if "/pre_encode/" in node.name]
+    assert sorted(node.op_type for node in optimised if "Conv" in node.op_type) == ["Conv", "Conv", "FusedConv",
+                                                                                     "FusedConv", "FusedConv"]
+    assert not [node for node in optimised if node.op_type == "Relu"]
+
+
 @pytest.fixture(scope="module")
 def front_end(tmp_path_factory) -> Path:
     """The demo base's front end alone, as rule export_front_end writes it."""

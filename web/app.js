@@ -12,12 +12,12 @@ function show(id, text) {
   $(id).textContent = text;
 }
 
-async function open(bytes, name, source, started) {
+async function open(bytes, name, source, started, options = {}) {
   if (model !== null) {
     await model.session.release(); // one model at a time: a real-size one holds a few hundred MB
     model = null;
   }
-  model = await Model.create(bytes, name);
+  model = await Model.create(bytes, name, options);
   const loadMs = performance.now() - started;
   show("model-status", `${name}: ${model.format}, loaded from the ${source} in ${loadMs.toFixed(0)} ms`);
   $("recording").disabled = $("record").disabled = false;
@@ -25,11 +25,11 @@ async function open(bytes, name, source, started) {
     maxSeconds: model.maxSeconds, classes: model.pieces.length + 1 };
 }
 
-// A model by URL, from the cache when it holds this version (cache.js).
-async function loadUrl(url) {
+// A model by URL, from the cache when it holds this version (cache.js); `options` as Model.create's.
+async function loadUrl(url, options = {}) {
   const started = performance.now();
   const { bytes, source } = await modelBytes(url);
-  return open(bytes, url, source, started);
+  return open(bytes, url, source, started, options);
 }
 
 async function loadFile(file) {
@@ -69,6 +69,12 @@ function fromBase64(base64) {
 window.quranft = {
   ortVersion: ORT_VERSION,
   load: loadUrl,
+  // a model loaded with {enableProfiling: true}: onnxruntime-web writes each run's events (one per
+  // node: its kernel time, op type, shapes) to the console as JSON lines; this ends the profile
+  endProfiling() {
+    if (model === null) throw new Error("open a model first");
+    model.session.endProfiling();
+  },
   // 16 kHz mono float32 samples (base64, little-endian) to log-probs (base64 float32, frames x
   // classes), the page's own transcript of them and the graph's run time in ms
   async logProbs(audioBase64) {

@@ -116,8 +116,9 @@ function base64Bytes(base64) {
 }
 
 export class Model {
-  // `bytes`: the whole .onnx file (Uint8Array)
-  static async create(bytes, name) {
+  // `bytes`: the whole .onnx file (Uint8Array); `options`: onnxruntime-web session options over
+  // the page's own (enableProfiling: scripts/browser_profile.py)
+  static async create(bytes, name, options = {}) {
     let metadata;
     try {
       metadata = onnxMetadata(bytes);
@@ -129,7 +130,8 @@ export class Model {
     }
     let session;
     try {
-      session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+      session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all",
+        ...options });
     } catch (error) {
       throw new Error(`${name}: onnxruntime-web cannot load it (${error.message ?? error})`);
     }

@@ -26,6 +26,11 @@ Before export, two changes that keep every output the same (parity is measured o
 - each Conformer block's pointwise convolutions (Conv1d, kernel 1) become the same product as a
   MatMul, so that int8 and int4 quantization (MatMul-only) covers their weights too, at MatMul's
   speed: onnxruntime's ConvInteger is slower than the float Conv it replaces;
+- the subsampling's padded frames are zeroed only before the convolutions that mix frames and at
+  the end, by a mask broadcast over channels and features (NeMo's MaskedConvSequential zeroes them
+  before every layer, with the mask expanded to the activations' shape): the same values where
+  they count, and each convolution then feeds its ReLU directly, which onnxruntime fuses into it
+  (a tenth of the real-size int8 export's time in onnxruntime-web, docs/export-and-identify.md);
 - the relative positional table keeps the positions of the longest clip the export takes
   (`max_seconds`) instead of NeMo's 5,000 frames (about 20 MB at real size).
 """
@@ -86,6 +91,57 @@ def pointwise_as_matmul(root: nn.Module) -> int:
                 setattr(parent, name, PointwiseMatMul(child))
                 replaced += 1
     return replaced
+
+
+def mixes_frames(layer: nn.Module) -> bool:
+    """Whether a subsampling layer's output at a frame depends on other frames: anything but a
+    convolution of one frame (kernel 1 and stride 1 in time) or a parameter-free activation."""
+    if isinstance(layer, nn.Conv2d):
+        return layer.kernel_size[0] != 1 or layer.stride[0] != 1
+    return not (type(layer).__module__ == nn.ReLU.__module__ and not list(layer.parameters()))
+
+
+class LeanMaskedConvs(nn.Sequential):
+    """NeMo's MaskedConvSequential (the subsampling's layers; padded frames zeroed) with the masks
+    only where they change what reaches the output. Between two masks the layers are pointwise in
+    time, so a padded frame's value reaches no valid frame before the next mask zeroes it; a
+    mask times a layer's output (0 or 1 per frame) commutes with the activations. Same output,
+    to the bit: the values of the valid frames go through the same operations."""
+
+    def __init__(self, masked: nn.Sequential):
+        super().__init__(*masked)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor):
+        from nemo.collections.asr.parts.submodules.subsampling import calculate_conv_output_size
+
+        x = x.unsqueeze(1)  # (batch, 1, time, features), as MaskedConvSequential
+        lengths = lengths.clone().float()
+        for layer in self:
+            if mixes_frames(layer):
+                x = x * self.mask(x, lengths.long())
+            x = layer(x)
+            if getattr(layer, "stride", (1, 1)) != (1, 1):
+                padding = ((layer._left_padding, layer._right_padding) if hasattr(layer, "_left_padding")
+                           else layer.padding)  # CausalConv2D's own, as MaskedConvSequential reads it
+                lengths = calculate_conv_output_size(lengths, layer.kernel_size[0], layer.stride[0], padding)
+        return x * self.mask(x, lengths.long()), lengths.long()
+
+    @staticmethod
+    def mask(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(batch, 1, time, 1): 1 on the valid frames, broadcast over channels and features."""
+        time = torch.arange(x.shape[2], device=x.device)
+        return (time.unsqueeze(0) < lengths.unsqueeze(1)).to(x.dtype)[:, None, :, None]
+
+
+def lean_subsampling_masks(encoder: nn.Module) -> bool:
+    """Replace the encoder's MaskedConvSequential (NeMo 2.5 and later) by LeanMaskedConvs;
+    whether there was one."""
+    subsampling = getattr(encoder, "pre_encode", None)
+    convs = getattr(subsampling, "conv", None)
+    if type(convs).__name__ != "MaskedConvSequential":
+        return False
+    subsampling.conv = LeanMaskedConvs(convs)
+    return True
 
 
 def encoder_frames(encoder: nn.Module, seconds: float, window_stride: float) -> int:
@@ -245,6 +301,7 @@ def build_graph(model, max_seconds: float, work_dir: Path, metadata: dict[str, s
     with export_mode(model):
         pointwise_as_matmul(model.encoder)
         pointwise_as_matmul(ctc_head(model)[0])
+        lean_subsampling_masks(model.encoder)
         limit_positions(model.encoder, encoder_frames(model.encoder, max_seconds, float(preprocessor_cfg.window_stride)))
         if front_end is None:
             export_front_end(model.preprocessor, sample_rate, work_dir / "front_end.onnx")

@@ -176,10 +176,11 @@ class Browser:
                 "onnxruntime_web": self.call("return window.quranft.ortVersion;"),
                 "selenium": selenium.__version__}
 
-    def load(self, url: str) -> dict:
-        """Load the model at `url` (relative to the page) in the page: its load time in ms and
-        whether it came from the network or the page's IndexedDB cache."""
-        return self.call("return await window.quranft.load(arguments[0]);", url)
+    def load(self, url: str, options: dict | None = None) -> dict:
+        """Load the model at `url` (relative to the page) in the page, with onnxruntime-web's
+        session `options` over the page's own: its load time in ms and whether it came from the
+        network or the page's IndexedDB cache."""
+        return self.call("return await window.quranft.load(arguments[0], arguments[1]);", url, options or {})
 
     def run(self, audio: np.ndarray) -> tuple[np.ndarray, PageRun]:
         """One clip of 16 kHz mono float32 audio through the loaded model in the page."""
