@@ -170,3 +170,16 @@ def test_a_profile_is_summed_over_the_warm_runs_by_part_and_operator():
                       "parts": {"front end (STFT, log-mel)": 0.75, "int8 MatMuls: feed-forward": 0.75,
                                 "int8 MatMuls: attention projections": 0.5},
                       "ops": {"STFT": 0.75, "DynamicQuantizeMatMul": 0.75, "MatMulIntegerToFloat": 0.5}}
+
+
+def test_the_command_names_a_missing_export_and_writes_nothing(tmp_path, caplog):
+    """`python -m quranft browser-check` (the rule's command) with a file that is not there: one
+    line naming it, exit status 1, no browser.json, before any browser starts."""
+    from conftest import REPO
+    from quranft.cli import main
+
+    missing = tmp_path / "export" / "model.int8.onnx"
+    output = tmp_path / "export" / "browser.json"
+    assert main(["browser-check", "--config", str(REPO / "config" / "config.yaml"), str(REPO / "config" / "demo.yaml"),
+                 "--model", str(missing), "--name", "v2", "--output", str(output)]) == 1
+    assert f"{missing}: no such file" in caplog.text and not output.exists()

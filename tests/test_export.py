@@ -325,4 +325,4 @@ def test_an_export_run_on_its_own_compares_the_clips_given_and_says_which(tmp_pa
     assert record["fp32"]["identical_transcripts"] == 2 and record["fp32"]["passed"]
     assert record["rejection"] == {}  # clips without text: no threshold chosen on them
     assert "parity on 2 clips, 2 audio files" in caplog.text
-    assert "model.onnx, 8.5 MB, 2/2 transcripts as the .nemo's" in caplog.text
+    assert "model.onnx, 8.4 MB, 2/2 transcripts as the .nemo's" in caplog.text
