@@ -94,10 +94,9 @@ def test_content_hash_ignores_the_container():
     [("WAV", 16000, 1), ("WAV", 44100, 2), ("FLAC", 22050, 1), ("MP3", 44100, 2), ("OGG", 48000, 2), ("M4A", 44100, 1)],
 )
 def test_a_file_decoded_in_blocks_gives_load_audios_samples_to_the_bit(tmp_path, fmt, rate, channels):
-    """In blocks of 0.7 s: libsndfile's blocks (WAV, FLAC, OGG) or PyAV's frames gathered (M4A,
-    MP3), the down-mix a block at a time and soxr's resampler carrying its state from block to
-    block; the same samples as the whole file decoded at once, but for an MP3's: FFmpeg's decoder
-    against libsndfile's (1e-6 apart)."""
+    """In blocks of 0.7 s: libsndfile's blocks (WAV, FLAC, OGG) or PyAV's frames gathered (M4A),
+    the down-mix a block at a time and soxr's resampler carrying its state from block to block (an
+    MP3 is decoded whole: read_blocks); the same samples as the whole file decoded at once."""
     samples = synth(9.3, rate, channels=channels)
     path = tmp_path / f"recording.{fmt.lower()}"
     if fmt == "M4A":
@@ -105,12 +104,9 @@ def test_a_file_decoded_in_blocks_gives_load_audios_samples_to_the_bit(tmp_path,
     else:
         path.write_bytes(encoded(samples, rate, fmt))
     pieces = list(read_blocks(path, seconds=0.7))
-    assert len(pieces) >= 9 and all(piece.dtype == np.float32 and piece.ndim == 1 for piece in pieces)
-    whole = load_audio(path)
-    if fmt == "MP3":
-        np.testing.assert_allclose(np.concatenate(pieces), whole, rtol=0, atol=1e-6)
-    else:
-        assert np.array_equal(np.concatenate(pieces), whole)
+    assert len(pieces) >= (1 if fmt == "MP3" else 9)
+    assert all(piece.dtype == np.float32 and piece.ndim == 1 for piece in pieces)
+    assert np.array_equal(np.concatenate(pieces), load_audio(path))
 
 
 def test_a_file_in_blocks_fails_as_load_audio_does_naming_it(tmp_path):
