@@ -159,9 +159,6 @@ class CTCOnlyHybridModel(EncDecHybridRNNTCTCBPEModel):
         return {"val_loss": loss, "log": {"val_loss": loss, "val_wer": wer, "val_wer_ctc": wer}}
 
 
-M_MMAP_THRESHOLD = -3  # glibc's malloc.h
-
-
 class MappedWeights(SaveRestoreConnector):
     """NeMo's restore with one copy of the weights in memory, not two, for inference. NeMo builds
     the model, its weights initialised, then loads the checkpoint beside them and copies it in:
@@ -170,18 +167,7 @@ class MappedWeights(SaveRestoreConnector):
     memory-mapped from the extracted .nemo (torch.load's mmap: its pages read as they are used,
     a deleted file's mapping lives on) and its tensors become the model's (load_state_dict's
     assign), the initialised ones let go and their heap handed back to the system (glibc's
-    malloc_trim): 790 MB after the restore, the weights' pages joining as they are read.
-
-    It also has glibc map every block of 1 MB or more on its own (M_MMAP_THRESHOLD), so that it
-    goes back to the system when freed: PyTorch frees a window's activations (hundreds of MB at
-    real size) after each window, and glibc, whose threshold otherwise rises to 32 MB, keeps
-    those under it in its heap, so that the resident memory creeps up window after window (the
-    replica on 150 s of recitation: 1,336 MB at the peak instead of 1,410 MB)."""
-
-    def __init__(self):
-        super().__init__()
-        with contextlib.suppress(OSError, AttributeError):  # glibc's only
-            ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, 1 << 20)
+    malloc_trim): 790 MB after the restore, the weights' pages joining as they are read."""
 
     @staticmethod
     def _load_state_dict_from_disk(model_weights, map_location="cpu"):
