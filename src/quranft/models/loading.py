@@ -86,7 +86,7 @@ def load_for_ctc(path: str | Path, threads: int = 0, device: str = "cpu") -> Inf
     from quranft.models import nemo_models
     from quranft.models.transcribe import ctc_head, frame_samples, use_ctc_greedy
 
-    model = nemo_models.restore(path, map_location=device, mapped=True)
+    model = nemo_models.restore(path, map_location=device)
     use_ctc_greedy(model)
     return InferenceModel(model, model.tokenizer, ctc_head(model)[0].num_classes_with_blank - 1,
                           sum(p.numel() for p in model.parameters()), frame_samples(model),

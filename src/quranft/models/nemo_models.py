@@ -5,9 +5,6 @@ Imports NeMo (slow, about 10 s): only the training, averaging and benchmark stag
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import gc
 import logging
 from collections.abc import Iterable
 from pathlib import Path
@@ -15,7 +12,6 @@ from typing import Any
 
 import torch
 from nemo.collections.asr.models import ASRModel, EncDecCTCModelBPE, EncDecHybridRNNTCTCBPEModel
-from nemo.core.connectors.save_restore_connector import SaveRestoreConnector
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from quranft.errors import QuranftError
@@ -159,40 +155,14 @@ class CTCOnlyHybridModel(EncDecHybridRNNTCTCBPEModel):
         return {"val_loss": loss, "log": {"val_loss": loss, "val_wer": wer, "val_wer_ctc": wer}}
 
 
-class MappedWeights(SaveRestoreConnector):
-    """NeMo's restore with one copy of the weights in memory, not two, for inference. NeMo builds
-    the model, its weights initialised, then loads the checkpoint beside them and copies it in:
-    for the 115M-parameter replica, 733 MB after NeMo's import, 1,227 MB built and 1,665 MB at the
-    peak, 1,602 MB kept (the freed copy stays in the C allocator's heap). Here the checkpoint is
-    memory-mapped from the extracted .nemo (torch.load's mmap: its pages read as they are used,
-    a deleted file's mapping lives on) and its tensors become the model's (load_state_dict's
-    assign), the initialised ones let go and their heap handed back to the system (glibc's
-    malloc_trim): 790 MB after the restore, the weights' pages joining as they are read."""
-
-    @staticmethod
-    def _load_state_dict_from_disk(model_weights, map_location="cpu"):
-        return torch.load(model_weights, map_location=map_location, mmap=True)
-
-    def load_instance_with_state_dict(self, instance, state_dict, strict):
-        instance.load_state_dict(state_dict, strict=strict, assign=True)
-        instance._set_model_restore_state(is_being_restored=False)
-        gc.collect()
-        with contextlib.suppress(OSError, AttributeError):  # glibc's only: elsewhere the heap stays as it is
-            ctypes.CDLL(None).malloc_trim(0)
-
-
-def restore(path: str | Path, ctc_only: bool = False, map_location: str = "cpu", hybrid: bool = False,
-            mapped: bool = False):
+def restore(path: str | Path, ctc_only: bool = False, map_location: str = "cpu", hybrid: bool = False):
     """Open a .nemo file: a hybrid RNNT/CTC model, or the CTC model a CTC-only trial saves (save's
     `ctc_only`); only a hybrid with `hybrid` (a base model to train from, or whose checkpoints to
-    average) or `ctc_only`, which opens it as CTCOnlyHybridModel, for CTC-only training. With
-    `mapped`, for inference only, its weights are the checkpoint's mapped from the file
-    (MappedWeights). A file that is not a complete .nemo archive, or of another kind of model, is
-    refused in one line."""
+    average) or `ctc_only`, which opens it as CTCOnlyHybridModel, for CTC-only training. A file
+    that is not a complete .nemo archive, or of another kind of model, is refused in one line."""
     check_nemo_archive(path)
     cls = CTCOnlyHybridModel if ctc_only else ASRModel
-    model = cls.restore_from(str(path), map_location=torch.device(map_location),
-                             save_restore_connector=MappedWeights() if mapped else None)
+    model = cls.restore_from(str(path), map_location=torch.device(map_location))
     kinds = (EncDecHybridRNNTCTCBPEModel,) if hybrid or ctc_only else (EncDecHybridRNNTCTCBPEModel, EncDecCTCModelBPE)
     if not isinstance(model, kinds):
         raise NotAHybridModel(f"{path}: a {type(model).__name__}, not a hybrid RNNT/CTC BPE model"
