@@ -126,9 +126,8 @@ READ_SECONDS = 10.0
 
 def read_blocks(path: str | Path, target_rate: int = SAMPLE_RATE,
                 seconds: float = READ_SECONDS) -> Iterator[np.ndarray]:
-    """A file's audio as `load_audio` decodes it, in blocks of mono
-    float32 at `target_rate`, each decoded when it is asked for: about `seconds` of the file at a
-    time is held, never the file (libsndfile's block reading; for what it rejects, PyAV's frames
+    """A file's audio as `load_audio` decodes it, in blocks of mono float32 at `target_rate`, each
+    decoded when it is asked for: about `seconds` of the file at a time is held, never the file (libsndfile's block reading; for what it rejects, PyAV's frames
     gathered in blocks), but for an MP3, decoded whole (`_file_blocks`). The same samples as
     `load_audio`, to the bit: the resampler carries its state from block to block (soxr's
     ResampleStream gives the samples soxr.resample gives on the whole). Errors name the file."""
@@ -162,7 +161,7 @@ def _file_blocks(handle: BinaryIO, seconds: float) -> Iterator[tuple[np.ndarray,
         # benchmarks, which read files whole
         sound.close()
         handle.seek(0)
-        yield _decode_with_soundfile(handle.read())
+        yield decode_bytes(handle.read())
         return
     with sound:
         size = max(1, int(seconds * sound.samplerate))
