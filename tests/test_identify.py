@@ -209,3 +209,29 @@ def test_a_tiny_file_a_stereo_44_khz_file_and_an_unreadable_one_each_keep_their_
     assert (rows[0]["verses"], rows[0]["error"], rows[0]["duration"]) == ([], None, 0.01)
     assert [verse["label"] for verse in rows[1]["verses"]] == ["1:1"] and rows[1]["duration"] == pytest.approx(3.97, abs=0.01)
     assert rows[2]["error"] and "broken.mp3" in rows[2]["error"]
+
+
+def test_a_long_recording_heard_as_it_is_decoded_gives_the_verses_heard_whole(demo_base_export, tmp_path):
+    """identify decodes a file block by block and hears each block of stretches of speech once it is
+    complete (data.speech_blocks): on 5 minutes of demo clips (three blocks of stretches), the
+    verses, their times, the transcript and the speech seconds are those of the whole recording
+    heard at once, as identify heard it before."""
+    from quranft.data.audio import load_audio
+    from quranft.data.vad import VoiceActivity
+    from quranft.deploy.identify import identify_files, threshold_for, verse_record
+    from quranft.matching.segments import VerseSegmenter
+    from quranft.models.loading import load_for_ctc
+    from test_speech_blocks import clips_recording, heard_whole
+
+    path = tmp_path / "long.flac"
+    sf.write(path, clips_recording(64), 16000, subtype="PCM_16")
+    graph = demo_base_export[0] / "model.int8.onnx"
+    [result] = identify_files(graph, [path], threads=2)
+    model = load_for_ctc(graph, threads=2)
+    segmenter = VerseSegmenter(model.tokenizer, model.blank, frame_seconds=model.frame_seconds,
+                               min_confidence=threshold_for(graph, model)[0])
+    spans, transcript, speech = heard_whole(model, VoiceActivity(threads=2), segmenter.find, load_audio(path))
+    assert result.error is None and result.duration > 300 and len(spans) >= 20
+    assert result.verses == [verse_record(span, result.duration) for span in spans]
+    assert (result.transcript, result.speech_seconds) == (transcript, round(speech, 3))
+

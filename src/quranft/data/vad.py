@@ -123,6 +123,14 @@ class SpeechTracker:
             self._probs = [self.probs]
         self._pending = pending[whole:]
 
+    def finish(self) -> None:
+        """The recording ended: its last, partial frame heard zero-padded, as `probabilities` of
+        the whole hears it."""
+        if len(self._pending):
+            self.probs = np.concatenate([self.probs, self.vad.probabilities(self._pending, self._state)])
+            self._probs = [self.probs]
+            self._pending = np.zeros(0, np.float32)
+
     def speech(self, start: float, end: float) -> list[Interval]:
         """The speech intervals between `start` and `end` seconds, relative to `start`."""
         step = FRAME / RATE
@@ -136,22 +144,51 @@ class SpeechTracker:
 def intervals_of(probs: np.ndarray, duration: float, threshold: float = 0.5, min_speech: float = MIN_SPEECH_SECONDS,
                  min_silence: float = 0.1, pad: float = 0.03) -> list[Interval]:
     """Speech intervals (seconds) from per-frame probabilities: Silero's rule (module docstring)."""
-    step = FRAME / RATE
-    low = max(threshold - 0.15, 0.01)
-    found: list[list[float]] = []
-    start = quiet_since = None
-    for frame, p in enumerate(np.asarray(probs, dtype=np.float32)):
-        if p >= threshold:
-            quiet_since = None
-            if start is None:
-                start = frame
-        elif start is not None and p < low:
-            quiet_since = frame if quiet_since is None else quiet_since
-            if (frame - quiet_since + 1) * step >= min_silence:
-                found.append([start * step, quiet_since * step])
-                start = quiet_since = None
-    if start is not None:
-        found.append([start * step, duration])
+    edges = SpeechEdges(threshold, min_silence)
+    edges.add(probs)
+    return padded(edges.found(duration), duration, min_speech, pad)
+
+
+class SpeechEdges:
+    """Silero's rule read frame by frame as the probabilities arrive (`add`): where speech starts
+    and ends, before the short bursts are dropped and the intervals padded (`padded`). An interval
+    once closed (`closed`) never changes; the one still open (`open_since`, a frame) ends where
+    more probabilities say, or at the recording's end (`found`)."""
+
+    def __init__(self, threshold: float = 0.5, min_silence: float = 0.1):
+        self.threshold, self.min_silence = threshold, min_silence
+        self.frames = 0  # read so far
+        self.closed: list[list[float]] = []  # [start, end] seconds
+        self.open_since: int | None = None  # the frame the open interval starts at
+        self._quiet_since: int | None = None
+
+    def add(self, probs: np.ndarray) -> None:
+        step = FRAME / RATE
+        low = max(self.threshold - 0.15, 0.01)
+        start, quiet_since = self.open_since, self._quiet_since
+        for frame, p in enumerate(np.asarray(probs, dtype=np.float32), start=self.frames):
+            if p >= self.threshold:
+                quiet_since = None
+                if start is None:
+                    start = frame
+            elif start is not None and p < low:
+                quiet_since = frame if quiet_since is None else quiet_since
+                if (frame - quiet_since + 1) * step >= self.min_silence:
+                    self.closed.append([start * step, quiet_since * step])
+                    start = quiet_since = None
+        self.frames += len(probs)
+        self.open_since, self._quiet_since = start, quiet_since
+
+    def found(self, duration: float) -> list[list[float]]:
+        """Every interval, the open one ending at `duration` (seconds): the recording ended."""
+        step = FRAME / RATE
+        return self.closed + ([[self.open_since * step, duration]] if self.open_since is not None else [])
+
+
+def padded(found: list[list[float]], duration: float, min_speech: float = MIN_SPEECH_SECONDS,
+           pad: float = 0.03) -> list[Interval]:
+    """The intervals of `found` (SpeechEdges) of at least `min_speech`, each widened by `pad` (within
+    the recording's `duration`), those that then touch joined."""
     merged: list[list[float]] = []
     for begin, end in found:
         if end - begin < min_speech:

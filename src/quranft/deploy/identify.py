@@ -28,7 +28,7 @@ from typing import TextIO
 
 import numpy as np
 
-from quranft.data.audio import SAMPLE_RATE, load_audio
+from quranft.data.audio import SAMPLE_RATE, read_blocks
 from quranft.data.vad import VoiceActivity
 from quranft.deploy.subtitles import SUBTITLES, tsv_header, tsv_rows
 from quranft.errors import QuranftError
@@ -84,10 +84,22 @@ def threshold_for(model_path: str | Path, model: InferenceModel) -> tuple[float,
     return DEFAULT_THRESHOLD, "the default"
 
 
-def verses_heard(model: InferenceModel, segmenter: VerseSegmenter, vad: VoiceActivity, audio: np.ndarray,
+def verses_heard(model: InferenceModel, segmenter: VerseSegmenter, vad: VoiceActivity, file: str | Path,
                  windowing: Windowing, result: Identified) -> list[VerseSpan]:
-    """The verses of one recording, its transcript and speech seconds set on `result`."""
-    spans, result.transcript, speech = hear_recording(model, segmenter.find, vad, audio, windowing)
+    """The verses of one recording, heard as it is decoded (data.audio.read_blocks: what is held
+    does not grow with its length); its duration, transcript and speech seconds set on `result`."""
+    samples = 0
+
+    def decoded() -> Iterator[np.ndarray]:
+        nonlocal samples
+        for block in read_blocks(file):
+            samples += len(block)
+            yield block
+
+    spans, result.transcript, speech = hear_recording(model, segmenter.find, vad, decoded(), windowing)
+    if samples == 0:
+        raise ValueError("no audio samples")
+    result.duration = round(samples / SAMPLE_RATE, 3)
     result.speech_seconds = round(speech, 3)
     return spans
 
@@ -108,11 +120,7 @@ def identify_files(model_path: str | Path, files: Sequence[str | Path], threads:
         started = time.perf_counter()
         result = Identified(file=str(file))
         try:
-            audio = load_audio(file)
-            if audio.size == 0:
-                raise ValueError("no audio samples")
-            result.duration = round(len(audio) / SAMPLE_RATE, 3)
-            spans = verses_heard(model, segmenter, vad, audio, windowing, result)
+            spans = verses_heard(model, segmenter, vad, file, windowing, result)
         except Exception as error:  # one file's failure is reported on its line; the others go on
             result.error = f"{type(error).__name__}: {error}"
             yield result

@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from quranft.data.speech_blocks import SpeechBlock, SpeechBlocks
 from quranft.data.vad import MIN_SPEECH_SECONDS, SpeechTracker, VoiceActivity, speech_seconds, speech_stretches
 from quranft.models.loading import InferenceModel, speech_log_probs
 from quranft.models.windowed import Windowing
@@ -54,24 +55,6 @@ class Emitted:
                 "confidence": self.confidence, "emitted_at": self.at}
 
 
-# A long recording's verses are read block by block, each block whole stretches of speech of at most
-# this many seconds (cut at a pause between two stretches), so that only one block's log-probs are
-# held at a time: 184 MB an hour at the real model's 1,025 classes, 6 MB a block.
-BLOCK_SECONDS = 120.0
-
-
-def blocks(stretches: list[tuple[int, int]], rate: int, seconds: float = BLOCK_SECONDS) -> list[list[tuple[int, int]]]:
-    """The stretches ([start, end) samples) grouped in order, each group spanning at most `seconds`
-    (a stretch longer than that is a group of its own)."""
-    groups: list[list[tuple[int, int]]] = []
-    for stretch in stretches:
-        if groups and stretch[1] - groups[-1][0][0] <= seconds * rate:
-            groups[-1].append(stretch)
-        else:
-            groups.append([stretch])
-    return groups
-
-
 def on_speech(span, speech: list[tuple[float, float]]):
     """The span with its edges moved onto the speech it covers: a start in a pause moves to where
     the next speech begins, an end in a pause back to where the last speech ended (intervals in the
@@ -87,26 +70,33 @@ def on_speech(span, speech: list[tuple[float, float]]):
     return replace(span, start=round(start, 6), end=round(end, 6))
 
 
-def hear_recording(model: InferenceModel, find: Callable[[np.ndarray], list], vad: VoiceActivity, audio: np.ndarray,
-                   windowing: Windowing = Windowing(), min_speech: float = MIN_SPEECH_SECONDS
-                   ) -> tuple[list, str, float]:
+def hear_recording(model: InferenceModel, find: Callable[[np.ndarray], list], vad: VoiceActivity,
+                   audio: np.ndarray | Iterable[np.ndarray], windowing: Windowing = Windowing(),
+                   min_speech: float = MIN_SPEECH_SECONDS) -> tuple[list, str, float]:
     """A whole recording as `identify` hears it: (the verses `find` reads, with the recording's
-    times, the transcript, the seconds of speech). Each stretch of speech is heard on its own
-    (speech_log_probs), every other frame blank, block by block (BLOCK_SECONDS); less speech than
-    `min_speech` is no recitation."""
-    speech = vad.speech(audio)
-    seconds = speech_seconds(speech)
+    times, the transcript, the seconds of speech). `audio` is the recording, or its pieces as they
+    are decoded (data.audio.read_blocks). Each stretch of speech is heard on its own
+    (speech_log_probs), every other frame blank, block by block as each block of stretches is
+    complete (data.speech_blocks), so that only one block's audio and log-probs are held; less
+    speech than `min_speech` is no recitation."""
+    rate = model.sample_rate
+    heard = SpeechBlocks(vad, model.frame_samples, rate)
+    spans, texts = [], []
+
+    def hear(ready: list[SpeechBlock]) -> None:
+        for block in ready:
+            log_probs = speech_log_probs(model, block.audio, block.stretches, windowing)
+            offset = block.start / rate
+            spans.extend(on_speech(replace(span, start=round(span.start + offset, 6), end=round(span.end + offset, 6)),
+                                   heard.speech) for span in find(log_probs))
+            texts.append(model.text(log_probs))
+
+    for piece in [audio] if isinstance(audio, np.ndarray) else audio:
+        hear(heard.add(piece))
+    hear(heard.finish())
+    seconds = speech_seconds(heard.speech)
     if seconds < min_speech:
         return [], "", seconds
-    rate = model.sample_rate
-    spans, texts = [], []
-    for group in blocks(speech_stretches(speech, len(audio), model.frame_samples, rate), rate):
-        first, last = group[0][0], group[-1][1]
-        log_probs = speech_log_probs(model, audio[first:last], [(s - first, e - first) for s, e in group], windowing)
-        offset = first / rate
-        spans += [on_speech(replace(span, start=round(span.start + offset, 6), end=round(span.end + offset, 6)),
-                            speech) for span in find(log_probs)]
-        texts.append(model.text(log_probs))
     return spans, " ".join(text for text in texts if text), seconds
 
 
