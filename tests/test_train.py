@@ -205,8 +205,10 @@ def test_unknown_characters_stop_training_before_the_first_step(tmp_path, demo_d
     assert not (tmp_path / "out" / "checkpoints").exists()
 
 
-@pytest.mark.parametrize("batching", [{}, DURATION_BATCHING, {"ctc_only": True, "freeze_rnnt_decoder": False}],
-                         ids=["fixed", "duration", "ctc-only-decoder-left-unfrozen"])
+# Fixed batches on two processes: the CTC-only case (its shares of the clips asserted below; each
+# rank's own batches and samples: tests/test_slurm.py's two-device run).
+@pytest.mark.parametrize("batching", [DURATION_BATCHING, {"ctc_only": True, "freeze_rnnt_decoder": False}],
+                         ids=["duration", "ctc-only-decoder-left-unfrozen"])
 def test_two_process_cpu_ddp_trains(tmp_path, tiny_base, demo_data_stage, batching):
     trials = write_trial(tmp_path / "trials", max_steps=4, val_interval=2, **batching)
     command = train_command(cli_config(tmp_path, trials), "t", tiny_base, demo_data_stage, tmp_path / "out",

@@ -23,9 +23,9 @@ pytestmark = pytest.mark.slow
 
 
 def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, tiny_base, demo_data_stage):
-    """Killed from outside once its first checkpoint (step 5) is written, resumed to step 20; a
+    """Killed from outside once its first checkpoint (step 5) is written, resumed to step 10; a
     duration-batched run killed and resumed: the next test."""
-    trials = write_trial(tmp_path / "trials", max_steps=20, val_interval=5)
+    trials = write_trial(tmp_path / "trials", max_steps=10, val_interval=5)
     command = train_command(cli_config(tmp_path, trials), "t", tiny_base, demo_data_stage, tmp_path / "out")
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -38,11 +38,11 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, tiny_base, demo
     process.wait()
     assert not (tmp_path / "out" / "training_metadata.json").exists()
     step = torch.load(last, map_location="cpu", weights_only=False)["global_step"]
-    assert 5 <= step < 20
+    assert 5 <= step < 10
     subprocess.run(command, env=env, check=True, capture_output=True)
     metadata = json.loads((tmp_path / "out" / "training_metadata.json").read_text())
     assert metadata["training"]["resumed_from_step"] == step
-    assert metadata["training"]["global_step"] == 20
+    assert metadata["training"]["global_step"] == 10
 
 
 def test_a_killed_duration_batched_run_resumes_its_epochs_data_order(tmp_path, tiny_base, demo_data_stage):
