@@ -50,16 +50,6 @@ def _av_frames(source) -> Iterator[tuple[np.ndarray, int]]:
                 yield out.to_ndarray().T, frame.sample_rate
 
 
-def _decode_with_av(data: bytes) -> tuple[np.ndarray, int]:
-    chunks = []
-    rate = None
-    for samples, rate in _av_frames(io.BytesIO(data)):
-        chunks.append(samples)
-    if not chunks or rate is None:
-        raise AudioDecodeError("no audio frames")
-    return np.concatenate(chunks).astype(np.float32, copy=False), rate
-
-
 def _soundfile_message(error: Exception) -> str:
     # libsndfile's message names the buffer or file object by its address or name: left out, so
     # that reports listing undecodable rows are the same from one run to the next
@@ -73,12 +63,10 @@ def decode_bytes(data: bytes) -> tuple[np.ndarray, int]:
     try:
         return _decode_with_soundfile(data)
     except SOUNDFILE_ERRORS as sf_error:
-        try:
-            return _decode_with_av(data)
-        except AudioDecodeError:
-            raise
-        except Exception as av_error:  # PyAV raises many FFmpeg error types
-            raise AudioDecodeError(f"soundfile: {_soundfile_message(sf_error)}; ffmpeg: {av_error}") from None
+        sf_message = _soundfile_message(sf_error)
+    # what libsndfile rejects, by PyAV, in one block
+    [(samples, rate)] = _av_blocks(io.BytesIO(data), math.inf, sf_message)
+    return samples.astype(np.float32, copy=False), rate
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:
@@ -127,8 +115,9 @@ READ_SECONDS = 10.0
 def read_blocks(path: str | Path, target_rate: int = SAMPLE_RATE,
                 seconds: float = READ_SECONDS) -> Iterator[np.ndarray]:
     """A file's audio as `load_audio` decodes it, in blocks of mono float32 at `target_rate`, each
-    decoded when it is asked for: about `seconds` of the file at a time is held, never the file (libsndfile's block reading; for what it rejects, PyAV's frames
-    gathered in blocks), but for an MP3, decoded whole (`_file_blocks`). The same samples as
+    decoded when it is asked for: about `seconds` of the file at a time is held, never the file
+    (libsndfile's block reading; for what it rejects, PyAV's frames gathered in blocks), but for an
+    MP3, decoded whole (`_file_blocks`). The same samples as
     `load_audio`, to the bit: the resampler carries its state from block to block (soxr's
     ResampleStream gives the samples soxr.resample gives on the whole). Errors name the file."""
     path = Path(path)
@@ -170,8 +159,8 @@ def _file_blocks(handle: BinaryIO, seconds: float) -> Iterator[tuple[np.ndarray,
 
 
 def _av_blocks(handle: BinaryIO, seconds: float, sf_message: str) -> Iterator[tuple[np.ndarray, int]]:
-    """PyAV's frames (1,024 samples each for AAC) gathered into blocks of about `seconds`; an error
-    says why soundfile did not read the file (`sf_message`) too."""
+    """PyAV's frames (1,024 samples each for AAC) gathered into blocks of about `seconds` (one block
+    for math.inf); an error says why soundfile did not read the file (`sf_message`) too."""
     gathered: list[np.ndarray] = []
     count, rate = 0, None
     try:
