@@ -14,7 +14,7 @@ from quranft.config import check_local_paths, is_hub_id, validate_config
 from quranft.data.benchmark_corpus import audio_files as benchmark_audio_files, check_build_target, synthetic_corpus_warning
 from quranft.data.sessions import SESSIONS_MANIFEST, session_audio_files
 from quranft.data.sources import local_files
-from quranft.evaluation.code_versions import ASR_BENCHMARK, BENCHMARK, LONGFORM, module_hashes
+from quranft.evaluation.code_versions import ASR_BENCHMARK, BENCHMARK, EXPORT, FRONT_END_EXPORT, LONGFORM, module_hashes
 from quranft.fileio import holds_json, read_json, write_canonical_json
 from quranft.models.browser import chromium_available
 from quranft.models.onnx_model import EXPORT_FILES
@@ -95,6 +95,10 @@ def code_record(name, module):
 BENCHMARK_CODE = code_record("benchmark_code", BENCHMARK)
 # The long-form benchmark's: editing its scoring or streaming re-runs the long-form jobs only.
 LONGFORM_CODE = code_record("longform_code", LONGFORM)
+# The exports' (rules/export.smk): an edit of what the graph, its quantization or its recorded
+# parity and threshold do re-exports every model; the front end's, of the graph module's closure.
+EXPORT_CODE = code_record("export_code", EXPORT)
+FRONT_END_CODE = code_record("front_end_code", FRONT_END_EXPORT)
 # The browser check's (rules/export.smk): the benchmark's closure and the check's own code.
 BROWSER_CODE = code_record("browser_code", "quranft.evaluation.browser_check")
 # The reference page's files, which the browser check runs (an edit re-runs the checks).

@@ -6,7 +6,8 @@
 # its fingerprint (any other makes its own; export.json says which).
 rule export_front_end:
     input:
-        "results/base/model.nemo",
+        model="results/base/model.nemo",
+        code=FRONT_END_CODE,
     output:
         FRONT_END,
     threads: 1
@@ -21,7 +22,7 @@ rule export_front_end:
     conda:
         "../envs/quranft.yaml"
     shell:
-        "python -m quranft export-front-end --model {input:q} --output {output:q} > {log:q} 2>&1"
+        "python -m quranft export-front-end --model {input.model:q} --output {output:q} > {log:q} 2>&1"
 
 
 rule export_model:
@@ -30,6 +31,7 @@ rule export_model:
         front_end=FRONT_END,
         # parity with the .nemo is measured on the first export.parity_clips validation clips
         parity=VALIDATION_MANIFEST,
+        code=EXPORT_CODE,
         # not the browser check's keys, which decide which checks run, nor the margin each export is
         # held to (the leaderboard's): neither is what an export is
         settings=settings_file(

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from conftest import REPO, demo_config_file, planned_jobs, small_corpus, snakemake
-from quranft.evaluation.code_versions import BENCHMARK, LONGFORM, closure
+from quranft.evaluation.code_versions import BENCHMARK, EXPORT, LONGFORM, closure
 
 pytestmark = pytest.mark.slow
 
@@ -179,8 +179,10 @@ def copied_workflow(tmp_path):
 def test_an_edit_of_the_scoring_code_rescores_only_when_it_changes_what_the_code_does(finished, tmp_path):
     """A docstring, a comment and a reformatting of a module that decides scores plan nothing; an
     edit of a constant in the same file re-plans every benchmark (the exports' and the long-form
-    ones too) and what reads them, never training; an edit of the long-form scoring re-plans the
-    long-form benchmarks only."""
+    ones too), every export (the file is in the export's code too) and what reads them, never
+    training; an edit of the long-form scoring re-plans the long-form benchmarks only; an edit of
+    the export's graph code re-exports every model and the front end, and re-runs what reads the
+    exports, not the .nemo benchmarks."""
     workdir, config = finished
     workflow = copied_workflow(tmp_path)
 
@@ -200,8 +202,8 @@ def test_an_edit_of_the_scoring_code_rescores_only_when_it_changes_what_the_code
                     encoding="utf-8")
     assert planned() == {}
     code.write_text(text.replace(constant, constant.replace("BPEModel", "Model")), encoding="utf-8")
-    # the long-form benchmark loads models through it too
-    assert planned() == {"benchmark_model": 7, "benchmark_export": 7, "benchmark_longform": 7, **BROWSER, **SHIP, "all": 1}
+    # the long-form benchmark loads models through it too, and the export reads the .nemo by it
+    assert planned() == {"benchmark_model": 7, **EXPORT_ALL, **SHIP, "all": 1}
     code.write_text(text, encoding="utf-8")
     # the long-form scoring decides the long-form figures alone: its jobs only, no clip benchmark
     scoring = workflow / "src" / "quranft" / "evaluation" / "longform_scoring.py"
@@ -212,6 +214,14 @@ def test_an_edit_of_the_scoring_code_rescores_only_when_it_changes_what_the_code
     scoring.write_text(source.replace("    edits = Levenshtein.distance(", "    edits = 0 + Levenshtein.distance("),
                        encoding="utf-8")
     assert planned() == {"benchmark_longform": 7, **SHIP, "all": 1}
+    scoring.write_text(source, encoding="utf-8")
+    # what the graph does: every export and the front end they reuse, and what reads the exports
+    graph = workflow / "src" / "quranft" / "deploy" / "graph.py"
+    assert "deploy/graph.py" in closure(EXPORT) and "deploy/graph.py" not in closure(BENCHMARK) + closure(LONGFORM)
+    source = graph.read_text(encoding="utf-8")
+    assert "\nOPSET = 18\n" in source
+    graph.write_text(source.replace("\nOPSET = 18\n", "\nOPSET = 17\n"), encoding="utf-8")
+    assert planned() == {"export_front_end": 1, **EXPORT_ALL, **SHIP, "all": 1}
 
 
 def test_a_dry_run_after_an_edit_plans_exactly_what_the_run_does(tmp_path, tiny_base):

@@ -37,6 +37,11 @@ BENCHMARK = "quranft.evaluation.benchmark"
 ASR_BENCHMARK = "quranft.evaluation.asr_benchmark"
 # The long-form benchmark: sessions heard whole and streamed, and their scoring.
 LONGFORM = "quranft.evaluation.longform"
+# What makes an export: the graph, its quantization and the parity and threshold it records (its
+# closure holds the model loading, the windowed path and the matchers the threshold is chosen by);
+# the front end every export reuses is the graph module's alone.
+EXPORT = "quranft.deploy.export"
+FRONT_END_EXPORT = "quranft.deploy.graph"
 
 
 def _path(module: str) -> Path | None:
