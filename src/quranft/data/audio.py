@@ -1,7 +1,11 @@
 """Decoding audio of any common container to mono float32 at a target rate.
 
-soundfile (libsndfile) reads WAV, FLAC, OGG and MP3 without system packages; anything it rejects
-(M4A/AAC phone recordings, for instance) goes through PyAV, whose wheel bundles FFmpeg.
+soundfile (libsndfile) reads WAV, FLAC and OGG without system packages; MP3, and anything it
+rejects (M4A/AAC phone recordings, for instance), goes through PyAV, whose wheel bundles FFmpeg.
+Why MP3 by FFmpeg although libsndfile reads it: libsndfile 1.2.2 reads an MP3 in pieces with
+jumps of up to 0.03 at some of the pieces' edges, and one 1e-7 from its whole read on every file
+tried, so a recording could not be decoded a block at a time (read_blocks) as it is decoded whole
+(load_audio); FFmpeg's frames are the same however they are gathered.
 """
 
 from __future__ import annotations
@@ -30,9 +34,16 @@ class AudioDecodeError(ValueError):
 SOUNDFILE_ERRORS = (sf.LibsndfileError, RuntimeError, TypeError)  # what libsndfile raises for a format it rejects
 
 
-def _decode_with_soundfile(data: bytes) -> tuple[np.ndarray, int]:
-    samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    return samples, rate
+# What soundfile says of an MP3 it opened, in an error of FFmpeg's decoding (see the docstring above)
+MP3_BY_FFMPEG = "MP3 is decoded by FFmpeg"
+
+
+def _decode_with_soundfile(data: bytes) -> tuple[np.ndarray, int] | None:
+    """The samples and rate of what libsndfile reads, or None for an MP3 (read by PyAV)."""
+    with sf.SoundFile(io.BytesIO(data)) as sound:
+        if sound.format == "MP3":
+            return None
+        return sound.read(dtype="float32", always_2d=True), sound.samplerate
 
 
 def _av_frames(source) -> Iterator[tuple[np.ndarray, int]]:
@@ -61,10 +72,14 @@ def decode_bytes(data: bytes) -> tuple[np.ndarray, int]:
     if not data:
         raise AudioDecodeError("empty audio bytes")
     try:
-        return _decode_with_soundfile(data)
+        decoded = _decode_with_soundfile(data)
     except SOUNDFILE_ERRORS as sf_error:
         sf_message = _soundfile_message(sf_error)
-    # what libsndfile rejects, by PyAV, in one block
+    else:
+        if decoded is not None:
+            return decoded
+        sf_message = MP3_BY_FFMPEG
+    # an MP3, or what libsndfile rejects, by PyAV, in one block
     [(samples, rate)] = _av_blocks(io.BytesIO(data), math.inf, sf_message)
     return samples.astype(np.float32, copy=False), rate
 
@@ -116,10 +131,10 @@ def read_blocks(path: str | Path, target_rate: int = SAMPLE_RATE,
                 seconds: float = READ_SECONDS) -> Iterator[np.ndarray]:
     """A file's audio as `load_audio` decodes it, in blocks of mono float32 at `target_rate`, each
     decoded when it is asked for: about `seconds` of the file at a time is held, never the file
-    (libsndfile's block reading; for what it rejects, PyAV's frames gathered in blocks), but for an
-    MP3, decoded whole (`_file_blocks`). The same samples as
-    `load_audio`, to the bit: the resampler carries its state from block to block (soxr's
-    ResampleStream gives the samples soxr.resample gives on the whole). Errors name the file."""
+    (libsndfile's block reading; for an MP3 and what libsndfile rejects, PyAV's frames gathered in
+    blocks). The same samples as `load_audio`, to the bit: the resampler carries its state from
+    block to block (soxr's ResampleStream gives the samples soxr.resample gives on the whole).
+    Errors name the file."""
     path = Path(path)
     try:
         handle = path.open("rb")
@@ -134,7 +149,7 @@ def read_blocks(path: str | Path, target_rate: int = SAMPLE_RATE,
 
 def _file_blocks(handle: BinaryIO, seconds: float) -> Iterator[tuple[np.ndarray, int]]:
     """(samples of shape (frames, channels), rate) of an open file, about `seconds` at a time;
-    soundfile first, PyAV for what it rejects (as decode_bytes); an MP3 whole."""
+    soundfile first, PyAV for an MP3 and what soundfile rejects (as decode_bytes)."""
     if os.fstat(handle.fileno()).st_size == 0:
         raise AudioDecodeError("empty audio bytes")
     try:
@@ -144,13 +159,9 @@ def _file_blocks(handle: BinaryIO, seconds: float) -> Iterator[tuple[np.ndarray,
         yield from _av_blocks(handle, seconds, _soundfile_message(sf_error))
         return
     if sound.format == "MP3":
-        # Read whole, as load_audio reads it: libsndfile 1.2.2 reads an MP3 in pieces with jumps of
-        # up to 0.03 at some of the pieces' edges, and FFmpeg's decoder, within 1e-6 of its whole
-        # read, is enough to flip a verse at the confidence threshold between identify and the
-        # benchmarks, which read files whole
         sound.close()
         handle.seek(0)
-        yield decode_bytes(handle.read())
+        yield from _av_blocks(handle, seconds, MP3_BY_FFMPEG)
         return
     with sound:
         size = max(1, int(seconds * sound.samplerate))
