@@ -17,7 +17,7 @@ Two exporters, each where it works and is fast (measured on the demo base model,
   graph returns no frame lengths.
 The two are joined into one self-contained file (no external weights) with onnx.compose.
 
-The front end computes the log-mel energies' log and their per-feature normalisation in float64
+The front end computes the log of the mel energies and their per-feature normalisation in float64
 (log_in_float64): in float32 they were where onnxruntime-web's WASM kernels and native
 onnxruntime's part (up to 1.2e-3 in the log-probs); in float64 the browser is within 1e-4 of Python.
 
@@ -194,9 +194,9 @@ def log_in_float64(featurizer: nn.Module):
     order of the mean's sum (1e-5 apart between onnxruntime-web's WASM kernels and native x86's)
     came out of it up to 7.6e-4 apart in the features, and 1.2e-3 in the log-probs: 10 of the demo
     base's 95 benchmark clips were over 1e-4 from onnxruntime in Python in the browser. In
-    float64 both runtimes round the same features to float32 (the acoustic part alone, given
-    the same features, is within 2.7e-5), and the features are nearer the exact ones than
-    NeMo's own float32 ones (docs/export-and-identify.md)."""
+    float64 the two runtimes' features are within 7e-6 of each other, most of them to the bit
+    (the acoustic part alone, given the same features, is within 2.7e-5), and nearer the exact
+    ones than NeMo's own float32 features (docs/export-and-identify.md)."""
     original = featurizer.log_zero_guard_value_fn
 
     def guard(x: torch.Tensor) -> torch.Tensor:
