@@ -165,6 +165,11 @@ def test_the_front_end_equals_nemos_preprocessor_on_padded_batches(front_end, re
     assert frames.tolist() == expected_frames.tolist() == [len(a) // 160 for a in audios]  # 10 ms hop
     for row, count in enumerate(frames):
         assert np.abs(features[row, :, :count] - expected[row, :, :count].numpy()).max() < 1e-3
+    # its log and normalisation in float64, its features float32 (graph.log_in_float64)
+    inferred = onnx.shape_inference.infer_shapes(onnx.load(str(front_end)))
+    types = {v.name: v.type.tensor_type.elem_type for v in [*inferred.graph.value_info, *inferred.graph.output]}
+    log = next(node for node in inferred.graph.node if node.op_type == "Log")
+    assert (types[log.input[0]], types["features"]) == (onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT)
 
 
 def test_an_export_reuses_the_front_end_of_the_same_preprocessor(front_end, exported, parity_manifest, tmp_path):

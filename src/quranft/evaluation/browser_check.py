@@ -52,16 +52,11 @@ from quranft.provenance import cpu_name, provenance
 
 log = logging.getLogger("quranft")
 
-# The largest log-prob difference allowed between the browser's fp32 graph and Python's: the bound
-# the export itself holds its fp32 graph to against the .nemo (deploy.parity.MAX_FP32_DIFFERENCE).
-# The issue asked for 1e-4, from a probe on two clips; on the demo base's 95 benchmark clips the
-# browser is up to 1.2e-3 from Python (10 clips over 1e-4, silence the most; argmax the same on
-# every frame) whatever onnxruntime-web's graph optimisation level, where Python on one thread and
-# on two, or with graph optimisation off and on, are within 4e-5: WASM's float kernels differ. So
-# the clips over 1e-4 are counted (`clips_over_1e-4`), and the check fails on this bound or on any
-# greedy transcript that differs from Python's.
-FP32_MAX_DIFFERENCE = 1e-2
-PROBE_DIFFERENCE = 1e-4
+# The largest log-prob difference allowed between the browser's fp32 graph and Python's. In float32
+# the front end's log and per-feature normalisation were where WASM's kernels and native x86's part
+# (up to 1.2e-3 on the demo base's 95 benchmark clips, 10 over 1e-4); the graph computes them in
+# float64 (deploy.graph.log_in_float64), and the browser is within 3.9e-5 of Python on all 95.
+FP32_MAX_DIFFERENCE = 1e-4
 
 
 class BrowserCheckError(QuranftError, ValueError):
@@ -93,7 +88,6 @@ def _parity(rows: list[dict[str, Any]], clips: dict[str, ClipRun]) -> dict[str, 
     return {"clips": len(compared), "identical_transcripts": identical,
             "identical_share": identical / len(compared) if compared else None,
             "max_abs_log_prob_difference": max((clip.difference for _, clip in compared), default=None),
-            "clips_over_1e-4": sum(clip.difference > PROBE_DIFFERENCE for _, clip in compared),
             "clips_differing": differing,
             "page_decoding": {"clips": len(whole), "identical": sum(text == row["transcript"] for row, text in whole)}}
 
