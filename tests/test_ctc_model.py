@@ -73,3 +73,29 @@ def test_training_and_averaging_refuse_a_ctc_model_as_their_base_by_its_file(sav
         with pytest.raises(nemo_models.NotAHybridModel, match=r"ctc\.nemo: a EncDecCTCModelBPE, not a hybrid "
                                                               r"RNNT/CTC BPE model$"):
             nemo_models.restore(saved[2], **kind)
+
+
+@pytest.mark.parametrize("file, kind", [(1, {}), (1, {"ctc_only": True}), (2, {})],
+                         ids=["hybrid", "hybrid-for-ctc-only-training", "ctc"])
+def test_restore_gives_nemos_model_to_the_bit(saved, file, kind):
+    """restore holds one copy of the weights while loading (it assigns the checkpoint's tensors in
+    place of the initial ones): the same model as NeMo's restore_from, every weight and every
+    buffer, the non-persistent ones (positional encodings) that no state dict holds included."""
+    from nemo.collections.asr.models import ASRModel
+    from nemo.core.connectors.save_restore_connector import SaveRestoreConnector
+
+    cls = nemo_models.CTCOnlyHybridModel if kind else ASRModel
+    ours, nemos = nemo_models.restore(saved[file], **kind), cls.restore_from(str(saved[file]), map_location="cpu")
+    assert type(ours) is type(nemos) and ours.cfg == nemos.cfg
+    for get in (lambda m: m.state_dict(), lambda m: dict(m.named_buffers()), lambda m: dict(m.named_parameters())):
+        mine, theirs = get(ours), get(nemos)
+        assert list(mine) == list(theirs)
+        for key, tensor in theirs.items():
+            assert (type(mine[key]), mine[key].dtype, mine[key].device, mine[key].requires_grad) == \
+                   (type(tensor), tensor.dtype, tensor.device, tensor.requires_grad), key
+            assert torch.equal(mine[key], tensor), key
+    assert any(key.endswith(".pe") for key in dict(ours.named_buffers())) and "encoder.pos_enc.pe" not in ours.state_dict()
+    assert [m.training for m in ours.modules()] == [m.training for m in nemos.modules()]
+    for lstm in (m for m in ours.modules() if isinstance(m, torch.nn.LSTM)):  # what its forward runs on
+        assert all(w is getattr(lstm, name) for w, name in zip(lstm._flat_weights, lstm._flat_weights_names))
+    assert type(ours._save_restore_connector) is SaveRestoreConnector  # save_to as after NeMo's restore
