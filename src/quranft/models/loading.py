@@ -8,6 +8,7 @@ transcribes a recording of any length, in windows when it is longer than one (mo
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,12 @@ def load_for_ctc(path: str | Path, threads: int = 0, device: str = "cpu") -> Inf
         graph = OnnxModel(path, threads)
         return InferenceModel(graph, graph.tokenizer, graph.blank, graph.parameters, graph.frame_samples,
                               graph.sample_rate, graph.min_confidence)
+    # oneDNN compiles and keeps kernels for each input shape it meets, up to 1,024 of them: every
+    # window length of a long recording added its own, and a real-size model's peak grew from 1,470
+    # MB (10 minutes) to 1,602 MB (an hour). 128 keeps a 40 s window's and its neighbours' (the hour:
+    # 1,440 MB); 8 made it recompile them all the time (888 s for the hour). Read by oneDNN when it
+    # makes its first kernel, so set before the model runs; a value the user set is kept.
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "128")
     from quranft.models import nemo_models
     from quranft.models.transcribe import ctc_head, frame_samples, use_ctc_greedy
 
