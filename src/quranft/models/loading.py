@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from quranft.models.memory import release_freed_memory
 from quranft.models.windowed import Windowing
 
 
@@ -62,6 +63,7 @@ def speech_log_probs(model: InferenceModel, audio: np.ndarray, stretches: list[t
     out = None
     for start, end in stretches:
         _, heard = model.transcribe(audio[start:end], windowing)
+        release_freed_memory()  # the stretch's activations, of its own length (models.memory)
         if out is None:
             out = np.full((frames, heard.shape[1]), -1e4, dtype=np.float32)
             out[:, model.blank] = 0.0

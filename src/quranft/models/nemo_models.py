@@ -180,7 +180,7 @@ class _OneCopyRestore(SaveRestoreConnector):
         return moved, map_location  # loaded by load_instance_with_state_dict, after the model's weights go
 
     def load_instance_with_state_dict(self, instance, state_dict, strict):
-        from quranft.models.transcribe import release_freed_memory
+        from quranft.models.memory import release_freed_memory
 
         checkpoint, map_location = state_dict
         for tensor in instance.state_dict(keep_vars=True).values():

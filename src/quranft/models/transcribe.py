@@ -18,8 +18,6 @@ one bad clip costs only its own transcript.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ import numpy as np
 import torch
 
 from quranft.data.audio import SAMPLE_RATE, AudioDecodeError, load_audio
+from quranft.models.memory import release_freed_memory
 from quranft.models.onnx_model import OnnxModel
 from quranft.models.windowed import Windowing, stitch
 
@@ -147,17 +146,6 @@ def denormals_flushed():
         torch.set_flush_denormal(False)  # torch's default
 
 
-def release_freed_memory() -> None:
-    """What the program has freed handed back to the system (glibc's malloc_trim; elsewhere,
-    nothing). glibc keeps freed blocks for the next allocations, and a .nemo's windows of differing
-    lengths leave them scattered in its arenas: without this after each window, a real-size model's
-    peak on a 10-minute recording was 1,649 MB, with it 1,470 MB (docs/export-and-identify.md).
-    The pages come back on the next window's first touch."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c"))
-    if hasattr(libc, "malloc_trim"):
-        libc.malloc_trim(0)
-
-
 def frame_samples(model) -> int:
     """Audio samples per encoder frame of a .nemo: its preprocessor's hop times its encoder's subsampling."""
     preprocessor = model.cfg.preprocessor
@@ -190,7 +178,6 @@ def _encode(model, samples: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.T
         else:  # a CTC model's forward goes on through its CTC head: its own steps up to the encoder's output
             features, feature_lengths = model.preprocessor(input_signal=batch.to(device), length=lengths.to(device))
             encoded = model.encoder(audio_signal=features, length=feature_lengths)
-    release_freed_memory()
     return encoded
 
 
@@ -200,7 +187,10 @@ def _encode_windowed(model, audio: np.ndarray, windowing: Windowing) -> tuple[to
 
     def run(window: list[np.ndarray]) -> list[torch.Tensor]:
         encoded, length = _encode(model, window)
-        return [encoded[0, :, : int(length[0])].T]  # frames first, for stitch
+        kept = encoded[0, :, : int(length[0])].T.clone()  # frames first, for stitch
+        del encoded
+        release_freed_memory()
+        return [kept]
 
     encoded = torch.cat(stitch(run, audio, spans)).T.unsqueeze(0)
     return encoded, torch.tensor([encoded.shape[-1]], dtype=torch.long, device=encoded.device)
