@@ -38,14 +38,6 @@ SOUNDFILE_ERRORS = (sf.LibsndfileError, RuntimeError, TypeError)  # what libsndf
 MP3_BY_FFMPEG = "MP3 is decoded by FFmpeg"
 
 
-def _decode_with_soundfile(data: bytes) -> tuple[np.ndarray, int] | None:
-    """The samples and rate of what libsndfile reads, or None for an MP3 (read by PyAV)."""
-    with sf.SoundFile(io.BytesIO(data)) as sound:
-        if sound.format == "MP3":
-            return None
-        return sound.read(dtype="float32", always_2d=True), sound.samplerate
-
-
 def _av_frames(source) -> Iterator[tuple[np.ndarray, int]]:
     """Each decoded frame of the first audio stream of `source` (bytes in a buffer, or a file) as
     (samples of shape (frames, channels), sample rate), by PyAV."""
@@ -71,16 +63,7 @@ def decode_bytes(data: bytes) -> tuple[np.ndarray, int]:
     """Decode audio bytes to (samples of shape (frames, channels), sample rate)."""
     if not data:
         raise AudioDecodeError("empty audio bytes")
-    try:
-        decoded = _decode_with_soundfile(data)
-    except SOUNDFILE_ERRORS as sf_error:
-        sf_message = _soundfile_message(sf_error)
-    else:
-        if decoded is not None:
-            return decoded
-        sf_message = MP3_BY_FFMPEG
-    # an MP3, or what libsndfile rejects, by PyAV, in one block
-    [(samples, rate)] = _av_blocks(io.BytesIO(data), math.inf, sf_message)
+    [(samples, rate)] = _file_blocks(io.BytesIO(data), math.inf)  # in one block
     return samples.astype(np.float32, copy=False), rate
 
 
@@ -142,16 +125,17 @@ def read_blocks(path: str | Path, target_rate: int = SAMPLE_RATE,
         raise AudioDecodeError(f"{path}: {error.strerror}") from None
     with handle:
         try:
+            if os.fstat(handle.fileno()).st_size == 0:
+                raise AudioDecodeError("empty audio bytes")
             yield from _resampled(_file_blocks(handle, seconds), target_rate)
         except AudioDecodeError as error:
             raise AudioDecodeError(f"{path}: {error}") from None
 
 
 def _file_blocks(handle: BinaryIO, seconds: float) -> Iterator[tuple[np.ndarray, int]]:
-    """(samples of shape (frames, channels), rate) of an open file, about `seconds` at a time;
-    soundfile first, PyAV for an MP3 and what soundfile rejects (as decode_bytes)."""
-    if os.fstat(handle.fileno()).st_size == 0:
-        raise AudioDecodeError("empty audio bytes")
+    """(samples of shape (frames, channels), rate) of an open file or buffer, about `seconds` at a
+    time (math.inf: all of it in one block); soundfile first, PyAV for an MP3 and what soundfile
+    rejects."""
     try:
         sound = sf.SoundFile(handle)
     except SOUNDFILE_ERRORS as sf_error:
@@ -164,6 +148,9 @@ def _file_blocks(handle: BinaryIO, seconds: float) -> Iterator[tuple[np.ndarray,
         yield from _av_blocks(handle, seconds, MP3_BY_FFMPEG)
         return
     with sound:
+        if math.isinf(seconds):
+            yield sound.read(dtype="float32", always_2d=True), sound.samplerate
+            return
         size = max(1, int(seconds * sound.samplerate))
         for samples in sound.blocks(blocksize=size, dtype="float32", always_2d=True):
             yield samples, sound.samplerate
