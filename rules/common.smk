@@ -14,7 +14,8 @@ from quranft.config import check_local_paths, is_hub_id, validate_config
 from quranft.data.benchmark_corpus import audio_files as benchmark_audio_files, check_build_target, synthetic_corpus_warning
 from quranft.data.sessions import SESSIONS_MANIFEST, session_audio_files
 from quranft.data.sources import local_files
-from quranft.evaluation.code_versions import ASR_BENCHMARK, BENCHMARK, EXPORT, FRONT_END_EXPORT, LONGFORM, module_hashes
+from quranft.evaluation.code_versions import (ASR_BENCHMARK, BENCHMARK, EXPORT, FRONT_END_EXPORT, LONGFORM, module_hashes,
+                                             save_cache, use_cache)
 from quranft.fileio import holds_json, read_json, write_canonical_json
 from quranft.models.browser import chromium_available
 from quranft.models.onnx_model import EXPORT_FILES
@@ -90,6 +91,8 @@ def code_record(name, module):
     return settings_file(name, code=module_hashes(module))
 
 
+# What each module's text hashes to, kept between parses (only an edited module is parsed again).
+use_cache(".snakemake/quranft/code_hashes.json")
 # The verse benchmark's code record, read by the .nemo benchmarks and the exports' benchmarks alike
 # (hashed once a parse).
 BENCHMARK_CODE = code_record("benchmark_code", BENCHMARK)
@@ -101,6 +104,7 @@ EXPORT_CODE = code_record("export_code", EXPORT)
 FRONT_END_CODE = code_record("front_end_code", FRONT_END_EXPORT)
 # The browser check's (rules/export.smk): the benchmark's closure and the check's own code.
 BROWSER_CODE = code_record("browser_code", "quranft.evaluation.browser_check")
+save_cache()
 # The reference page's files, which the browser check runs (an edit re-runs the checks).
 WEB_PAGE = ("index.html", "app.js", "audio.js", "cache.js", "model.js", "package-lock.json")
 

@@ -67,3 +67,54 @@ def test_the_benchmark_code_record_holds_each_module_of_the_closure():
     assert sorted(hashes) == closure(BENCHMARK)
     assert {"models/nemo_models.py", "matching/scoring.py", "data/audio.py"} <= set(hashes)
     assert all(len(value) == 16 for value in hashes.values()) and len(set(hashes.values())) == len(hashes)
+
+
+# A process that hashes the benchmark's closure with a cache file, as a parse of the Snakefile does
+# (rules/common.smk), and says which module files it parsed.
+HASHING = """
+import ast, json, sys
+from quranft.evaluation import code_versions
+
+parsed = []
+parse = ast.parse
+ast.parse = lambda source, filename="<unknown>", **kw: parsed.append(filename) or parse(source, filename, **kw)
+code_versions.use_cache(sys.argv[1])
+hashes = code_versions.module_hashes(code_versions.BENCHMARK)
+code_versions.save_cache()
+print(json.dumps({"hashes": hashes, "parsed": parsed}))
+"""
+
+
+def test_the_cache_file_spares_the_parse_of_every_module_but_an_edited_one(tmp_path):
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    shutil.copytree(REPO / "src" / "quranft", tmp_path / "src" / "quranft")  # a package of its own, to edit
+    cache = tmp_path / "cache" / "code_hashes.json"
+
+    def hashing() -> dict:
+        run = subprocess.run([sys.executable, "-c", HASHING, str(cache)], capture_output=True, text=True,
+                             check=True, env={"PYTHONPATH": str(tmp_path / "src")}, timeout=120)
+        return json.loads(run.stdout)
+
+    first = hashing()
+    assert len(first["parsed"]) == len(first["hashes"]) == len(closure(BENCHMARK)) and cache.is_file()
+    assert hashing() == {"hashes": first["hashes"], "parsed": []}  # every text found in the cache
+
+    scoring = tmp_path / "src" / "quranft" / "matching" / "scoring.py"
+    scoring.write_text(scoring.read_text(encoding="utf-8") + "\nEDITED = 1\n", encoding="utf-8")
+    edited = hashing()
+    assert edited["parsed"] == [str(scoring)]
+    assert {k for k in first["hashes"] if edited["hashes"][k] != first["hashes"][k]} == {"matching/scoring.py"}
+
+    # a cache of another recipe (another Python, or another normalisation) or an unreadable one is
+    # not used, and is written anew
+    for held in (json.dumps({"recipe": "another", "entries": json.loads(cache.read_text())["entries"]}), "{"):
+        cache.write_text(held, encoding="utf-8")
+        again = hashing()
+        assert again["hashes"] == edited["hashes"] and len(again["parsed"]) == len(edited["hashes"])
+        assert hashing()["parsed"] == []

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from quranft.config import fill_defaults, first_error, load_schema
+from quranft.config import fill_defaults, first_error, load_schema, parse_yaml
 from quranft.errors import QuranftError
 
 TRIAL_SCHEMA = "schema/trial.schema.yaml"
@@ -79,8 +79,8 @@ def _read(path: Path) -> dict[str, Any]:
 @functools.lru_cache(maxsize=None)
 def _parsed(text: str) -> Any:
     """A trial file's text parsed once per process: a parse of the Snakefile resolves each trial,
-    and its `extends` chain, several times (PyYAML's parse is pure Python)."""
-    return yaml.safe_load(text)
+    and its `extends` chain, several times."""
+    return parse_yaml(text)
 
 
 def _check(schema: Mapping[str, Any], values: Mapping[str, Any], where: str) -> None:
