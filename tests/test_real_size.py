@@ -1,10 +1,10 @@
 """The workflow's steps at real size: NVIDIA's architecture (114.6M parameters, random weights)
-trained two steps, averaged and benchmarked on CPU, as `make rehearsal` does for the whole DAG."""
+trained two steps, averaged and benchmarked on CPU, as `make rehearsal` does for the whole DAG (in
+the test's process: the command lines of these stages are run at small size by the workflow tests)."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -33,6 +33,7 @@ def test_the_replica_has_nvidia_s_architecture(replica):
 
 
 def test_v1_trains_averages_and_benchmarks_at_real_size(replica, demo_data_stage, tmp_path):
+    from quranft.evaluation.benchmark import run_benchmark
     from quranft.models import nemo_models
     from quranft.training.average import average_trial
     from quranft.training.train import train_trial
@@ -63,15 +64,9 @@ def test_v1_trains_averages_and_benchmarks_at_real_size(replica, demo_data_stage
 
     corpus = small_corpus(tmp_path / "corpus", 3)
     manifest = json.loads((corpus / "manifest.json").read_text(encoding="utf-8"))
-    settings = tmp_path / "benchmark_settings.json"
     # the CTC head only: the replica's random RNNT head decodes up to max_symbols tokens a frame
-    settings.write_text(json.dumps({"benchmark": {"corpus": str(corpus), "matchers": ["text", "ctc"],
-                                                  "primary_matcher": "ctc", "batch_size": 2, "decoders": ["ctc"]}}),
-                        encoding="utf-8")
-    subprocess.run([sys.executable, "-m", "quranft", "benchmark", "--settings", str(settings),
-                    "--model", str(out / "model.nemo"), "--name", "v1", "--output", str(tmp_path / "benchmark.json"),
-                    "--log-probs", str(tmp_path / "log_probs.npz")], check=True, capture_output=True, timeout=600,
-                   env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    run_benchmark(out / "model.nemo", corpus, tmp_path / "benchmark.json", "v1", matchers=("text", "ctc"), primary="ctc",
+                  batch_size=2, decoders=("ctc",), log_probs_path=tmp_path / "log_probs.npz")
     benchmark = json.loads((tmp_path / "benchmark.json").read_text(encoding="utf-8"))
     assert [row["id"] for row in benchmark["rows"]] == [s["id"] for s in manifest["samples"]]
     assert all(row["transcript"] is not None for row in benchmark["rows"])

@@ -224,21 +224,23 @@ def test_an_edit_of_the_scoring_code_rescores_only_when_it_changes_what_the_code
     assert planned() == {"export_front_end": 1, **EXPORT_ALL, **SHIP, "all": 1}
 
 
-def test_a_dry_run_after_an_edit_plans_exactly_what_the_run_does(tmp_path, tiny_base):
-    """On a real run: the base model and its benchmark (on eight clips), then an edit of the
-    benchmark's settings and of the base model; the dry run's job table equals the one the real
-    run then reports (what each edit alone plans: test_a_config_edit_replans_exactly_...)."""
-    config = demo_config_file(tmp_path, base_model=str(tiny_base),
-                              benchmark={"corpus": str(small_corpus(tmp_path / "corpus")), "threshold_clips": 4})
-    target = "results/base/benchmark.json"
+def test_a_dry_run_after_an_edit_plans_exactly_what_the_run_does(tmp_path):
+    """On a real run: the data stage (its leakage guard on an eight-clip benchmark corpus), then an
+    edit of its settings and a touched benchmark clip; the dry run's job table equals the one the
+    real run then reports (what each edit alone plans: test_a_config_edit_replans_exactly_... and
+    test_touching_a_benchmark_clip_also_redoes_the_leakage_guard)."""
+    corpus = small_corpus(tmp_path / "corpus")
+    config = demo_config_file(tmp_path, benchmark={"corpus": str(corpus), "threshold_clips": 4})
+    target = "results/data/report.json"
     snakemake(tmp_path, target, "-c2", "--configfile", str(config))
     values = yaml.safe_load(config.read_text(encoding="utf-8"))
-    values["benchmark"]["batch_size"] = 2
-    values["base_model"] = str(shutil.copy2(tiny_base, tmp_path / "copy.nemo"))
+    values.setdefault("data", {})["min_duration"] = 0.7
     config.write_text(yaml.safe_dump(values, allow_unicode=True), encoding="utf-8")
+    os.utime(next(corpus.glob("*.wav")))
     planned = planned_jobs(snakemake(tmp_path, target, "-n", "--configfile", str(config)).stdout)
     run = snakemake(tmp_path, target, "-c2", "--configfile", str(config))
-    assert planned == planned_jobs(run.stdout + run.stderr) == {"base_model": 1, "benchmark_model": 1}
+    assert planned == planned_jobs(run.stdout + run.stderr) == {
+        "index_benchmark": 1, "prepare_quran_ayah_corpus": 1, "prepare_retasy": 1, "data_report": 1}
 
 
 @pytest.mark.parametrize("kind", ["dag", "rulegraph"])

@@ -131,8 +131,8 @@ def test_a_failing_rule_is_reported_with_its_log(slurm, tmp_path):
     # The demo corpus has one undecodable row in 175: a zero tolerance makes prepare fail.
     config = demo_config_file(tmp_path, data={"max_undecodable_fraction": 0.0},
                               benchmark={"corpus": str(small_corpus(tmp_path / "corpus")), "threshold_clips": 4})
-    result = run_profile(tmp_path, "results/data/report.json", "--configfile", str(config), *FIT_LOCAL,
-                         timeout=600)
+    result = run_profile(tmp_path, "results/data/quran_ayah_corpus/train.jsonl", "--configfile", str(config),
+                         *FIT_LOCAL, timeout=600)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "Error in rule prepare_quran_ayah_corpus" in output

@@ -205,12 +205,12 @@ def test_unknown_characters_stop_training_before_the_first_step(tmp_path, demo_d
     assert not (tmp_path / "out" / "checkpoints").exists()
 
 
-# Fixed batches on two processes: the CTC-only case (its shares of the clips asserted below; each
-# rank's own batches and samples: tests/test_slurm.py's two-device run).
-@pytest.mark.parametrize("batching", [DURATION_BATCHING, {"ctc_only": True, "freeze_rnnt_decoder": False}],
-                         ids=["duration", "ctc-only-decoder-left-unfrozen"])
-def test_two_process_cpu_ddp_trains(tmp_path, tiny_base, demo_data_stage, batching):
-    trials = write_trial(tmp_path / "trials", max_steps=4, val_interval=2, **batching)
+def test_two_process_cpu_ddp_trains(tmp_path, tiny_base, demo_data_stage):
+    """Two processes on the CPU (gloo DDP, the code path of N GPUs), duration batches, and a
+    CTC-only trial that leaves its RNNT decoder unfrozen in the file. Fixed batches on two devices,
+    each rank's own batches and samples: tests/test_slurm.py's two-device run."""
+    trials = write_trial(tmp_path / "trials", max_steps=4, val_interval=2, freeze_rnnt_decoder=False,
+                         **DURATION_BATCHING)
     command = train_command(cli_config(tmp_path, trials), "t", tiny_base, demo_data_stage, tmp_path / "out",
                             "--cpu-processes", "2")
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"), MASTER_PORT="29517")
@@ -220,11 +220,12 @@ def test_two_process_cpu_ddp_trains(tmp_path, tiny_base, demo_data_stage, batchi
     assert metadata["device"]["devices"] == 2 and metadata["device"]["strategy"] == "ddp"
     assert metadata["training"]["global_step"] == 4
     assert "gloo" in result.stderr + result.stdout
-    if "batching" not in batching:  # each rank 14 of the 28 clips, in batches of 4, 4, 4 and 2: on both ranks
-        assert metadata["training"]["samples_seen"] == 28
-    if batching.get("ctc_only"):  # no gradient reaches them: frozen, and the log says why
-        assert {"decoder", "joint"} <= set(metadata["frozen_modules"])
-        assert "the CTC loss does not reach the RNNT decoder and joint: they are frozen" in result.stderr
+    ranks = [json.loads((tmp_path / "out" / "logs" / "ranks" / f"rank{k}.json").read_text()) for k in (0, 1)]
+    assert [(r["rank"], r["world_size"]) for r in ranks] == [(0, 2), (1, 2)]
+    assert metadata["training"]["samples_seen"] == sum(r["samples"] for r in ranks) > 0  # summed over the ranks
+    # no gradient reaches them: frozen, and the log says why
+    assert {"decoder", "joint"} <= set(metadata["frozen_modules"])
+    assert "the CTC loss does not reach the RNNT decoder and joint: they are frozen" in result.stderr
 
 
 def test_more_frozen_layers_than_the_encoder_has_names_the_file_and_key(tmp_path, tiny_base, demo_data_stage):

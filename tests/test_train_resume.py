@@ -23,8 +23,11 @@ pytestmark = pytest.mark.slow
 
 
 def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, tiny_base, demo_data_stage):
-    """Killed from outside once its first checkpoint (step 5) is written, resumed to step 10; a
-    duration-batched run killed and resumed: the next test."""
+    """Killed from outside once its first checkpoint (step 5) is written, resumed to step 10 (here,
+    in the test's process: a new process would only import NeMo again); a duration-batched run
+    killed and resumed: the next test."""
+    from quranft.training.train import train_trial
+
     trials = write_trial(tmp_path / "trials", max_steps=10, val_interval=5)
     command = train_command(cli_config(tmp_path, trials), "t", tiny_base, demo_data_stage, tmp_path / "out")
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
@@ -39,31 +42,39 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, tiny_base, demo
     assert not (tmp_path / "out" / "training_metadata.json").exists()
     step = torch.load(last, map_location="cpu", weights_only=False)["global_step"]
     assert 5 <= step < 10
-    subprocess.run(command, env=env, check=True, capture_output=True)
+    train_trial(load_trial(trials, "t"), tiny_base, sources(demo_data_stage), tmp_path / "out")
     metadata = json.loads((tmp_path / "out" / "training_metadata.json").read_text())
     assert metadata["training"]["resumed_from_step"] == step
     assert metadata["training"]["global_step"] == 10
 
 
-def test_a_killed_duration_batched_run_resumes_its_epochs_data_order(tmp_path, tiny_base, demo_data_stage):
+def test_a_killed_duration_batched_run_resumes_its_epochs_data_order(tmp_path, tiny_base, demo_data_stage,
+                                                                     monkeypatch):
     """Killed two steps after a checkpoint written mid-way through a later epoch, the run trains
-    after its resume exactly the batches an uninterrupted run trains after that checkpoint's step."""
-    from support.recorded_train import KILL_AT, RECORD, read_batches
+    after its resume exactly the batches an uninterrupted run trains after that checkpoint's step.
+    The killed run is a process of its own (it sends itself SIGKILL); the uninterrupted and the
+    resumed runs train in the test's process, with the same threads and data workers."""
+    from support.recorded_train import KILL_AT, RECORD, read_batches, recording
+
+    from quranft.models.nemo_models import CTCOnlyHybridModel
+    from quranft.training.configure import Resources
+    from quranft.training.train import train_trial
 
     max_steps, val_interval = 20, 4
     trials = write_trial(tmp_path / "trials", max_steps=max_steps, val_interval=val_interval, **DURATION_BATCHING)
-    config = cli_config(tmp_path, trials)
+    monkeypatch.setattr(CTCOnlyHybridModel, "training_step", recording(CTCOnlyHybridModel.training_step))
+    monkeypatch.delenv(KILL_AT, raising=False)
+    threads = torch.get_num_threads()
 
-    def train(out: str, record: str, kill_at: int | None = None) -> subprocess.CompletedProcess:
-        command = train_command(config, "t", tiny_base, demo_data_stage, tmp_path / out, "--threads", "3")
-        command[1:3] = [str(REPO / "tests" / "support" / "recorded_train.py")]  # python -m quranft, recording
-        env = dict(os.environ, PYTHONPATH=str(REPO / "src"), **{RECORD: str(tmp_path / record)})
-        env.pop(KILL_AT, None)
-        if kill_at is not None:
-            env[KILL_AT] = str(kill_at)
-        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    def train_here(out: str, record: str) -> dict:
+        monkeypatch.setenv(RECORD, str(tmp_path / record))
+        try:
+            return train_trial(load_trial(trials, "t"), tiny_base, sources(demo_data_stage), tmp_path / out,
+                               Resources(threads=3))
+        finally:
+            torch.set_num_threads(threads)
 
-    assert train("uninterrupted", "uninterrupted.jsonl").returncode == 0
+    train_here("uninterrupted", "uninterrupted.jsonl")
     uninterrupted = read_batches(tmp_path / "uninterrupted.jsonl")
     assert [batch["step"] for batch in uninterrupted] == list(range(max_steps))
     epochs = [batch["epoch"] for batch in uninterrupted]
@@ -72,15 +83,18 @@ def test_a_killed_duration_batched_run_resumes_its_epochs_data_order(tmp_path, t
                        if epochs[step - 1] == epochs[step] >= 1), None)
     assert checkpoint is not None, f"no checkpoint falls mid-way through a later epoch (epochs by step: {epochs})"
 
-    killed = train("run", "killed.jsonl", kill_at=checkpoint + 2)
+    command = train_command(cli_config(tmp_path, trials), "t", tiny_base, demo_data_stage, tmp_path / "run",
+                            "--threads", "3")
+    command[1:3] = [str(REPO / "tests" / "support" / "recorded_train.py")]  # python -m quranft, recording
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), **{RECORD: str(tmp_path / "killed.jsonl"),
+                                                           KILL_AT: str(checkpoint + 2)})
+    killed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert not (tmp_path / "run" / "training_metadata.json").exists()
     last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert last["global_step"] == checkpoint
     assert read_batches(tmp_path / "killed.jsonl") == uninterrupted[:checkpoint + 2]
-    resumed = train("run", "resumed.jsonl")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    metadata = json.loads((tmp_path / "run" / "training_metadata.json").read_text())
+    metadata = train_here("run", "resumed.jsonl")
     assert metadata["training"]["resumed_from_step"] == checkpoint and metadata["training"]["global_step"] == max_steps
     assert read_batches(tmp_path / "resumed.jsonl") == uninterrupted[checkpoint:]
 

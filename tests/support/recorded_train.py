@@ -1,4 +1,5 @@
-"""`python -m quranft <args>`, with each training batch recorded and an optional kill.
+"""`python -m quranft <args>`, with each training batch recorded and an optional kill (or, by
+`recording`, a training in the test's own process).
 
 Every batch a CTC-only training step receives is appended to the file $QURANFT_RECORD_BATCHES as
 one JSON line: the global step, the epoch and a key per clip (quranft.training.dataloading.clip_keys).
@@ -22,7 +23,8 @@ def read_batches(path) -> list[dict]:
         return [json.loads(line) for line in lines]
 
 
-def _recording(training_step):
+def recording(training_step):
+    """`training_step`, recording each batch (and killing the process at $QURANFT_KILL_AT_STEP)."""
     from quranft.training.dataloading import clip_keys
 
     def step(self, batch, batch_nb):
@@ -40,5 +42,5 @@ if __name__ == "__main__":
     from quranft.cli import main
     from quranft.models.nemo_models import CTCOnlyHybridModel
 
-    CTCOnlyHybridModel.training_step = _recording(CTCOnlyHybridModel.training_step)
+    CTCOnlyHybridModel.training_step = recording(CTCOnlyHybridModel.training_step)
     sys.exit(main(sys.argv[1:]))
