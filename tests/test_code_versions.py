@@ -111,10 +111,12 @@ def test_the_cache_file_spares_the_parse_of_every_module_but_an_edited_one(tmp_p
     assert edited["parsed"] == [str(scoring)]
     assert {k for k in first["hashes"] if edited["hashes"][k] != first["hashes"][k]} == {"matching/scoring.py"}
 
-    # a cache of another recipe (another Python, or another normalisation) or an unreadable one is
-    # not used, and is written anew
-    for held in (json.dumps({"recipe": "another", "entries": json.loads(cache.read_text())["entries"]}), "{"):
-        cache.write_text(held, encoding="utf-8")
+    # a cache of another recipe (another Python, or another normalisation), or an unreadable one,
+    # is not used, and is written anew
+    held = json.loads(cache.read_text())
+    mangled = {key: [3, "x"] for key in held["entries"]}  # hand-edited entries are not used either
+    for text in (json.dumps({**held, "recipe": "another"}), json.dumps({**held, "entries": mangled}), "{"):
+        cache.write_text(text, encoding="utf-8")
         again = hashing()
         assert again["hashes"] == edited["hashes"] and len(again["parsed"]) == len(edited["hashes"])
         assert hashing()["parsed"] == []

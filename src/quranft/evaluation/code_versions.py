@@ -161,7 +161,10 @@ class _Cache:
         except (OSError, ValueError):
             return  # none yet, or unreadable: a cache, rebuilt by this process
         if isinstance(held, dict) and held.get("recipe") == self.recipe and isinstance(held.get("entries"), dict):
-            self.entries = {**held["entries"], **self.entries}
+            well_formed = {key: entry for key, entry in held["entries"].items()
+                           if isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)
+                           and isinstance(entry[1], list) and all(isinstance(name, list) and len(name) == 2 for name in entry[1])}
+            self.entries = {**well_formed, **self.entries}
 
     def save(self) -> None:
         if self.path is None:
