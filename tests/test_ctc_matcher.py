@@ -72,6 +72,14 @@ def test_no_log_probabilities_match_nothing(matcher):
     assert matcher.match("الحمد لله", None, default_index(), TextMatcher()).verses == ()
 
 
+def test_a_transcript_that_the_text_matcher_finds_no_verse_for_matches_nothing(matcher):
+    """The log-probs are only re-ranked over the text matcher's candidates: none, no verse (what an
+    untrained model's empty transcript gives)."""
+    log_probs = perfect_log_probs(matcher, recited(112, 1, 1, False, "simple"))
+    assert TextMatcher().spans("", default_index()) == []
+    assert matcher.match("", log_probs, default_index(), TextMatcher()).verses == ()
+
+
 @pytest.mark.parametrize("surah, noisy", [(20, "بسم الله الرحمن الرحين طاه"), (19, "بسن الله الرحمن الرحيم كهيعض")])
 def test_a_noisy_transcript_of_a_first_verse_after_the_basmala_is_found(matcher, surah, noisy):
     log_probs = perfect_log_probs(matcher, recited(surah, 1, 1, True, "simple"))

@@ -95,7 +95,8 @@ def test_identify_streams_a_session_from_a_file_and_from_pcm_on_standard_input_a
 
     from quranft.data.audio import load_audio
 
-    audio = load_audio(DEMO / "benchmark" / "sessions" / "session_01.mp3")[: 30 * 16000]  # its first 30 s
+    # its first 30.3 s: the last chunk a part one (0.5 s chunks)
+    audio = load_audio(DEMO / "benchmark" / "sessions" / "session_01.mp3")[: int(30.3 * 16000)]
     wav = tmp_path / "session.wav"
     sf.write(wav, audio, 16000, subtype="PCM_16")
     pcm = sf.read(wav, dtype="int16")[0].astype("<i2").tobytes()

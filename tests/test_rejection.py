@@ -86,6 +86,23 @@ def matcher() -> CTCMatcher:
     return CTCMatcher(tokenizer(), blank=tokenizer().vocab_size)
 
 
+def test_what_no_verse_is_predicted_for_is_counted_and_no_threshold_is_chosen_by_it(vad):
+    """A model that names no verse (an untrained one) gives the threshold nothing to choose by: each
+    clip, heard forwards and backwards, is counted as nothing predicted, the synthetic silence and
+    noise as refused by the detector, and the default threshold stands."""
+    from quranft.matching.rejection import DEFAULT_THRESHOLD
+    from quranft.matching.threshold import choose_rejection
+
+    clips = [(name, DEMO / "benchmark" / f"{name}.mp3", tanzil.verse(surah, 1))
+             for name, surah in (("everyayah_001_001", 1), ("everyayah_103_001", 103))]
+    rejection = choose_rejection(lambda audio: ((), None), clips, default_index(), TextMatcher(), vad)
+    assert rejection.threshold == DEFAULT_THRESHOLD
+    assert {key: rejection.chosen_on[key] for key in ("clips", "nothing_predicted", "refused_by_vad",
+                                                       "predicted_wrong", "failed", "positives", "negatives")} == {
+        "clips": 2, "nothing_predicted": 4, "refused_by_vad": 3, "predicted_wrong": 0, "failed": 0,
+        "positives": 0, "negatives": 0}
+
+
 def test_a_prediction_spelled_by_the_log_probs_is_confident_and_another_is_not():
     log_probs = spelled([(112, 1)])
     assert prediction_confidence(log_probs, [(112, 1)], matcher()) == 1.0
