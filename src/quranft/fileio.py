@@ -56,10 +56,11 @@ def canonical_json(obj: Any) -> str:
 
 
 def holds_json(path: str | Path, obj: Any) -> bool:
-    """Whether the file at `path` holds exactly `obj` as canonical JSON (False when it is missing)."""
+    """Whether the file at `path` holds exactly `obj` as canonical JSON (False when it is missing,
+    or is not text)."""
     try:
         return Path(path).read_text(encoding="utf-8") == canonical_json(obj)
-    except FileNotFoundError:
+    except (FileNotFoundError, UnicodeDecodeError):
         return False
 
 

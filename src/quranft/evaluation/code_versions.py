@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import json
 import sys
 from functools import lru_cache
 from pathlib import Path
 
-from quranft.fileio import atomic_write_text
+from quranft.fileio import holds_json, read_json, write_canonical_json
 
 PACKAGE = Path(__file__).resolve().parent.parent
 CORE = {"quranft.errors", "quranft.config", "quranft.fileio", "quranft.progress", "quranft.provenance",
@@ -157,26 +156,25 @@ class _Cache:
     def load(self, path: str | Path) -> None:
         self.path = Path(path)
         try:
-            held = json.loads(self.path.read_text(encoding="utf-8"))
+            held = read_json(self.path)
         except (OSError, ValueError):
             return  # none yet, or unreadable: a cache, rebuilt by this process
         if isinstance(held, dict) and held.get("recipe") == self.recipe and isinstance(held.get("entries"), dict):
-            well_formed = {key: entry for key, entry in held["entries"].items()
-                           if isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)
-                           and isinstance(entry[1], list) and all(isinstance(name, list) and len(name) == 2 for name in entry[1])}
+            well_formed = {key: entry for key, entry in held["entries"].items() if _is_entry(entry)}
             self.entries = {**well_formed, **self.entries}
 
     def save(self) -> None:
         if self.path is None:
             return
-        entries = {key: self.entries[key] for key in sorted(self.used)}
-        text = json.dumps({"recipe": self.recipe, "entries": entries}, sort_keys=True)
-        try:
-            if self.path.read_text(encoding="utf-8") == text:
-                return
-        except OSError:
-            pass
-        atomic_write_text(self.path, text)
+        held = {"recipe": self.recipe, "entries": {key: self.entries[key] for key in self.used}}
+        if not holds_json(self.path, held):
+            write_canonical_json(self.path, held)
+
+
+def _is_entry(entry) -> bool:
+    """Whether a cache file's entry is what _analysed writes: [hash, [[module, name], ...]]."""
+    return (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str) and isinstance(entry[1], list)
+            and all(isinstance(name, list) and len(name) == 2 for name in entry[1]))
 
 
 _CACHE = _Cache()

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from quranft.errors import QuranftError
 from quranft.fileio import check_nemo_archive
+from quranft.models.memory import release_freed_memory
 
 log = logging.getLogger("quranft")
 
@@ -180,8 +181,6 @@ class _OneCopyRestore(SaveRestoreConnector):
         return moved, map_location  # loaded by load_instance_with_state_dict, after the model's weights go
 
     def load_instance_with_state_dict(self, instance, state_dict, strict):
-        from quranft.models.memory import release_freed_memory
-
         checkpoint, map_location = state_dict
         for tensor in instance.state_dict(keep_vars=True).values():
             tensor.data.untyped_storage().resize_(0)

@@ -174,11 +174,10 @@ def _encode(model, samples: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.T
         batch[row, : len(audio)] = torch.from_numpy(audio)
     with denormals_flushed():
         if is_hybrid(model):
-            encoded = model.forward(input_signal=batch.to(device), input_signal_length=lengths.to(device))
-        else:  # a CTC model's forward goes on through its CTC head: its own steps up to the encoder's output
-            features, feature_lengths = model.preprocessor(input_signal=batch.to(device), length=lengths.to(device))
-            encoded = model.encoder(audio_signal=features, length=feature_lengths)
-    return encoded
+            return model.forward(input_signal=batch.to(device), input_signal_length=lengths.to(device))
+        # a CTC model's forward goes on through its CTC head: its own steps up to the encoder's output
+        features, feature_lengths = model.preprocessor(input_signal=batch.to(device), length=lengths.to(device))
+        return model.encoder(audio_signal=features, length=feature_lengths)
 
 
 def _encode_windowed(model, audio: np.ndarray, windowing: Windowing) -> tuple[torch.Tensor, torch.Tensor]:
